@@ -1,0 +1,50 @@
+# asrkit: `make demo` sets up and runs the digits recipe end to end; `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ASRKIT := $(VENV)/bin/asrkit
+EXP := exp/digits
+DATA := data/digits
+
+.PHONY: setup test test-all demo digits bench clean help
+
+help:
+	@echo "make demo      set up, then prepare/train/decode/align/score the digits recipe (embedded FSDD data)"
+	@echo "make test      run the test suite (sets up first)"
+	@echo "make digits    the digits recipe (same as demo)"
+	@echo "make bench     benchmarks; results in bench/results/*.json"
+	@echo "make test-all  the test suite including slow checks"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(PY) -m uv pip install --python $(PY) -q -e '.[dev]'
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m ''
+
+demo: digits
+
+digits: setup
+	$(ASRKIT) prepare recipes/digits.yaml
+	$(ASRKIT) train recipes/digits.yaml
+	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test.hyp $(DATA)/test.jsonl
+	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test_isolated.hyp $(DATA)/test_isolated.jsonl
+	$(ASRKIT) align --model $(EXP)/best.pt --out $(EXP)/align --limit 5 $(DATA)/test.jsonl
+	@echo "== connected-digit test set =="
+	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.hyp --details 3
+	@echo "== isolated-digit test recordings =="
+	$(ASRKIT) score --ref $(DATA)/test_isolated.jsonl --hyp $(EXP)/test_isolated.hyp
+
+bench: setup
+	$(PY) bench/decode_rtf.py
+
+clean:
+	rm -rf data exp

@@ -1,0 +1,335 @@
+"""CTC alignment: forward-backward state posteriors, Viterbi state paths, saving and plotting.
+
+Conventions: the blank index is 0 by default; ``log_probs`` are per-frame log-softmax outputs of
+shape (T, V) for one utterance or (N, T, V) for a batch.  The blank-extended label sequence of
+targets [a, b, c] is [blank, a, blank, b, blank, c, blank] (2L+1 states); the skip transition
+s-2 -> s is allowed when ext[s] != blank and ext[s] != ext[s-2].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from asrkit.fsutil import atomic_write
+
+_NEG_INF = float("-inf")
+
+
+def _compute_dtype(device: torch.device) -> torch.dtype:
+    """Dtype of the internal recursions: float64 everywhere it exists (not on MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _as_index_tensor(x: Sequence[int] | Tensor, device: torch.device | None = None) -> Tensor:
+    """Turn a sequence, array or tensor of integers into an int64 tensor (on `device` if given)."""
+    t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+    if t.numel() > 0 and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
+        raise ValueError(f"expected integer label ids, got dtype {t.dtype}")
+    t = t.to(torch.int64)
+    return t if device is None else t.to(device)
+
+
+def _to_numpy(x: Tensor | np.ndarray | Sequence) -> np.ndarray:
+    """Detach a tensor to a CPU numpy array; pass arrays and sequences through np.asarray."""
+    if isinstance(x, Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def extend_with_blanks(targets: Sequence[int] | Tensor, blank: int = 0) -> tuple[Tensor, Tensor]:
+    """Return the blank-extended states (2L+1,) of 1-D `targets` and the mask of states allowing a skip from s-2."""
+    t = _as_index_tensor(targets)
+    if t.dim() != 1:
+        raise ValueError(f"targets must be 1-D, got shape {tuple(t.shape)}")
+    if bool((t == blank).any()):
+        raise ValueError(f"targets contain the blank index {blank}")
+    n_states = 2 * t.numel() + 1
+    ext = torch.full((n_states,), blank, dtype=torch.int64, device=t.device)
+    ext[1::2] = t
+    skip = torch.zeros(n_states, dtype=torch.bool, device=t.device)
+    skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
+    return ext, skip
+
+
+def _prepare(
+    log_probs: Tensor,
+    targets: Sequence[int] | Tensor,
+    input_lengths: Sequence[int] | Tensor | None,
+    target_lengths: Sequence[int] | Tensor | None,
+    blank: int,
+) -> tuple[bool, Tensor, Tensor, Tensor, Tensor]:
+    """Check shapes and return (batched?, log_probs (N,T,V), targets (N,L), input_lengths (N,), target_lengths (N,))."""
+    if not isinstance(log_probs, Tensor) or not log_probs.is_floating_point():
+        raise ValueError("log_probs must be a floating-point tensor")
+    device = log_probs.device
+    tg = _as_index_tensor(targets, device)
+    if log_probs.dim() == 2:
+        if tg.dim() != 1:
+            raise ValueError(f"for (T, V) log_probs, targets must be 1-D, got shape {tuple(tg.shape)}")
+        if input_lengths is not None or target_lengths is not None:
+            raise ValueError("input_lengths/target_lengths are only for batched (N, T, V) input")
+        single = True
+        lp = log_probs.unsqueeze(0)
+        tg = tg.unsqueeze(0)
+    elif log_probs.dim() == 3:
+        if tg.dim() != 2 or tg.shape[0] != log_probs.shape[0]:
+            raise ValueError(
+                f"for (N, T, V) log_probs, targets must be (N, Lmax), got {tuple(tg.shape)} with N={log_probs.shape[0]}"
+            )
+        single = False
+        lp = log_probs
+    else:
+        raise ValueError(f"log_probs must be (T, V) or (N, T, V), got shape {tuple(log_probs.shape)}")
+    n, t_max, vocab = lp.shape
+    if not 0 <= blank < vocab:
+        raise ValueError(f"blank index {blank} outside the vocabulary of size {vocab}")
+    in_len = (
+        torch.full((n,), t_max, dtype=torch.int64, device=device)
+        if input_lengths is None
+        else _as_index_tensor(input_lengths, device).reshape(-1)
+    )
+    tg_len = (
+        torch.full((n,), tg.shape[1], dtype=torch.int64, device=device)
+        if target_lengths is None
+        else _as_index_tensor(target_lengths, device).reshape(-1)
+    )
+    if in_len.numel() != n or tg_len.numel() != n:
+        raise ValueError(f"input_lengths and target_lengths must have {n} entries")
+    if bool(((in_len < 0) | (in_len > t_max)).any()):
+        raise ValueError(f"input_lengths must lie in [0, {t_max}]")
+    if bool(((tg_len < 0) | (tg_len > tg.shape[1])).any()):
+        raise ValueError(f"target_lengths must lie in [0, {tg.shape[1]}]")
+    real = torch.arange(tg.shape[1], device=device).unsqueeze(0) < tg_len.unsqueeze(1)
+    if bool((real & ((tg < 0) | (tg >= vocab) | (tg == blank))).any()):
+        raise ValueError(f"targets must be ids in [0, {vocab}) other than the blank {blank}")
+    return single, lp, tg, in_len, tg_len
+
+
+def _forward_backward(
+    lp: Tensor, tg: Tensor, in_len: Tensor, tg_len: Tensor, blank: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Batched log-space forward-backward; returns (log_alpha, log_beta, loglik, frame mask (N,T), state mask (N,S))."""
+    device = lp.device
+    n, t_max, _ = lp.shape
+    n_states = 2 * tg.shape[1] + 1
+    lp = lp.to(_compute_dtype(device))
+
+    # Blank-extended states; padded targets become blanks so that the gather below stays in range.
+    s_idx = torch.arange(n_states, device=device)
+    state_ok = s_idx.unsqueeze(0) < (2 * tg_len + 1).unsqueeze(1)  # (N, S)
+    tg_real = torch.arange(tg.shape[1], device=device).unsqueeze(0) < tg_len.unsqueeze(1)
+    ext = torch.full((n, n_states), blank, dtype=torch.int64, device=device)
+    ext[:, 1::2] = torch.where(tg_real, tg, torch.full_like(tg, blank))
+    skip = torch.zeros((n, n_states), dtype=torch.bool, device=device)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    skip_next = F.pad(skip[:, 2:], (0, 2), value=False)[:, :n_states]  # transition s -> s+2 allowed
+    frame_ok = torch.arange(t_max, device=device).unsqueeze(0) < in_len.unsqueeze(1)  # (N, T)
+
+    em = lp.gather(2, ext.unsqueeze(1).expand(n, t_max, n_states))  # (N, T, S)
+    em = em.masked_fill(~state_ok.unsqueeze(1), _NEG_INF)
+
+    log_alpha = torch.full_like(em, _NEG_INF)
+    log_beta = torch.full_like(em, _NEG_INF)
+    if t_max > 0:
+        a = em[:, 0].clone()
+        a[:, 2:] = _NEG_INF
+        log_alpha[:, 0] = a
+        for t in range(1, t_max):
+            a1 = F.pad(a, (1, 0), value=_NEG_INF)[:, :n_states]
+            a2 = F.pad(a, (2, 0), value=_NEG_INF)[:, :n_states].masked_fill(~skip, _NEG_INF)
+            a = torch.logsumexp(torch.stack((a, a1, a2)), dim=0) + em[:, t]
+            log_alpha[:, t] = a
+
+        # Beta excludes the emission at t: log P(x_{t+1..T-1} | state s at t).
+        final = (s_idx.unsqueeze(0) == (2 * tg_len).unsqueeze(1)) | (
+            (s_idx.unsqueeze(0) == (2 * tg_len - 1).unsqueeze(1)) & (tg_len > 0).unsqueeze(1)
+        )
+        b_init = torch.zeros_like(em[:, 0]).masked_fill(~final, _NEG_INF)
+        b = torch.full_like(em[:, 0], _NEG_INF)
+        for t in range(t_max - 1, -1, -1):
+            if t < t_max - 1:
+                nb = b + em[:, t + 1]
+                b1 = F.pad(nb[:, 1:], (0, 1), value=_NEG_INF)
+                b2 = F.pad(nb[:, 2:], (0, 2), value=_NEG_INF)[:, :n_states].masked_fill(~skip_next, _NEG_INF)
+                b = torch.logsumexp(torch.stack((nb, b1, b2)), dim=0)
+            b = torch.where((in_len - 1 == t).unsqueeze(1), b_init, b)
+            log_beta[:, t] = b
+
+    log_alpha = log_alpha.masked_fill(~frame_ok.unsqueeze(2), _NEG_INF)
+    log_beta = log_beta.masked_fill(~frame_ok.unsqueeze(2), _NEG_INF)
+
+    # Total log-likelihood: alpha at the last frame in the last two states.
+    last_t = (in_len - 1).clamp(min=0).view(n, 1, 1).expand(n, 1, n_states)
+    a_last = log_alpha.gather(1, last_t).squeeze(1) if t_max > 0 else em.new_full((n, n_states), _NEG_INF)
+    end_idx = torch.stack(((2 * tg_len), (2 * tg_len - 1).clamp(min=0)), dim=1)
+    ends = a_last.gather(1, end_idx)
+    ends[:, 1] = ends[:, 1].masked_fill(tg_len == 0, _NEG_INF)
+    loglik = torch.logsumexp(ends, dim=1)
+    # Zero frames: the empty target has probability 1, anything else is impossible.
+    empty_ll = torch.where(tg_len == 0, 0.0, _NEG_INF).to(loglik.dtype)
+    loglik = torch.where(in_len == 0, empty_ll, loglik)
+    return log_alpha, log_beta, loglik, frame_ok, state_ok
+
+
+@torch.no_grad()
+def ctc_alpha_beta(
+    log_probs: Tensor,
+    targets: Sequence[int] | Tensor,
+    blank: int = 0,
+    input_lengths: Sequence[int] | Tensor | None = None,
+    target_lengths: Sequence[int] | Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Return float64 (log_alpha, log_beta, loglik); alpha includes frame t's emission, beta excludes it; padding -inf."""
+    single, lp, tg, in_len, tg_len = _prepare(log_probs, targets, input_lengths, target_lengths, blank)
+    log_alpha, log_beta, loglik, _, _ = _forward_backward(lp, tg, in_len, tg_len, blank)
+    if single:
+        return log_alpha[0], log_beta[0], loglik[0]
+    return log_alpha, log_beta, loglik
+
+
+@torch.no_grad()
+def ctc_posteriors(
+    log_probs: Tensor,
+    targets: Sequence[int] | Tensor,
+    blank: int = 0,
+    input_lengths: Sequence[int] | Tensor | None = None,
+    target_lengths: Sequence[int] | Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Return (loglik, state posteriors gamma (..., T, 2L+1)) from a float64 log-space CTC forward-backward."""
+    single, lp, tg, in_len, tg_len = _prepare(log_probs, targets, input_lengths, target_lengths, blank)
+    log_alpha, log_beta, loglik, frame_ok, state_ok = _forward_backward(lp, tg, in_len, tg_len, blank)
+    ok = frame_ok.unsqueeze(2) & state_ok.unsqueeze(1) & torch.isfinite(loglik).view(-1, 1, 1)
+    log_gamma = log_alpha + log_beta - loglik.view(-1, 1, 1)
+    gamma = torch.where(ok, log_gamma.exp(), torch.zeros_like(log_gamma))
+    out_dtype = log_probs.dtype
+    loglik, gamma = loglik.to(out_dtype), gamma.to(out_dtype)
+    if single:
+        return loglik[0], gamma[0]
+    return loglik, gamma
+
+
+def best_state_path(log_probs: Tensor, targets: Sequence[int] | Tensor, blank: int = 0) -> Tensor:
+    """Return the Viterbi extended-state index (T,) per frame for one utterance, via torchaudio's forced_align."""
+    if not isinstance(log_probs, Tensor) or log_probs.dim() != 2 or not log_probs.is_floating_point():
+        raise ValueError("log_probs must be a floating-point (T, V) tensor")
+    tg = _as_index_tensor(targets, log_probs.device)
+    if tg.dim() != 1:
+        raise ValueError(f"targets must be 1-D, got shape {tuple(tg.shape)}")
+    n_frames, vocab = log_probs.shape
+    if bool(((tg < 0) | (tg >= vocab) | (tg == blank)).any()):
+        raise ValueError(f"targets must be ids in [0, {vocab}) other than the blank {blank}")
+    n_tokens = tg.numel()
+    if n_tokens == 0:
+        return torch.zeros(n_frames, dtype=torch.int64, device=log_probs.device)
+    n_repeats = int((tg[1:] == tg[:-1]).sum())
+    if n_frames < n_tokens + n_repeats:
+        raise ValueError(
+            f"{n_frames} frames cannot align {n_tokens} tokens with {n_repeats} repeats (needs {n_tokens + n_repeats})"
+        )
+    import torchaudio.functional as taf
+
+    lp = log_probs if log_probs.dtype in (torch.float32, torch.float64) else log_probs.float()
+    labels, _ = taf.forced_align(lp.unsqueeze(0), tg.to(torch.int32).unsqueeze(0), blank=blank)
+    lab = labels[0].to(torch.int64)
+    # A non-blank frame starts a new token unless it continues the previous frame's token.
+    nonblank = lab != blank
+    prev = F.pad(lab[:-1], (1, 0), value=blank)
+    n_emitted = torch.cumsum((nonblank & (lab != prev)).to(torch.int64), dim=0)
+    states = torch.where(nonblank, 2 * n_emitted - 1, 2 * n_emitted)
+    ext, _ = extend_with_blanks(tg, blank)
+    if int(n_emitted[-1]) != n_tokens or not bool((ext[states] == lab).all()):
+        raise RuntimeError("forced_align returned a path that does not spell the targets")
+    return states
+
+
+def save_alignment(
+    path: str | Path,
+    posteriors: Tensor | np.ndarray,
+    states: Tensor | np.ndarray | Sequence[int],
+    path_states: Tensor | np.ndarray | Sequence[int],
+    frame_shift: float,
+    loglik: float,
+) -> None:
+    """Write posteriors, extended states, Viterbi path, frame shift and loglik atomically to an .npz file."""
+    post = _to_numpy(posteriors).astype(np.float32)
+    st = _to_numpy(states).astype(np.int64).reshape(-1)
+    vit = _to_numpy(path_states).astype(np.int64).reshape(-1)
+    if post.ndim != 2 or post.shape[1] != st.size:
+        raise ValueError(f"posteriors must be (T, {st.size}), got shape {post.shape}")
+    if vit.size != post.shape[0]:
+        raise ValueError(f"path has {vit.size} frames, posteriors have {post.shape[0]}")
+    ll = float(loglik.item()) if isinstance(loglik, Tensor) else float(loglik)
+
+    def _write(tmp: str) -> None:
+        # A file object, so that numpy does not append ".npz" to the temporary name.
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f, posteriors=post, states=st, path=vit,
+                frame_shift=np.float64(frame_shift), loglik=np.float64(ll),
+            )
+
+    atomic_write(path, _write)
+
+
+def plot_alignment(
+    path: str | Path,
+    posteriors: Tensor | np.ndarray,
+    state_labels: list[str],
+    path_states: Tensor | np.ndarray | Sequence[int] | None = None,
+    frame_shift: float = 0.01,
+    title: str = "",
+) -> None:
+    """Save a PNG of the state posteriors (linear and log scale) over time, with the Viterbi path if given."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    post = _to_numpy(posteriors).astype(np.float64)
+    if post.ndim != 2:
+        raise ValueError(f"posteriors must be 2-D (T, S), got shape {post.shape}")
+    n_frames, n_states = post.shape
+    if len(state_labels) != n_states:
+        raise ValueError(f"{len(state_labels)} state labels for {n_states} states")
+    floor = 1e-6
+    extent = (0.0, n_frames * frame_shift, -0.5, n_states - 0.5)
+    width = min(max(6.0, 0.02 * n_frames), 20.0)
+    panel_h = min(max(2.0, 0.15 * n_states), 8.0)
+    fig = Figure(figsize=(width, 2 * panel_h + 1.0), dpi=100)
+    FigureCanvasAgg(fig)  # Agg canvas without touching pyplot's global state
+    axes = fig.subplots(2, 1, sharex=True)
+    tick_step = max(1, int(np.ceil(n_states / 40)))
+    ticks = np.arange(0, n_states, tick_step)
+    panels = (
+        ("posterior", dict(vmin=0.0, vmax=1.0), post),
+        (f"posterior (log, floor {floor:g})", dict(norm=LogNorm(vmin=floor, vmax=1.0)), np.clip(post, floor, 1.0)),
+    )
+    vit = None if path_states is None else _to_numpy(path_states).reshape(-1)
+    for ax, (name, scale, data) in zip(axes, panels):
+        im = ax.imshow(
+            data.T, origin="lower", aspect="auto", interpolation="nearest", extent=extent, cmap="viridis", **scale
+        )
+        fig.colorbar(im, ax=ax, label=name, pad=0.01)
+        ax.set_yticks(ticks)
+        ax.set_yticklabels([state_labels[i] for i in ticks], fontsize=7)
+        ax.set_ylabel("state")
+        if vit is not None:
+            ax.plot((np.arange(vit.size) + 0.5) * frame_shift, vit, color="red", lw=1.0, drawstyle="steps-mid")
+    axes[-1].set_xlabel("time (s)")
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+
+    def _write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
+
+    try:
+        atomic_write(path, _write)
+    finally:
+        fig.clear()

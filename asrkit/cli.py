@@ -1,0 +1,189 @@
+"""The `asrkit` command: one thin function per subcommand over the library; errors become one line + exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="asrkit",
+    help="Speech recognition with recurrent CTC models: prepare → train → decode → align → score.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key, e.g. --set train.epochs=5 (repeatable).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+_DEBUG = {"on": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from asrkit import __version__
+
+        typer.echo(f"asrkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    _DEBUG["on"] = debug or os.environ.get("ASRKIT_DEBUG") == "1"
+
+
+@app.command()
+def prepare(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/digits.yaml.")],
+    set_: Sets = None,
+    download: Annotated[bool, typer.Option("--download", help="Download the corpus when data.root / $ASRKIT_DATA do not hold it.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo even if the data dir is up to date.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Corpus on disk → manifests, vocabulary, cached features (data/<recipe>/)."""
+    from asrkit.config import load_recipe
+    from asrkit.data.prepare import prepare as run
+
+    out = run(load_recipe(recipe, set_), download=download, force=force, quiet=quiet)
+    typer.echo(f"prepared {out}", err=True)
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML.")],
+    set_: Sets = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming from exp/<recipe>/last.pt.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the recipe's model; resumes when the experiment dir has a last.pt."""
+    from asrkit.config import load_recipe
+    from asrkit.train.trainer import train as run
+
+    best = run(load_recipe(recipe, set_), quiet=quiet, fresh=fresh)
+    typer.echo(f"best checkpoint: {best}", err=True)
+
+
+@app.command()
+def decode(
+    inputs: Annotated[list[str], typer.Argument(help="Audio files (wav/flac, any rate), directories, or .jsonl manifests.")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint, e.g. exp/digits/best.pt.")],
+    beam: Annotated[int, typer.Option("--beam", min=1, help="Beam width; 1 is greedy.")] = 10,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines with score, tokens and timestamps.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Transcribe audio: lines `id<TAB>text` (id = manifest id or file stem)."""
+    from asrkit.decode.run import decode as run
+
+    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet)
+
+
+@app.command()
+def align(
+    inputs: Annotated[list[str], typer.Argument(help="A manifest with transcripts, or audio files with --text.")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for <id>.npz and <id>.png.")] = Path("alignments"),
+    text: Annotated[Optional[str], typer.Option("--text", help="Transcript for audio-file inputs.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Align only the first N utterances.")] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Write .npz only.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """CTC soft alignments (posteriors over the blank-extended labels) with the Viterbi path, as .npz and heatmaps."""
+    from asrkit.align.run import align as run
+
+    rows = run(model, inputs, out, text=text, plots=not no_plots, limit=limit, quiet=quiet)
+    typer.echo(f"aligned {sum(r['loglik'] > float('-inf') for r in rows)} of {len(rows)} utterances into {out}", err=True)
+
+
+@app.command()
+def score(
+    ref: Annotated[Path, typer.Option("--ref", help="Reference transcripts, id<TAB>text.")],
+    hyp: Annotated[Path, typer.Option("--hyp", help="Hypotheses, id<TAB>text.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (wer, cer as fractions, counts, per-utterance detail).")] = False,
+    details: Annotated[int, typer.Option("--details", min=0, help="Show the N worst utterances with their alignment.")] = 0,
+) -> None:
+    """WER/CER with substitutions, deletions, insertions; missing and extra ids are reported."""
+    import json
+
+    from asrkit.score import format_details, format_report, read_transcripts
+    from asrkit.score import score as run
+
+    rep = run(read_transcripts(ref), read_transcripts(hyp))
+    if as_json:
+        typer.echo(json.dumps(rep.to_dict()))
+        return
+    from rich.console import Console
+
+    con = Console()
+    con.print(format_report(rep))
+    if rep.missing:
+        con.print(f"[yellow]{len(rep.missing)} reference id(s) have no hypothesis (scored as deletions): {', '.join(rep.missing[:5])}")
+    if rep.extra:
+        con.print(f"[yellow]{len(rep.extra)} hypothesis id(s) are not in the reference (not scored): {', '.join(rep.extra[:5])}")
+    if details:
+        con.print(format_details(rep, details))
+
+
+def _click_exception_class() -> type[Exception]:
+    """Typer >= 0.17 vendors click as typer._click; older releases raise click's own exceptions."""
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click.exceptions import ClickException
+    return ClickException
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; known errors print one line on stderr with the DESIGN exit codes."""
+    from asrkit.errors import AsrkitError
+
+    click_error = _click_exception_class()
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("ASRKIT_DEBUG") == "1"
+    try:
+        app(args=args, prog_name="asrkit", standalone_mode=False)
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        print("asrkit: aborted", file=sys.stderr)
+        return 130
+    except click_error as e:
+        if debug:
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()  # prints the help
+            return 2
+        cmd = f" {e.ctx.info_name}" if getattr(e, "ctx", None) is not None and e.ctx.info_name != "asrkit" else ""
+        print(f"asrkit{cmd}: error: {e.format_message()} (see asrkit{cmd} --help)", file=sys.stderr)
+        return 2
+    except AsrkitError as e:
+        if debug:
+            raise
+        print(f"asrkit: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("asrkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an unexpected failure: still one line, the traceback behind --debug
+        if debug:
+            raise
+        print(f"asrkit: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Recipe schema (dataclasses), YAML loading, `--set a.b=c` overrides, validation with key paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asrkit.errors import InputError
+
+
+@dataclass
+class ConnectedConfig:
+    """Connected-digit utterances built by joining isolated recordings."""
+
+    per_split: dict[str, int] = field(default_factory=lambda: {"train": 3000, "dev": 200, "test": 400})
+    min_words: int = 2
+    max_words: int = 7
+    gap_seconds: list[float] = field(default_factory=lambda: [0.05, 0.3])
+
+
+@dataclass
+class DataConfig:
+    corpus: str = "digits"
+    root: str | None = None
+    out_dir: str | None = None
+    sample_rate: int = 16000
+    split: str = "official"
+    test_speakers: list[str] = field(default_factory=list)
+    dev_indices: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
+    connected: ConnectedConfig = field(default_factory=ConnectedConfig)
+    isolated: bool = True
+    max_duration: float = 30.0
+    seed: int = 0
+
+
+@dataclass
+class SpecAugmentConfig:
+    freq_masks: int = 2
+    freq_width: int = 10
+    time_masks: int = 2
+    time_width: float = 0.05
+
+
+@dataclass
+class FeatureConfig:
+    type: str = "logmel"
+    n_mels: int = 80
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    f_min: float = 0.0
+    f_max: float | None = None
+    cmvn: str = "utterance"
+    specaugment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "bilstm"
+    conv_channels: int = 32
+    subsample: int = 2
+    hidden: int = 192
+    layers: int = 2
+    dropout: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    exp_dir: str | None = None
+    epochs: int = 10
+    batch_seconds: float = 120.0
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    schedule: str = "onecycle"
+    warmup: float = 0.1
+    clip: float = 5.0
+    sortagrad: bool = True
+    seed: int = 0
+    speed_perturb: list[float] = field(default_factory=list)
+    gain_db: float = 0.0
+    threads: int = 0
+
+
+@dataclass
+class DecodeConfig:
+    beam: int = 10
+    lm: str | None = None
+    alpha: float = 0.5
+    beta: float = 1.0
+
+
+@dataclass
+class Recipe:
+    name: str = "recipe"
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.data.out_dir or f"data/{self.name}")
+
+    @property
+    def exp_dir(self) -> Path:
+        return Path(self.train.exp_dir or f"exp/{self.name}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SCI_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Check `value` against the annotation `tp`, converting where lossless (int → float)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, path)
+            except InputError as e:
+                errors.append(str(e))
+        raise InputError(errors[0] if errors else f"{path}: bad value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise InputError(f"{path}: expected a mapping, got {value!r}")
+        return _build(tp, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise InputError(f"{path}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{path}: expected a mapping, got {value!r}")
+        kt, vt = typing.get_args(tp)
+        return {_convert(k, kt, path): _convert(v, vt, f"{path}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, str) and _SCI_NUMBER.match(value.strip()):
+            # YAML 1.1 (PyYAML) reads `1e-3` (no dot) as a string; it is plainly a number here
+            return float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise InputError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    raise InputError(f"{path}: unsupported type {_type_name(tp)}")
+
+
+def _build(cls: type, values: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {(prefix + '.' if prefix else '') + close[0]!r}?" if close else ""
+            raise InputError(f"unknown recipe key {path!r}{hint}")
+        kwargs[key] = _convert(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def _set_path(d: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        nxt = d.get(k)
+        if nxt is None:
+            nxt = d[k] = {}
+        if not isinstance(nxt, dict):
+            raise InputError(f"--set {dotted}: {k!r} is not a section")
+        d = nxt
+    d[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str] | None) -> list[tuple[str, Any]]:
+    """`a.b=c` strings → (path, YAML-parsed value) pairs."""
+    out = []
+    for o in overrides or []:
+        if "=" not in o:
+            raise InputError(f"--set {o!r}: expected key=value, e.g. train.epochs=5")
+        k, v = o.split("=", 1)
+        try:
+            out.append((k.strip(), yaml.safe_load(v) if v else None))
+        except yaml.YAMLError:
+            out.append((k.strip(), v))
+    return out
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a recipe YAML, apply `--set` overrides and validate every key and type."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"recipe {p} not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise InputError(f"recipe {p}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"recipe {p}: expected a mapping at the top level")
+    raw.setdefault("name", p.stem)
+    for k, v in parse_overrides(overrides):
+        _set_path(raw, k, v)
+    recipe = recipe_from_dict(raw)
+    validate(recipe)
+    return recipe
+
+
+def recipe_from_dict(raw: dict) -> Recipe:
+    return _build(Recipe, raw, "")
+
+
+def validate(r: Recipe) -> None:
+    """Value checks that types alone do not catch."""
+    checks = [
+        (r.data.sample_rate > 0, "data.sample_rate must be positive"),
+        (r.data.split in ("official", "speakers"), "data.split must be 'official' or 'speakers'"),
+        (r.data.split != "speakers" or r.data.test_speakers, "data.split 'speakers' needs data.test_speakers"),
+        (1 <= r.data.connected.min_words <= r.data.connected.max_words, "data.connected: need 1 <= min_words <= max_words"),
+        (all(n >= 0 for n in r.data.connected.per_split.values()), "data.connected.per_split counts must be >= 0"),
+        (set(r.data.connected.per_split) <= {"train", "dev", "test"}, "data.connected.per_split keys must be train, dev or test"),
+        (
+            len(r.data.connected.gap_seconds) == 2 and 0 <= r.data.connected.gap_seconds[0] <= r.data.connected.gap_seconds[1],
+            "data.connected.gap_seconds must be [min, max] with 0 <= min <= max",
+        ),
+        (r.features.type in ("logmel",), "features.type must be 'logmel'"),
+        (r.features.n_mels > 0, "features.n_mels must be positive"),
+        (r.features.cmvn in ("none", "utterance", "global"), "features.cmvn must be none, utterance or global"),
+        (r.features.hop_ms > 0 and r.features.win_ms >= r.features.hop_ms, "features: need win_ms >= hop_ms > 0"),
+        (
+            0 <= r.features.f_min < (r.features.f_max or r.data.sample_rate / 2) <= r.data.sample_rate / 2,
+            "features: need 0 <= f_min < f_max <= sample_rate / 2",
+        ),
+        (r.model.hidden > 0 and r.model.layers > 0 and r.model.conv_channels > 0, "model.hidden, model.layers and model.conv_channels must be positive"),
+        (r.model.subsample in (1, 2, 3, 4), "model.subsample must be 1, 2, 3 or 4"),
+        (0 <= r.model.dropout < 1, "model.dropout must be in [0, 1)"),
+        (r.train.epochs > 0, "train.epochs must be positive"),
+        (r.train.batch_seconds > 0, "train.batch_seconds must be positive"),
+        (r.train.lr > 0, "train.lr must be positive"),
+        (r.train.optimizer in ("adamw", "sgd"), "train.optimizer must be adamw or sgd"),
+        (r.train.schedule in ("onecycle", "cosine", "constant"), "train.schedule must be onecycle, cosine or constant"),
+        (r.decode.beam >= 1, "decode.beam must be >= 1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise InputError(f"recipe {r.name}: {msg}")
+
+
+def save_recipe(r: Recipe, path: str | Path) -> None:
+    from asrkit.fsutil import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(r.to_dict(), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Data: manifests, corpus readers, loaders."""

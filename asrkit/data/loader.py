@@ -1,0 +1,108 @@
+"""Dataset over cached features, a duration-bucketing batch sampler, and the padding collate."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from asrkit.config import SpecAugmentConfig
+from asrkit.data.manifest import Utterance
+from asrkit.features import normalize, spec_augment
+from asrkit.text import CharTokenizer
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """(features, token ids, id) per utterance; CMVN always, SpecAugment when `augment` is given."""
+
+    def __init__(
+        self,
+        utts: list[Utterance],
+        feats: dict[str, torch.Tensor],
+        tokenizer: CharTokenizer,
+        cmvn: str = "utterance",
+        cmvn_stats: dict | None = None,
+        augment: SpecAugmentConfig | None = None,
+        seed: int = 0,
+    ):
+        self.utts = utts
+        self.feats = feats
+        self.targets = [tokenizer.encode(u.text or "", u.id) for u in utts]
+        self.cmvn = cmvn
+        self.cmvn_stats = cmvn_stats
+        self.augment = augment
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def frames(self, i: int) -> int:
+        return self.feats[self.utts[i].id].shape[0]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int], str]:
+        u = self.utts[i]
+        x = normalize(self.feats[u.id].float(), self.cmvn, self.cmvn_stats)
+        if self.augment is not None:
+            x = spec_augment(x, self.augment, self.generator)
+        return x, self.targets[i], u.id
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Batches of similar length whose padded size stays under `max_frames`; order reshuffled each epoch."""
+
+    def __init__(self, lengths: list[int], max_frames: int, shuffle: bool = True, seed: int = 0):
+        self.lengths = lengths
+        self.max_frames = max_frames
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 100003 + self.epoch)
+        order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], rng.random()))
+        out, cur, longest = [], [], 0
+        for i in order:
+            longest_new = max(longest, self.lengths[i])
+            if cur and longest_new * (len(cur) + 1) > self.max_frames:
+                out.append(cur)
+                cur, longest_new = [], self.lengths[i]
+            cur.append(i)
+            longest = longest_new
+        if cur:
+            out.append(cur)
+        if self.shuffle:
+            rng.shuffle(out)
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+
+@dataclass
+class Batch:
+    feats: torch.Tensor  # (B, T, F)
+    lengths: torch.Tensor  # (B,)
+    targets: torch.Tensor  # (B, L) padded with 0
+    target_lengths: torch.Tensor  # (B,)
+    ids: list[str]
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(self.feats.to(device), self.lengths.to(device), self.targets.to(device), self.target_lengths.to(device), self.ids)
+
+
+def collate(items: list[tuple[torch.Tensor, list[int], str]]) -> Batch:
+    feats = torch.nn.utils.rnn.pad_sequence([x for x, _, _ in items], batch_first=True)
+    lengths = torch.tensor([x.shape[0] for x, _, _ in items])
+    tl = torch.tensor([len(t) for _, t, _ in items])
+    targets = torch.zeros(len(items), max(1, int(tl.max())), dtype=torch.long)
+    for i, (_, t, _) in enumerate(items):
+        targets[i, : len(t)] = torch.tensor(t, dtype=torch.long)
+    return Batch(feats, lengths, targets, tl, [u for _, _, u in items])

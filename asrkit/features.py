@@ -1,0 +1,123 @@
+"""Log-mel features (torchaudio), CMVN and SpecAugment, behind asrkit's own small functions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import torch
+
+from asrkit.config import FeatureConfig, SpecAugmentConfig
+
+LOG_FLOOR = 1e-6
+
+
+class LogMel(torch.nn.Module):
+    """Waveform (..., samples) → log-mel features (..., frames, n_mels)."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        n_mels: int = 80,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+    ):
+        super().__init__()
+        import torchaudio
+
+        self.sample_rate = sample_rate
+        self.win_length = int(round(sample_rate * win_ms / 1000))
+        self.hop_length = int(round(sample_rate * hop_ms / 1000))
+        n_fft = 1 << math.ceil(math.log2(self.win_length))
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            win_length=self.win_length,
+            hop_length=self.hop_length,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+            power=2.0,
+        )
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.mel(wav) + LOG_FLOOR).transpose(-1, -2)
+
+
+def feature_settings(cfg: FeatureConfig, sample_rate: int) -> dict:
+    """Everything needed to recompute features at decode time (stored in checkpoints)."""
+    d = asdict(cfg)
+    d.pop("specaugment", None)
+    d["sample_rate"] = sample_rate
+    return d
+
+
+def make_extractor(settings: dict) -> LogMel:
+    s = settings
+    return LogMel(s["sample_rate"], s["n_mels"], s["win_ms"], s["hop_ms"], s.get("f_min", 0.0), s.get("f_max"))
+
+
+STD_FLOOR = 0.1  # in log-energy units: a band with no signal (above a narrow-band source's Nyquist) is not blown up into noise
+
+
+def utterance_cmvn(feats: torch.Tensor) -> torch.Tensor:
+    """Per-utterance mean and variance normalisation over time (removes channel and speaker offsets)."""
+    mean = feats.mean(dim=0, keepdim=True)
+    std = feats.std(dim=0, keepdim=True, unbiased=False)
+    return (feats - mean) / std.clamp_min(STD_FLOOR)
+
+
+class CMVNStats:
+    """Global mean/variance accumulated over a training set."""
+
+    def __init__(self, dim: int):
+        self.n = 0
+        self.sum = torch.zeros(dim, dtype=torch.float64)
+        self.sumsq = torch.zeros(dim, dtype=torch.float64)
+
+    def add(self, feats: torch.Tensor) -> None:
+        f = feats.double()
+        self.n += f.shape[0]
+        self.sum += f.sum(0)
+        self.sumsq += (f * f).sum(0)
+
+    def to_dict(self) -> dict:
+        mean = self.sum / max(self.n, 1)
+        var = (self.sumsq / max(self.n, 1) - mean * mean).clamp_min(0.0)
+        return {"mean": mean.float(), "std": var.sqrt().clamp_min(STD_FLOOR).float(), "frames": self.n}
+
+
+def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torch.Tensor:
+    """Apply the configured CMVN mode ('none', 'utterance', 'global')."""
+    if mode == "utterance":
+        return utterance_cmvn(feats)
+    if mode == "global":
+        if stats is None:
+            raise ValueError("global CMVN needs statistics (cmvn.pt from prepare)")
+        return (feats - stats["mean"].to(feats)) / stats["std"].to(feats)
+    return feats
+
+
+def spec_augment(feats: torch.Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Frequency and time masking (SpecAugment) on one (frames, n_mels) matrix; masked cells set to the mean."""
+    import torchaudio.functional as AF
+
+    x = feats.t().unsqueeze(0)  # (1, F, T) as torchaudio expects
+    fill = float(x.mean())
+    t = x.shape[-1]
+    max_t = max(1, int(cfg.time_width * t))
+    if generator is not None:
+        # torchaudio draws from the global RNG; seed it from our generator so runs are reproducible
+        state = torch.random.get_rng_state()
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    try:
+        for _ in range(cfg.freq_masks):
+            x = AF.mask_along_axis(x, cfg.freq_width, fill, axis=1)
+        for _ in range(cfg.time_masks):
+            x = AF.mask_along_axis(x, max_t, fill, axis=2)
+    finally:
+        if generator is not None:
+            torch.random.set_rng_state(state)
+    return x.squeeze(0).t()

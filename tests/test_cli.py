@@ -1,0 +1,69 @@
+"""CLI behaviour: one-line errors with the DESIGN exit codes, --debug tracebacks, a light --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["decode", "--bogus"], "No such option"),
+        (["decode", "x.wav"], "--model"),
+        (["decode", "--beam", "0", "--model", "m.pt", "x.wav"], "--beam"),
+        (["score", "--ref", "nowhere.txt", "--hyp", "nowhere.txt"], "nowhere.txt"),
+        (["prepare", "no/such/recipe.yaml"], "no/such/recipe.yaml"),
+        (["train", "no/such/recipe.yaml"], "not found"),
+        (["decode", "--model", "missing.pt", "x.wav"], "missing.pt"),
+        (["nosuchcommand"], "nosuchcommand"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(args: list[str], needle: str, tmp_path: Path) -> None:
+    proc = run_cli(*args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_unknown_recipe_key_names_the_key(tmp_path: Path) -> None:
+    r = tmp_path / "r.yaml"
+    r.write_text("data:\n  corpus: digits\ntrain:\n  epoks: 3\n")
+    proc = run_cli("prepare", str(r), cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "train.epoks" in proc.stderr and "train.epochs" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unreadable_audio_is_a_clear_error(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.wav"
+    fake.write_text("this is not audio")
+    from asrkit.audio import read_audio
+    from asrkit.errors import InputError
+
+    with pytest.raises(InputError, match="fake.wav"):
+        read_audio(fake)
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    proc = run_cli("--debug", "score", "--ref", "nowhere.txt", "--hyp", "nowhere.txt", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_help_lists_every_subcommand() -> None:
+    out = run_cli("--help").stdout
+    for cmd in ("prepare", "train", "decode", "align", "score"):
+        assert cmd in out
+
+
+def test_cli_import_does_not_load_torch() -> None:
+    # `asrkit --help` must answer fast: the heavy libraries load only inside the subcommands that need them
+    code = "import sys, asrkit.cli; print(sorted(m for m in ('torch', 'torchaudio', 'matplotlib', 'jiwer') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

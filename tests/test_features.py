@@ -1,0 +1,168 @@
+"""asrkit.features: log-mel, CMVN (per utterance and global) and SpecAugment."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from asrkit.config import FeatureConfig, SpecAugmentConfig
+from asrkit.features import CMVNStats, LogMel, feature_settings, make_extractor, normalize, spec_augment, utterance_cmvn
+
+SR = 16000
+
+
+def _tone(freq: float, seconds: float = 1.0, sr: int = SR) -> torch.Tensor:
+    t = torch.arange(int(seconds * sr), dtype=torch.float64) / sr
+    return (0.5 * torch.sin(2 * math.pi * freq * t)).float()
+
+
+def _expected_band(freq: float, lm: LogMel, n_mels: int) -> int:
+    """The mel band whose triangular filter weighs the tone's FFT bin most."""
+    import torchaudio.functional as AF
+
+    n_fft = lm.mel.n_fft
+    fb = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, SR / 2, n_mels, SR)  # (n_freqs, n_mels)
+    fft_bin = round(freq * n_fft / SR)
+    return int(fb[fft_bin].argmax())
+
+
+def test_logmel_shape_one_second():
+    lm = LogMel(SR, n_mels=80, win_ms=25, hop_ms=10)
+    assert lm.hop_length == 160 and lm.win_length == 400
+    wav = torch.randn(SR) * 0.1
+    f = lm(wav)
+    assert f.shape == (1 + SR // 160, 80)
+    assert f.dtype == torch.float32
+    assert torch.isfinite(f).all()
+
+
+def test_logmel_batched_and_other_settings():
+    lm = LogMel(8000, n_mels=40, win_ms=32, hop_ms=16)
+    assert lm.hop_length == 128
+    f = lm(torch.randn(3, 4000) * 0.1)
+    assert f.shape == (3, 1 + 4000 // 128, 40)
+
+
+def test_silence_is_floored_not_minus_inf():
+    f = LogMel(SR, n_mels=40)(torch.zeros(SR // 2))
+    assert torch.allclose(f, torch.full_like(f, math.log(1e-6)))
+
+
+@pytest.mark.parametrize("freq", [300.0, 1000.0, 3000.0, 6000.0])
+def test_tone_peaks_in_its_mel_band(freq):
+    n_mels = 40
+    lm = LogMel(SR, n_mels=n_mels)
+    f = lm(_tone(freq))
+    band = int(f[5:-5].mean(0).argmax())
+    assert abs(band - _expected_band(freq, lm, n_mels)) <= 1
+
+
+def test_higher_tone_has_higher_peak_band():
+    lm = LogMel(SR, n_mels=80)
+    low = int(lm(_tone(500.0)).mean(0).argmax())
+    high = int(lm(_tone(2500.0)).mean(0).argmax())
+    assert high > low + 10
+
+
+def test_feature_settings_and_make_extractor():
+    cfg = FeatureConfig(n_mels=64, win_ms=20, hop_ms=10)
+    s = feature_settings(cfg, 8000)
+    assert "specaugment" not in s
+    assert s == {"type": "logmel", "n_mels": 64, "win_ms": 20.0, "hop_ms": 10.0, "f_min": 0.0, "f_max": None, "cmvn": "utterance", "sample_rate": 8000}
+    ex = make_extractor(s)
+    assert ex(torch.randn(8000)).shape == (1 + 8000 // 80, 64)
+
+
+def test_utterance_cmvn_zero_mean_unit_std():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 13, generator=g) * torch.linspace(0.5, 5, 13) + torch.linspace(-10, 10, 13)
+    y = utterance_cmvn(x)
+    assert y.shape == x.shape
+    assert torch.allclose(y.mean(0), torch.zeros(13), atol=1e-5)
+    assert torch.allclose(y.std(0, unbiased=False), torch.ones(13), atol=1e-4)
+
+
+def _chunks():
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(n, 6, generator=g) * 3 + 7 for n in (50, 13, 101)]
+
+
+def test_cmvn_stats_match_torch():
+    chunks = _chunks()
+    stats = CMVNStats(6)
+    for c in chunks:
+        stats.add(c)
+    d = stats.to_dict()
+    allf = torch.cat(chunks).double()
+    assert d["frames"] == 164
+    assert torch.allclose(d["mean"].double(), allf.mean(0), atol=1e-5)
+    assert torch.allclose(d["std"].double(), allf.std(0, unbiased=False), atol=1e-5)
+
+
+def test_normalize_modes():
+    chunks = _chunks()
+    stats = CMVNStats(6)
+    for c in chunks:
+        stats.add(c)
+    d = stats.to_dict()
+    x = chunks[1]
+    g = normalize(x, "global", d)
+    assert torch.allclose(g, (x - d["mean"]) / d["std"])
+    assert not torch.allclose(g, utterance_cmvn(x), atol=1e-2)
+    allnorm = normalize(torch.cat(chunks), "global", d)
+    assert torch.allclose(allnorm.mean(0), torch.zeros(6), atol=1e-4)
+    assert torch.allclose(normalize(x, "utterance"), utterance_cmvn(x))
+    assert torch.equal(normalize(x, "none"), x)
+    with pytest.raises(ValueError, match="statistics"):
+        normalize(x, "global", None)
+
+
+def _feats():
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(300, 80, generator=g)
+
+
+def test_spec_augment_changes_cells_and_keeps_shape():
+    x = _feats()
+    cfg = SpecAugmentConfig(freq_masks=2, freq_width=10, time_masks=2, time_width=0.1)
+    changed = 0
+    for seed in range(5):
+        y = spec_augment(x, cfg, torch.Generator().manual_seed(seed))
+        assert y.shape == x.shape
+        diff = y != x
+        changed += int(diff.sum())
+        # whatever changed was set to the fill value (the mean), in whole rows/columns
+        if diff.any():
+            assert torch.allclose(y[diff], torch.full_like(y[diff], float(x.mean())))
+    assert changed > 0
+    assert torch.equal(x, _feats())  # the input is not modified in place
+
+
+def test_spec_augment_reproducible_with_same_seed():
+    x = _feats()
+    cfg = SpecAugmentConfig(freq_masks=2, freq_width=20, time_masks=2, time_width=0.2)
+    a = spec_augment(x, cfg, torch.Generator().manual_seed(123))
+    b = spec_augment(x, cfg, torch.Generator().manual_seed(123))
+    assert torch.equal(a, b)
+    outs = {spec_augment(x, cfg, torch.Generator().manual_seed(s)).sum().item() for s in range(6)}
+    assert len(outs) > 1  # different seeds give different masks
+
+
+def test_spec_augment_leaves_global_rng_unchanged():
+    x = _feats()
+    cfg = SpecAugmentConfig()
+    torch.manual_seed(99)
+    state = torch.random.get_rng_state()
+    expected_next = torch.rand(4)
+    torch.random.set_rng_state(state)
+    spec_augment(x, cfg, torch.Generator().manual_seed(5))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(torch.rand(4), expected_next)
+
+
+def test_spec_augment_zero_masks_is_identity():
+    x = _feats()
+    y = spec_augment(x, SpecAugmentConfig(freq_masks=0, time_masks=0), torch.Generator().manual_seed(0))
+    assert torch.equal(x, y)
