@@ -44,6 +44,16 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     return AF.resample(wav, orig_sr, new_sr)
 
 
+def speed_perturb(wav: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
+    """Kaldi/sox-style speed perturbation: `factor` > 1 is faster and higher (tempo and pitch change together)."""
+    if factor == 1.0:
+        return wav
+    # resampling from rate·factor down to rate shortens the signal by `factor`; round to 100 Hz so the
+    # polyphase filter stays small
+    orig = int(round(sample_rate * factor / 100)) * 100
+    return resample(wav, orig, sample_rate)
+
+
 def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     """Read, downmix and resample to `sample_rate`: a 1-D float32 tensor."""
     import torch

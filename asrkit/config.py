@@ -37,6 +37,7 @@ class DataConfig:
     dev_indices: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
     connected: ConnectedConfig = field(default_factory=ConnectedConfig)
     isolated: bool = True
+    speed_perturb: list[float] = field(default_factory=list)
     max_duration: float = 30.0
     seed: int = 0
 
@@ -64,6 +65,7 @@ class FeatureConfig:
 @dataclass
 class ModelConfig:
     name: str = "bilstm"
+    frontend: str = "conv"
     conv_channels: int = 32
     subsample: int = 2
     hidden: int = 192
@@ -84,8 +86,6 @@ class TrainConfig:
     clip: float = 5.0
     sortagrad: bool = True
     seed: int = 0
-    speed_perturb: list[float] = field(default_factory=list)
-    gain_db: float = 0.0
     threads: int = 0
 
 
@@ -252,6 +252,11 @@ def validate(r: Recipe) -> None:
         (r.data.split != "speakers" or r.data.test_speakers, "data.split 'speakers' needs data.test_speakers"),
         (1 <= r.data.connected.min_words <= r.data.connected.max_words, "data.connected: need 1 <= min_words <= max_words"),
         (all(n >= 0 for n in r.data.connected.per_split.values()), "data.connected.per_split counts must be >= 0"),
+        (
+            not r.data.speed_perturb
+            or (len(r.data.speed_perturb) == 2 and 0.5 <= r.data.speed_perturb[0] <= r.data.speed_perturb[1] <= 2.0),
+            "data.speed_perturb must be [low, high] with 0.5 <= low <= high <= 2",
+        ),
         (set(r.data.connected.per_split) <= {"train", "dev", "test"}, "data.connected.per_split keys must be train, dev or test"),
         (
             len(r.data.connected.gap_seconds) == 2 and 0 <= r.data.connected.gap_seconds[0] <= r.data.connected.gap_seconds[1],
@@ -267,6 +272,7 @@ def validate(r: Recipe) -> None:
         ),
         (r.model.hidden > 0 and r.model.layers > 0 and r.model.conv_channels > 0, "model.hidden, model.layers and model.conv_channels must be positive"),
         (r.model.subsample in (1, 2, 3, 4), "model.subsample must be 1, 2, 3 or 4"),
+        (r.model.frontend in ("conv", "stack"), "model.frontend must be conv or stack"),
         (0 <= r.model.dropout < 1, "model.dropout must be in [0, 1)"),
         (r.train.epochs > 0, "train.epochs must be positive"),
         (r.train.batch_seconds > 0, "train.batch_seconds must be positive"),

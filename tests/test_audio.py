@@ -138,3 +138,24 @@ def test_list_audio(tmp_path):
     for name in ("b/x.flac", "a.wav", "c.WAV", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert [p.relative_to(tmp_path).as_posix() for p in list_audio(tmp_path)] == ["a.wav", "b/x.flac", "c.WAV"]
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_perturb_scales_duration_and_pitch(factor):
+    from asrkit.audio import speed_perturb
+
+    sr = 16000
+    t = torch.arange(sr) / sr
+    tone = torch.sin(2 * torch.pi * 440.0 * t)
+    out = speed_perturb(tone, sr, factor)
+    assert abs(len(out) - sr / factor) <= 2
+    spectrum = torch.fft.rfft(out * torch.hann_window(len(out)))
+    peak_hz = int(spectrum.abs().argmax()) * sr / len(out)
+    assert abs(peak_hz - 440.0 * factor) < 3.0
+
+
+def test_speed_perturb_identity():
+    from asrkit.audio import speed_perturb
+
+    x = torch.randn(1000)
+    assert speed_perturb(x, 16000, 1.0) is x

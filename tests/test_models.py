@@ -7,7 +7,7 @@ import torch
 
 from asrkit.errors import InputError
 from asrkit.models import MODELS, build_model, count_parameters
-from asrkit.models.frontend import ConvSubsample
+from asrkit.models.frontend import ConvSubsample, StackSubsample
 from asrkit.models.recurrent import RecurrentCTC
 
 N_FEATS, N_TOKENS = 20, 7
@@ -51,16 +51,17 @@ def test_unknown_model_name(name):
 
 @pytest.mark.parametrize("subsample", [1, 2, 3, 4])
 def test_output_lengths_formula(subsample):
-    fe = ConvSubsample(N_FEATS, 4, 8, subsample)
     lengths = torch.tensor([1, 2, 3, 4, 5, 7, 8, 9, 100])
     expected = [-(-n // subsample) for n in lengths.tolist()]  # ceil(n / subsample)
-    assert fe.output_lengths(lengths).tolist() == expected
+    for fe in (ConvSubsample(N_FEATS, 4, 8, subsample), StackSubsample(N_FEATS, 8, subsample)):
+        assert fe.output_lengths(lengths).tolist() == expected
 
 
+@pytest.mark.parametrize("frontend", ["conv", "stack"])
 @pytest.mark.parametrize("name", ["bilstm", "lstm"])
 @pytest.mark.parametrize("subsample", [1, 2, 3, 4])
-def test_forward_shapes_and_lengths(name, subsample):
-    m = _model(name, subsample)
+def test_forward_shapes_and_lengths(name, subsample, frontend):
+    m = _model(name, subsample, frontend=frontend)
     feats = _feats([37, 50, 9])
     x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
     lengths = torch.tensor([37, 50, 9])
@@ -74,10 +75,11 @@ def test_forward_shapes_and_lengths(name, subsample):
         assert (lp[i, :n] <= 0).all()
 
 
+@pytest.mark.parametrize("frontend", ["conv", "stack"])
 @pytest.mark.parametrize("name", ["bilstm", "lstm"])
 @pytest.mark.parametrize("subsample", [1, 2, 3, 4])
-def test_padding_invariance(name, subsample):
-    m = _model(name, subsample)
+def test_padding_invariance(name, subsample, frontend):
+    m = _model(name, subsample, frontend=frontend)
     lengths = [23, 61, 40, 7]
     feats = _feats(lengths, seed=subsample)
     x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)

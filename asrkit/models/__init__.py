@@ -27,6 +27,7 @@ def build_model(cfg: dict[str, Any]) -> torch.nn.Module:
         layers=cfg["layers"],
         dropout=cfg.get("dropout", 0.0),
         bidirectional=name.startswith("bi"),
+        frontend=cfg.get("frontend", "conv"),
     )
 
 

@@ -37,3 +37,25 @@ class ConvSubsample(nn.Module):
 
 def _mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
     return (torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]).to(torch.float32)
+
+
+class StackSubsample(nn.Module):
+    """Stack `subsample` consecutive frames and project them: the cheapest front-end, no learned filters."""
+
+    def __init__(self, n_feats: int, out_dim: int, subsample: int = 2):
+        super().__init__()
+        self.subsample = subsample
+        self.proj = nn.Linear(n_feats * subsample, out_dim)
+        self.norm = nn.LayerNorm(out_dim)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.div(lengths + self.subsample - 1, self.subsample, rounding_mode="floor")
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.subsample
+        x = x * _mask(lengths, x.shape[1])[:, :, None]
+        pad = (-x.shape[1]) % s
+        if pad:
+            x = nn.functional.pad(x, (0, 0, 0, pad))
+        b, t, f = x.shape
+        return self.norm(self.proj(x.reshape(b, t // s, s * f))), self.output_lengths(lengths)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from asrkit.models.frontend import ConvSubsample
+from asrkit.models.frontend import ConvSubsample, StackSubsample
 
 
 class RecurrentCTC(nn.Module):
@@ -22,9 +22,13 @@ class RecurrentCTC(nn.Module):
         layers: int = 2,
         dropout: float = 0.1,
         bidirectional: bool = True,
+        frontend: str = "conv",
     ):
         super().__init__()
-        self.frontend = ConvSubsample(n_feats, conv_channels, hidden, subsample)
+        if frontend == "stack":
+            self.frontend = StackSubsample(n_feats, hidden, subsample)
+        else:
+            self.frontend = ConvSubsample(n_feats, conv_channels, hidden, subsample)
         self.rnn = nn.LSTM(
             hidden, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0
         )

@@ -302,7 +302,3 @@ def print_summary(exp: Path) -> None:
         f"{rows[-1]['audio_seconds_per_second']}",
     )
     Console(stderr=True).print(t)
-
-
-def default_threads() -> int:
-    return max(1, os.cpu_count() or 1)

@@ -127,7 +127,7 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
     """
     import torch
 
-    from asrkit.audio import load_audio, write_audio
+    from asrkit.audio import load_audio, speed_perturb, write_audio
 
     sr = recipe.data.sample_rate
     splits = split_recordings(scan(root), recipe)
@@ -159,7 +159,11 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
                 lo, hi = c.gap_seconds
                 gap = rng.uniform(lo, hi) if 0 < i else rng.uniform(0.0, hi)
                 pieces.append(torch.from_numpy(gen.normal(0, DITHER, int(gap * sr)).astype(np.float32)))
-                pieces.append(waves[r.id])
+                wav = waves[r.id]
+                if split == "train" and recipe.data.speed_perturb:
+                    # each word at its own speed: more voices than the training speakers have
+                    wav = speed_perturb(wav, sr, rng.uniform(*recipe.data.speed_perturb))
+                pieces.append(wav)
             pieces.append(torch.from_numpy(gen.normal(0, DITHER, int(rng.uniform(0.0, c.gap_seconds[1]) * sr)).astype(np.float32)))
             wav = torch.cat(pieces)
             uid = f"con{k:05d}_{spk}"
