@@ -1,3 +1,3 @@
-from importlib.metadata import version as _v
+"""asrkit: a command-line speech-recognition toolkit."""
 
 __version__ = "0.1.0"

@@ -83,12 +83,18 @@ def _copy_local(url: str, part: Path, quiet: bool) -> None:
     src = Path(urllib.request.url2pathname(parsed.path))
     if not src.is_file():
         raise InputError(f"could not read {url}: no such file {src}")
-    progress, task = _progress(src.stat().st_size, 0, src.name, quiet)
+    with open(src, "rb") as fin:
+        _copy_stream(fin, part, "wb", src.stat().st_size, 0, src.name, quiet)
+
+
+def _copy_stream(src, part: Path, mode: str, total: int | None, have: int, label: str, quiet: bool) -> None:
+    """Copy a readable binary stream into `part` block by block with a progress bar, then fsync."""
+    progress, task = _progress(total, have, label, quiet)
     try:
         if progress is not None:
             progress.start()
-        with open(src, "rb") as fin, open(part, "wb") as fout:
-            for block in iter(lambda: fin.read(CHUNK), b""):
+        with open(part, mode) as fout:
+            for block in iter(lambda: src.read(CHUNK), b""):
                 fout.write(block)
                 if progress is not None:
                     progress.advance(task, len(block))
@@ -130,23 +136,7 @@ def _download_http(url: str, part: Path, quiet: bool) -> None:
         length = resp.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
         label = posixpath.basename(urllib.parse.urlparse(url).path) or url
-        progress, task = _progress(total, have, label, quiet)
-        try:
-            if progress is not None:
-                progress.start()
-            with open(part, mode) as f:
-                while True:
-                    block = resp.read(CHUNK)
-                    if not block:
-                        break
-                    f.write(block)
-                    if progress is not None:
-                        progress.advance(task, len(block))
-                f.flush()
-                os.fsync(f.fileno())
-        finally:
-            if progress is not None:
-                progress.stop()
+        _copy_stream(resp, part, mode, total, have, label, quiet)
         if total is not None and part.stat().st_size != total:
             raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
 
