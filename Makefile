@@ -36,17 +36,20 @@ demo: digits
 digits: setup
 	$(ASRKIT) prepare recipes/digits.yaml
 	$(ASRKIT) train recipes/digits.yaml
-	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test.hyp $(DATA)/test.jsonl
-	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test_isolated.hyp $(DATA)/test_isolated.jsonl
+	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test.open.hyp $(DATA)/test.jsonl
+	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --lexicon $(DATA)/train.jsonl --output $(EXP)/test.hyp $(DATA)/test.jsonl
+	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --lexicon $(DATA)/train.jsonl --output $(EXP)/test_isolated.hyp $(DATA)/test_isolated.jsonl
 	$(ASRKIT) align --model $(EXP)/best.pt --out $(EXP)/align --limit 5 $(DATA)/test.jsonl
-	@echo "== connected-digit test set =="
+	@echo "== connected-digit test set, beam 10, open vocabulary =="
+	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.open.hyp
+	@echo "== connected-digit test set, beam 10, lexicon of the training words =="
 	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.hyp --details 3
-	@echo "== isolated-digit test recordings =="
+	@echo "== isolated-digit test recordings, beam 10, lexicon =="
 	$(ASRKIT) score --ref $(DATA)/test_isolated.jsonl --hyp $(EXP)/test_isolated.hyp
 
 bench: setup
 	@test -f $(EXP)/best.pt || $(MAKE) digits
-	$(PY) bench/decode_rtf.py
+	$(PY) bench/decode_rtf.py --lexicon $(DATA)/train.jsonl
 
 bench-speakers: setup
 	$(PY) bench/speakers.py

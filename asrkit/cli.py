@@ -74,15 +74,23 @@ def train(
 def decode(
     inputs: Annotated[list[str], typer.Argument(help="Audio files (wav/flac, any rate), directories, or .jsonl manifests.")],
     model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint, e.g. exp/digits/best.pt.")],
-    beam: Annotated[int, typer.Option("--beam", min=1, help="Beam width; 1 is greedy.")] = 10,
+    beam: Annotated[int, typer.Option("--beam", min=1, help="Beam width; 1 is greedy (with --lexicon: a beam of 2).")] = 10,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines with score, tokens and timestamps.")] = False,
+    lexicon: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--lexicon",
+            metavar="PATH",
+            help="Constrain the beam search to the words in PATH: a word list or a manifest (e.g. data/digits/train.jsonl).",
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Transcribe audio: lines `id<TAB>text` (id = manifest id or file stem)."""
     from asrkit.decode.run import decode as run
 
-    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet)
+    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon)
 
 
 @app.command()

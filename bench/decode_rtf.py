@@ -26,6 +26,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--beam", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--lexicon", default=None, help="also time lexicon-constrained decoding with this word list or manifest")
     ap.add_argument("--out", default=str(ROOT / "bench/results/decode.json"))
     args = ap.parse_args()
     if not Path(args.model).is_file():
@@ -42,11 +43,18 @@ def main() -> int:
         d.mkdir()
         for f in files:
             os.symlink(f, d / f.name)
+        base = [exe, "decode", "--model", args.model, "--beam", str(args.beam), "--quiet", "-o", f"{tmp}/hyp.txt", str(d)]
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            subprocess.run([exe, "decode", "--model", args.model, "--beam", str(args.beam), "--quiet", "-o", f"{tmp}/hyp.txt", str(d)], check=True)
+            subprocess.run(base, check=True)
             times.append(time.perf_counter() - t0)
         n_lines = len(Path(f"{tmp}/hyp.txt").read_text().splitlines())
+        lex_times = []
+        if args.lexicon:
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                subprocess.run([*base, "--lexicon", args.lexicon], check=True)
+                lex_times.append(time.perf_counter() - t0)
     best = min(times)
     result = {
         "benchmark": "asrkit decode, whole process (start-up, model load, audio read, resample, features, model, beam search, output)",
@@ -58,6 +66,9 @@ def main() -> int:
         "rtf_best": round(best / audio_s, 4),
         "rtf_median": round(sorted(times)[len(times) // 2] / audio_s, 4),
         "target_rtf": 0.05,
+        "lexicon": args.lexicon,
+        "lexicon_wall_seconds": [round(t, 3) for t in lex_times],
+        "lexicon_rtf_best": round(min(lex_times) / audio_s, 4) if lex_times else None,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -57,6 +57,14 @@ def test_digits_pipeline_end_to_end(tmp_path: Path, fsdd_slice: Path) -> None:
     assert [line.split("\t")[0] for line in lines] == test_ids
     assert all(len(line.split("\t")) == 2 for line in lines)
 
+    lex = run_cli(
+        "decode", "--model", str(exp / "best.pt"), "--lexicon", str(data / "train.jsonl"), "--quiet", str(data / "test.jsonl")
+    ).stdout
+    words = {w for line in (data / "train.jsonl").read_text().splitlines() for w in json.loads(line)["text"].split()}
+    assert [line.split("\t")[0] for line in lex.splitlines()] == test_ids
+    # constrained decoding can only produce training words
+    assert all(w in words for line in lex.splitlines() for w in line.split("\t")[1].split())
+
     greedy = run_cli("decode", "--model", str(exp / "best.pt"), "--beam", "1", "--quiet", str(data / "test.jsonl")).stdout
     assert [line.split("\t")[0] for line in greedy.splitlines()] == test_ids
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ NEG_INF = float("-inf")
 
 __all__ = [
     "Hypothesis",
+    "Lexicon",
+    "lexicon_from_words",
     "greedy_decode",
     "prefix_beam_search",
     "ctc_decode",
@@ -31,6 +34,95 @@ class Hypothesis:
     text: str = ""
     score: float = 0.0
     timesteps: list[int] = field(default_factory=list)
+
+
+class Lexicon:
+    """A closed vocabulary for the beam search: words as token-id sequences, words split by `space`.
+
+    `words` holds the complete words (tuples of token ids), `prefixes` every proper and full prefix
+    of a word, the empty tuple included. `space` is the word-separator token id (-1: none, so an
+    output is at most one word). Empty words are ignored; a word containing `space` is an error.
+    """
+
+    def __init__(self, words: Iterable[Sequence[int]], space: int):
+        self.space = int(space)
+        self.words: set[tuple[int, ...]] = set()
+        self.prefixes: set[tuple[int, ...]] = {()}
+        for w in words:
+            w = tuple(int(k) for k in w)
+            if not w:
+                continue
+            if self.space in w:
+                raise InputError(f"lexicon word {w} contains the space token {self.space}")
+            self.words.add(w)
+            for i in range(1, len(w) + 1):
+                self.prefixes.add(w[:i])
+        # partial word -> the tokens that may follow it (its letters; the space once it is a word),
+        # so the search filters a prefix's candidates with one dict and one set lookup per token
+        nxt: dict[tuple[int, ...], set[int]] = {p: set() for p in self.prefixes}
+        for p in self.prefixes:
+            if p:
+                nxt[p[:-1]].add(p[-1])
+        for w in self.words:
+            nxt[w].add(self.space)
+        self.next_tokens: dict[tuple[int, ...], frozenset[int]] = {p: frozenset(v) for p, v in nxt.items()}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __repr__(self) -> str:
+        return f"Lexicon({len(self.words)} words, space={self.space})"
+
+    def is_valid(self, prefix: Sequence[int]) -> bool:
+        """Whether a collapsed, blank-free label sequence can still grow into lexicon words."""
+        partial: list[int] = []
+        for k in prefix:
+            if k == self.space:
+                if tuple(partial) not in self.words:  # also rejects a leading or a double space
+                    return False
+                partial = []
+            else:
+                partial.append(k)
+        return tuple(partial) in self.prefixes
+
+    def is_complete(self, prefix: Sequence[int]) -> bool:
+        """Whether a label sequence is a finished output: valid, and its last word (if any) complete."""
+        if not self.is_valid(prefix):
+            return False
+        last = _partial_word(tuple(prefix), self.space)
+        return not last or last in self.words
+
+
+def _partial_word(prefix: tuple[int, ...], space: int) -> tuple[int, ...]:
+    """The tokens after the last space (all of them when there is none)."""
+    for i in range(len(prefix) - 1, -1, -1):
+        if prefix[i] == space:
+            return prefix[i + 1 :]
+    return prefix
+
+
+def lexicon_from_words(words: Iterable[str], tokenizer: Any) -> Lexicon:
+    """A Lexicon from written words for a character tokenizer (`.index`: char -> id, `" "`: space).
+
+    Each entry is normalised like the transcripts (`normalize_text`) and split on whitespace;
+    words with a character the tokenizer lacks are skipped. InputError if no word is left.
+    """
+    from asrkit.text import normalize_text
+
+    index = tokenizer.index
+    space = index.get(" ", -1)
+    seqs: set[tuple[int, ...]] = set()
+    skipped = 0
+    for entry in words:
+        for w in normalize_text(entry).split():
+            if all(ch in index for ch in w):
+                seqs.add(tuple(index[ch] for ch in w))
+            else:
+                skipped += 1
+    if not seqs:
+        detail = f" ({skipped} word(s) use characters outside the model's vocabulary)" if skipped else ""
+        raise InputError(f"the lexicon has no usable words{detail}")
+    return Lexicon(seqs, space)
 
 
 def _as_2d(log_probs: Any) -> np.ndarray:
@@ -116,11 +208,22 @@ def prefix_beam_search(
     blank: int = 0,
     token_min_logp: float = -12.0,
     prune_beam: float | None = None,
+    lexicon: Lexicon | None = None,
 ) -> list[Hypothesis]:
-    """CTC prefix beam search: up to `beam` hypotheses, best first (beam 1: greedy)."""
+    """CTC prefix beam search: up to `beam` hypotheses, best first (beam 1: greedy).
+
+    With a `lexicon`, only prefixes made of lexicon words survive: a new prefix is created only if
+    each word it finishes (with a space) is a lexicon word, it has no leading or double space, and
+    its trailing partial word is a prefix of a lexicon word. The answer keeps the hypotheses whose
+    last word is complete (or empty); if none is, each hypothesis loses its unfinished last word, so
+    the answer never holds a word outside the lexicon. Greedy decoding cannot honour a lexicon, so beam <= 1 with a lexicon
+    runs the beam search with beam = 2.
+    """
     lp = _as_2d(log_probs)
     T, V = lp.shape
     _check_blank(blank, V)
+    if beam <= 1 and lexicon is not None:
+        beam = 2
     if beam <= 1:
         # A one-prefix beam search is not best-path decoding; keep the greedy tokens as promised,
         # scored with their merged (all-alignment) probability like every beam hypothesis.
@@ -137,6 +240,11 @@ def prefix_beam_search(
     scores: dict[tuple[int, ...], float] = {(): 0.0}
     lae = _logaddexp
     heappush, heapreplace = heapq.heappush, heapq.heapreplace
+    if lexicon is not None:
+        # prefix -> its trailing partial word (tokens after the last space); every beam prefix is valid
+        partials: dict[tuple[int, ...], tuple[int, ...]] = {(): ()}
+        next_tokens = lexicon.next_tokens
+        space = lexicon.space
 
     for t in range(T):
         row = rows[t]
@@ -207,7 +315,12 @@ def prefix_beam_search(
             last = prefix[-1] if prefix else -1
             pstamps = stamps[prefix]
             kids = children.get(prefix)
-            for c, v in cands:
+            pcands = cands
+            if lexicon is not None:
+                # the tokens that keep this prefix valid (the order, best first, is kept)
+                ok = next_tokens[partials[prefix]]
+                pcands = [cv for cv in cands if cv[0] in ok]
+            for c, v in pcands:
                 if kids and c in kids:
                     continue
                 if c == last:
@@ -245,16 +358,38 @@ def prefix_beam_search(
         beams = {p: nxt[p] for p in keep}
         stamps = {p: nstamps[p] for p in keep}
         scores = {p: tot[p] for p in keep}
+        if lexicon is not None:
+            # a new prefix extends an old one by one token: derive its partial word from its parent's
+            partials = {
+                p: partials[p] if p in partials else (() if p[-1] == space else partials[p[:-1]] + (p[-1],))
+                for p in keep
+            }
 
-    return [
-        Hypothesis(tokens=list(p), score=scores[p], timesteps=list(stamps[p]))
-        for p in beams  # already sorted best first
-    ]
+    final = list(beams)  # already sorted best first
+    if lexicon is not None:
+        words = lexicon.words
+        done = [p for p in final if not partials[p] or partials[p] in words]
+        if not done:
+            # no hypothesis ends on a whole word: drop each one's unfinished last word (and the space
+            # before it), so that the answer still holds only lexicon words; duplicates keep the best
+            out: dict[tuple[int, ...], Hypothesis] = {}
+            for p in final:
+                n = len(p) - len(partials[p])
+                q = p[: n - 1] if n > 0 and p[n - 1] == space else p[:n]
+                if q not in out:
+                    out[q] = Hypothesis(tokens=list(q), score=scores[p], timesteps=list(stamps[p][: len(q)]))
+            return list(out.values())
+        final = done
+    return [Hypothesis(tokens=list(p), score=scores[p], timesteps=list(stamps[p])) for p in final]
 
 
 def ctc_decode(log_probs: Any, beam: int = 1, blank: int = 0, **kw: Any) -> list[Hypothesis]:
-    """Greedy decoding when beam <= 1, else prefix beam search; returns hypotheses best first."""
-    if beam <= 1:
+    """Greedy decoding when beam <= 1, else prefix beam search; returns hypotheses best first.
+
+    With a `lexicon` (passed on to `prefix_beam_search`) there is no greedy shortcut: beam <= 1
+    runs the beam search with beam 2.
+    """
+    if beam <= 1 and kw.get("lexicon") is None:
         return [greedy_decode(log_probs, blank)]
     return prefix_beam_search(log_probs, beam=beam, blank=blank, **kw)
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from asrkit.data.inputs import InputItem, collect_inputs
-from asrkit.decode.ctc import Hypothesis, ctc_decode
+from asrkit.decode.ctc import Hypothesis, Lexicon, ctc_decode, lexicon_from_words
+from asrkit.errors import InputError
 from asrkit.fsutil import atomic_write_text
 from asrkit.progress import Progress
 
@@ -29,6 +30,39 @@ def _batches(items: list[InputItem], model, max_frames: int) -> Iterator[list[tu
         yield cur
 
 
+def read_lexicon_words(path: str | Path) -> list[str]:
+    """Words of a lexicon file: a word list (words one per line or whitespace-separated) or a
+    JSONL manifest (the words of each utterance's `text`; told apart by a `.jsonl` suffix or a
+    first non-blank line starting with `{`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"lexicon file {p} not found")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"lexicon file {p} is not UTF-8 text") from None
+    if p.suffix.lower() == ".jsonl" or text.lstrip().startswith("{"):
+        from asrkit.data.manifest import iter_manifest
+
+        return [w for u in iter_manifest(p, resolve=False) for w in (u.text or "").split()]
+    return text.split()
+
+
+def load_lexicon(path: str | Path, tokenizer) -> Lexicon:
+    """Read a word list or manifest (see `read_lexicon_words`) into a Lexicon for `tokenizer`."""
+    return _build_lexicon(read_lexicon_words(path), path, tokenizer)
+
+
+def _build_lexicon(words: list[str], path: str | Path, tokenizer) -> Lexicon:
+    """`lexicon_from_words`, with errors that name the file the words came from."""
+    if not words:
+        raise InputError(f"lexicon file {path} holds no words")
+    try:
+        return lexicon_from_words(words, tokenizer)
+    except InputError as e:
+        raise InputError(f"lexicon file {path}: {e}") from None
+
+
 def decode(
     model: str | Path,
     inputs: list[str | Path],
@@ -37,20 +71,27 @@ def decode(
     as_json: bool = False,
     batch_seconds: float = 200.0,
     quiet: bool = False,
+    lexicon: str | Path | None = None,
 ) -> dict[str, Hypothesis]:
-    """Decode audio files, directories or manifests with a checkpoint; writes `id<TAB>text` (or JSONL)."""
+    """Decode audio files, directories or manifests with a checkpoint; writes `id<TAB>text` (or JSONL).
+
+    `lexicon`: a word list or a manifest whose words constrain the beam search (see `load_lexicon`;
+    with a lexicon, beam 1 searches with beam 2 since greedy decoding cannot honour it).
+    """
     from asrkit.models.acoustic import AcousticModel
 
+    lex_words = read_lexicon_words(lexicon) if lexicon is not None else None  # fail before the model loads
     am = AcousticModel.load(model)
     items = collect_inputs(inputs)
     hop = am.feature_settings["hop_ms"] / 1000
     tok = am.tokenizer
+    lex = _build_lexicon(lex_words, lexicon, tok) if lex_words is not None else None
     results: dict[str, Hypothesis] = {}
     with Progress(quiet) as prog:
         task = prog.add("decode", total=len(items), unit="utt")
         for batch in _batches(items, am, int(batch_seconds / hop)):
             for (it, _), lp in zip(batch, am.log_probs([f for _, f in batch])):
-                hyp = ctc_decode(lp.numpy(), beam=beam, blank=tok.blank)[0]
+                hyp = ctc_decode(lp.numpy(), beam=beam, blank=tok.blank, lexicon=lex)[0]
                 hyp.text = tok.decode(hyp.tokens).strip()
                 results[it.id] = hyp
                 prog.advance(task)
