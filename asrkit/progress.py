@@ -52,6 +52,6 @@ class Progress:
 
     def log(self, msg: str) -> None:
         if self._p is not None:
-            self._p.console.log(msg)
+            self._p.console.print(msg)
         elif not self.quiet:
             print(msg, file=sys.stderr)
