@@ -67,7 +67,20 @@ def train(
     from asrkit.train.trainer import train as run
 
     best = run(load_recipe(recipe, set_), quiet=quiet, fresh=fresh)
-    typer.echo(f"best checkpoint: {best}", err=True)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 speaks
+        typer.echo(f"best checkpoint: {best}", err=True)
+
+
+@app.command()
+def average(
+    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints of one run, e.g. exp/digits/checkpoints/*.pt.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the averaged checkpoint.")],
+) -> None:
+    """Average the weights of several checkpoints of one run into one decodable checkpoint."""
+    from asrkit.train.checkpoint import average_checkpoints, save_checkpoint
+
+    save_checkpoint(output, average_checkpoints(list(checkpoints)))
+    typer.echo(f"averaged {len(checkpoints)} checkpoints into {output}", err=True)
 
 
 @app.command()

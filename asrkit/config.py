@@ -64,13 +64,21 @@ class FeatureConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "bilstm"
-    frontend: str = "conv"
+    """A zoo entry and its sizes; `asrkit models RECIPE` lists the zoo with parameter counts."""
+
+    name: str = "bilstm"  # dnn | rnn | lstm | bilstm | gru | bigru
+    head: str = "ctc"  # ctc | classifier | frame
+    pool: str = "mean"  # classifier head: last | mean | attention
+    frontend: str = "conv"  # none | stack | conv | resnet
     conv_channels: int = 32
+    cnn_blocks: int = 2  # resnet front-end: residual blocks after the strided conv
     subsample: int = 2
     hidden: int = 192
     layers: int = 2
     dropout: float = 0.1
+    projection: int = 0  # > 0: project each recurrent layer's output to this size
+    nonlinearity: str = "tanh"  # rnn: tanh | relu
+    context: int = 0  # dnn: splice this many frames on each side
 
 
 @dataclass
@@ -84,6 +92,15 @@ class TrainConfig:
     schedule: str = "onecycle"
     warmup: float = 0.1
     clip: float = 5.0
+    accum_steps: int = 1  # gradient accumulation: batches per optimizer step
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision, CUDA only; CPU runs fp32)
+    plateau_factor: float = 0.5  # schedule plateau: lr factor when the dev metric stalls
+    plateau_patience: int = 1  # schedule plateau: epochs without improvement before lowering lr
+    early_stop: int = 0  # stop after this many epochs without dev improvement; 0 = never
+    metric: str = "auto"  # dev metric for best/early stopping: auto | wer | cer | loss | accuracy
+    save_every: int = 100  # write last.pt every N optimizer steps (and at each epoch end); 0 = epoch ends only
+    keep_best: int = 3  # keep the N best epoch checkpoints in checkpoints/
+    average: int = 0  # at the end, average the N best checkpoints into averaged.pt; 0 = no
     sortagrad: bool = True
     seed: int = 0
     threads: int = 0
@@ -117,6 +134,9 @@ class Recipe:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
+MODEL_NAMES = ("dnn", "rnn", "lstm", "bilstm", "gru", "bigru")
+SCHEDULES = ("onecycle", "cosine", "plateau", "constant")
 
 _SCI_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
@@ -271,14 +291,32 @@ def validate(r: Recipe) -> None:
             "features: need 0 <= f_min < f_max <= sample_rate / 2",
         ),
         (r.model.hidden > 0 and r.model.layers > 0 and r.model.conv_channels > 0, "model.hidden, model.layers and model.conv_channels must be positive"),
+        (r.model.name in MODEL_NAMES, f"model.name must be one of {', '.join(MODEL_NAMES)}"),
+        (r.model.head in ("ctc", "classifier", "frame"), "model.head must be ctc, classifier or frame"),
+        (r.model.pool in ("last", "mean", "attention"), "model.pool must be last, mean or attention"),
         (r.model.subsample in (1, 2, 3, 4), "model.subsample must be 1, 2, 3 or 4"),
-        (r.model.frontend in ("conv", "stack"), "model.frontend must be conv or stack"),
+        (r.model.frontend in ("none", "stack", "conv", "resnet"), "model.frontend must be none, stack, conv or resnet"),
+        (r.model.frontend != "none" or r.model.subsample == 1, "model.frontend none cannot subsample: set model.subsample to 1"),
+        (r.model.cnn_blocks >= 0, "model.cnn_blocks must be >= 0"),
+        (r.model.projection >= 0, "model.projection must be >= 0 (0 = no projection)"),
+        (r.model.nonlinearity in ("tanh", "relu"), "model.nonlinearity must be tanh or relu"),
+        (r.model.context >= 0, "model.context must be >= 0"),
         (0 <= r.model.dropout < 1, "model.dropout must be in [0, 1)"),
         (r.train.epochs > 0, "train.epochs must be positive"),
         (r.train.batch_seconds > 0, "train.batch_seconds must be positive"),
         (r.train.lr > 0, "train.lr must be positive"),
         (r.train.optimizer in ("adamw", "sgd"), "train.optimizer must be adamw or sgd"),
-        (r.train.schedule in ("onecycle", "cosine", "constant"), "train.schedule must be onecycle, cosine or constant"),
+        (r.train.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}"),
+        (r.train.accum_steps >= 1, "train.accum_steps must be >= 1"),
+        (r.train.precision in ("fp32", "bf16", "fp16"), "train.precision must be fp32, bf16 or fp16"),
+        (0 < r.train.plateau_factor < 1, "train.plateau_factor must be in (0, 1)"),
+        (r.train.plateau_patience >= 0, "train.plateau_patience must be >= 0"),
+        (r.train.early_stop >= 0, "train.early_stop must be >= 0 (0 = off)"),
+        (r.train.metric in ("auto", "wer", "cer", "loss", "accuracy"), "train.metric must be auto, wer, cer, loss or accuracy"),
+        (r.train.save_every >= 0, "train.save_every must be >= 0"),
+        (r.train.keep_best >= 1, "train.keep_best must be >= 1"),
+        (0 <= r.train.average <= r.train.keep_best, "train.average must be between 0 and train.keep_best"),
+        (r.train.clip >= 0, "train.clip must be >= 0 (0 = no clipping)"),
         (r.decode.beam >= 1, "decode.beam must be >= 1"),
     ]
     for ok, msg in checks:

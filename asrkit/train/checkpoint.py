@@ -34,3 +34,27 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if state.get("format", 0) > FORMAT:
         raise InputError(f"{p} was written by a newer asrkit (format {state['format']} > {FORMAT}); upgrade asrkit")
     return state
+
+
+def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
+    """The element-wise mean of several checkpoints' weights (same model and vocabulary), as a decodable checkpoint."""
+    if not paths:
+        raise InputError("nothing to average: give at least one checkpoint")
+    states = [load_checkpoint(p) for p in paths]
+    first = states[0]
+    for p, s in zip(paths[1:], states[1:]):
+        if s["model_config"] != first["model_config"] or s.get("tokenizer") != first.get("tokenizer"):
+            raise InputError(f"{p} has another model or vocabulary than {paths[0]}; only checkpoints of one run can be averaged")
+        if s["model"].keys() != first["model"].keys():
+            raise InputError(f"{p} holds other weights than {paths[0]}")
+    avg = {}
+    for k, v in first["model"].items():
+        if v.is_floating_point():
+            acc = torch.zeros_like(v, dtype=torch.float64)
+            for s in states:
+                acc += s["model"][k].double()
+            avg[k] = (acc / len(states)).to(v.dtype)
+        else:  # integer buffers (counters) are not averaged
+            avg[k] = v.clone()
+    keep = {k: first[k] for k in ("model_config", "tokenizer", "features", "cmvn", "recipe") if k in first}
+    return {**keep, "model": avg, "averaged_from": [str(p) for p in paths]}

@@ -1,13 +1,14 @@
-"""The training loop: bucketed batches, CTC loss, AdamW + schedule, clipping, validation WER, checkpoints."""
+"""The training engine: bucketed batches, CTC loss, accumulation, mixed precision, DDP, exact resume, best-N checkpoints."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
-import os
 import random
+import shutil
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,23 +18,32 @@ from asrkit.data.loader import BucketBatchSampler, FeatureDataset, collate
 from asrkit.data.prepare import load_split
 from asrkit.errors import InputError, WorkError
 from asrkit.features import feature_settings
+from asrkit.fsutil import atomic_write
 from asrkit.models import build_model, count_parameters
 from asrkit.progress import Progress
 from asrkit.text import CharTokenizer
-from asrkit.train.checkpoint import load_checkpoint, save_checkpoint
-from asrkit.train.schedule import make_optimizer, make_scheduler
+from asrkit.train import distributed
+from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
+from asrkit.train.evaluate import HIGHER_IS_BETTER, better, evaluate, resolve_metric
+from asrkit.train.report import plot_curves, print_summary, write_metrics
+from asrkit.train.schedule import make_optimizer, make_scheduler, per_step
 
 
 @dataclass
-class EpochStats:
-    loss: float
-    skipped: int
-    audio_seconds: float
-    seconds: float
+class RunState:
+    """Where a run stands; saved in last.pt so a killed run continues exactly where it was."""
 
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch already consumed (this rank's shard)
+    step: int = 0  # optimizer steps taken
+    loss_sum: float = 0.0  # this epoch so far, summed over utterances
+    n_utts: int = 0
+    skipped: int = 0  # batches whose loss was NaN/inf, this epoch
+    epoch_seconds: float = 0.0  # wall time already spent in this epoch before a restart
+    best: list[dict] = field(default_factory=list)  # [{"epoch", "value", "path"}], best first
+    bad_epochs: int = 0  # epochs since the dev metric last improved
+    done: bool = False  # stopped early
+    history: list[dict] = field(default_factory=list)  # the metrics.jsonl rows
 
 
 def seed_everything(seed: int) -> None:
@@ -47,7 +57,8 @@ def ctc_feasible(target: list[int], frames: int) -> bool:
     return len(target) + repeats <= frames
 
 
-def _filter(ds: FeatureDataset, model: torch.nn.Module, max_frames: int) -> tuple[FeatureDataset, dict[str, int]]:
+def filter_utterances(ds: FeatureDataset, model: torch.nn.Module, max_frames: int) -> tuple[FeatureDataset, dict[str, int]]:
+    """Drop utterances over the recipe's length limit and those with more labels than CTC frames; count both."""
     keep, too_long, infeasible = [], 0, 0
     for i in range(len(ds)):
         t = ds.frames(i)
@@ -62,169 +73,125 @@ def _filter(ds: FeatureDataset, model: torch.nn.Module, max_frames: int) -> tupl
     return ds, {"too_long": too_long, "too_many_labels": infeasible}
 
 
-def greedy_batch(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[list[int]]:
-    """Best-path decoding of a padded batch (used for validation)."""
-    best = log_probs.argmax(-1).cpu()
-    out = []
-    for row, n in zip(best, lengths.tolist()):
-        r = row[:n]
-        keep = torch.ones_like(r, dtype=torch.bool)
-        keep[1:] = r[1:] != r[:-1]
-        r = r[keep]
-        out.append(r[r != blank].tolist())
-    return out
+def _rng_state(device: torch.device) -> dict:
+    s = {"torch": torch.random.get_rng_state(), "python": list(random.getstate()[1]), "python_pos": random.getstate()[2]}
+    if device.type == "cuda":
+        s["cuda"] = torch.cuda.get_rng_state(device)
+    return s
 
 
-def evaluate(model: torch.nn.Module, ds: FeatureDataset, tok: CharTokenizer, device: torch.device, max_frames: int) -> dict:
-    """Dev loss, WER and CER with greedy decoding."""
-    from asrkit.score import score
-
-    model.eval()
-    sampler = BucketBatchSampler([ds.frames(i) for i in range(len(ds))], max_frames, shuffle=False)
-    refs, hyps, total, n = {}, {}, 0.0, 0
-    with torch.inference_mode():
-        for idx in sampler:
-            b = collate([ds[i] for i in idx]).to(device)
-            lp, out_len = model(b.feats, b.lengths)
-            loss = torch.nn.functional.ctc_loss(
-                lp.transpose(0, 1), b.targets, out_len, b.target_lengths, blank=tok.blank, reduction="sum", zero_infinity=True
-            )
-            total += float(loss)
-            n += len(idx)
-            for uid, ids, t in zip(b.ids, greedy_batch(lp, out_len, tok.blank), idx):
-                hyps[uid] = tok.decode(ids)
-                refs[uid] = ds.utts[t].text or ""
-    rep = score(refs, hyps)
-    model.train()
-    return {"loss": total / max(n, 1), "wer": rep.wer, "cer": rep.cer}
-
-
-def _rng_state() -> dict:
-    return {"torch": torch.random.get_rng_state(), "python": list(random.getstate()[1]), "python_pos": random.getstate()[2]}
-
-
-def _set_rng_state(s: dict) -> None:
+def _set_rng_state(s: dict, device: torch.device) -> None:
     torch.random.set_rng_state(s["torch"])
     random.setstate((3, tuple(s["python"]), s["python_pos"]))
+    if device.type == "cuda" and "cuda" in s:
+        torch.cuda.set_rng_state(s["cuda"], device)
+
+
+def _autocast(precision: str, device: torch.device):
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def train(recipe: Recipe, quiet: bool = False, fresh: bool = False) -> Path:
-    """Train the recipe's model; an existing experiment dir resumes from its last checkpoint."""
-    if recipe.train.threads:
-        torch.set_num_threads(recipe.train.threads)
-    device = pick_device()
+    """Train the recipe's model; an experiment dir with a last.pt resumes from it. Under torchrun, one rank per process."""
+    d = distributed.setup()
+    try:
+        return _train(recipe, quiet or not d.main, fresh, d)
+    finally:
+        d.close()
+
+
+def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Path:
+    cfg = recipe.train
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = d.device
     data_dir = recipe.data_dir
     if not (data_dir / "prepare.json").is_file():
         raise InputError(f"{data_dir} is not prepared; run `asrkit prepare` on the recipe first")
     exp = recipe.exp_dir
-    exp.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = exp / "last.pt", exp / "best.pt"
-    if fresh:
-        for p in (last_path, best_path, exp / "metrics.jsonl"):
-            p.unlink(missing_ok=True)
-    save_recipe(recipe, exp / "config.yaml")
+    last_path, best_path, ckpt_dir = exp / "last.pt", exp / "best.pt", exp / "checkpoints"
+    if d.main:
+        exp.mkdir(parents=True, exist_ok=True)
+        for tmp in [*exp.glob(".*.tmp"), *ckpt_dir.glob(".*.tmp")]:
+            tmp.unlink()  # left by a write that a kill interrupted; the file it was replacing is intact
+        if fresh:
+            for p in (last_path, best_path, exp / "averaged.pt", exp / "metrics.jsonl", exp / "curves.png"):
+                p.unlink(missing_ok=True)
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        save_recipe(recipe, exp / "config.yaml")
+    d.barrier()
 
-    seed_everything(recipe.train.seed)
+    seed_everything(cfg.seed)
     tok = CharTokenizer.load(data_dir / "vocab.txt")
     feats_cfg = feature_settings(recipe.features, recipe.data.sample_rate)
     cmvn_stats = torch.load(data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn == "global" else None
     train_utts, train_feats = load_split(data_dir, "train")
     dev_utts, dev_feats = load_split(data_dir, "dev")
     model_cfg = {**recipe.to_dict()["model"], "n_feats": recipe.features.n_mels, "n_tokens": len(tok)}
+    if model_cfg["head"] != "ctc":
+        raise InputError(f"recipe {recipe.name}: the {recipe.data.corpus} corpus has transcripts; it trains with model.head ctc")
     model = build_model(model_cfg).to(device)
+    if d.rank:
+        torch.manual_seed(cfg.seed + d.rank)  # other dropout masks on each rank; DDP copies rank 0's initial weights
+    metric = resolve_metric(cfg.metric, model_cfg["head"])
+    hib = HIGHER_IS_BETTER[metric]
 
     hop = recipe.features.hop_ms / 1000
     max_frames = int(recipe.data.max_duration / hop)
-    batch_frames = int(recipe.train.batch_seconds / hop)
-    train_ds = FeatureDataset(train_utts, train_feats, tok, recipe.features.cmvn, cmvn_stats, recipe.features.specaugment, recipe.train.seed)
+    batch_frames = int(cfg.batch_seconds / hop)
+    aug_seed = cfg.seed + 1000 * d.rank
+    train_ds = FeatureDataset(train_utts, train_feats, tok, recipe.features.cmvn, cmvn_stats, recipe.features.specaugment, aug_seed)
     dev_ds = FeatureDataset(dev_utts, dev_feats, tok, recipe.features.cmvn, cmvn_stats)
-    train_ds, dropped = _filter(train_ds, model, max_frames)
+    train_ds, dropped = filter_utterances(train_ds, model, max_frames)
     if not len(train_ds):
         raise InputError("no training utterance is left after filtering by length")
-    sampler = BucketBatchSampler([train_ds.frames(i) for i in range(len(train_ds))], batch_frames, seed=recipe.train.seed)
-    steps_per_epoch = len(sampler)
-    opt = make_optimizer(model.parameters(), recipe.train)
-    sched = make_scheduler(opt, recipe.train, steps_per_epoch * recipe.train.epochs)
+    frames = [train_ds.frames(i) for i in range(len(train_ds))]
+    sampler = BucketBatchSampler(frames, batch_frames, seed=cfg.seed)
 
-    meta = {
-        "model_config": model_cfg,
-        "tokenizer": tok.to_dict(),
-        "features": feats_cfg,
-        "cmvn": cmvn_stats,
-        "recipe": recipe.to_dict(),
-    }
-    start_epoch, step, best_wer = 0, 0, math.inf
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        sampler.set_epoch(epoch)
+        # SortaGrad: the first epoch runs short to long, which gets CTC past its all-blank plateau sooner
+        sampler.shuffle = not (cfg.sortagrad and epoch == 0)
+        return sampler.batches()
+
+    plan = [d.shard(epoch_batches(e)) for e in range(cfg.epochs)]
+    if any(not p for p in plan):
+        raise InputError(f"too few batches for {d.world} ranks: lower train.batch_seconds or use fewer processes")
+    total_steps = sum(math.ceil(len(p) / cfg.accum_steps) for p in plan)
+    opt = make_optimizer(model.parameters(), cfg)
+    sched = make_scheduler(opt, cfg, total_steps, higher_is_better=hib)
+    amp_on = device.type == "cuda" and cfg.precision != "fp32"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_on and cfg.precision == "fp16")
+
+    meta = {"model_config": model_cfg, "tokenizer": tok.to_dict(), "features": feats_cfg, "cmvn": cmvn_stats, "recipe": recipe.to_dict()}
+    st = RunState()
     if last_path.is_file():
-        state = load_checkpoint(last_path, device)
-        if state["model_config"] != model_cfg or state["tokenizer"] != tok.to_dict():
+        saved = load_checkpoint(last_path, device)
+        if saved["model_config"] != model_cfg or saved["tokenizer"] != tok.to_dict():
             raise InputError(f"{last_path} was trained with another model or vocabulary; use --fresh or another train.exp_dir")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        start_epoch, step, best_wer = state["epoch"], state["step"], state["best_wer"]
-        train_ds.generator.set_state(state["augment_rng"])
+        if "run" not in saved:
+            raise InputError(f"{last_path} comes from an older asrkit without exact resume; use --fresh")
+        if saved.get("world", 1) != d.world:
+            raise InputError(f"{last_path} was written by {saved.get('world', 1)} processes, this run has {d.world}; resume with the same count")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        st = RunState(**saved["run"])
+        _set_rng_state(saved["rng"][d.rank], device)
+        train_ds.generator.set_state(saved["augment_rng"][d.rank])
+        if d.main:
+            write_metrics(exp, st.history)
+    net = model
+    if d.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    with Progress(quiet) as prog:
-        prog.log(
-            f"{recipe.name}: {len(train_ds)} train utts ({sum(u.duration for u in train_ds.utts) / 3600:.2f} h), "
-            f"{len(dev_ds)} dev; model {model_cfg['name']} with {count_parameters(model):,} parameters on {device}; "
-            f"filtered: {dropped['too_long']} too long, {dropped['too_many_labels']} with more labels than frames"
-            + (f"; resuming after epoch {start_epoch}" if start_epoch else "")
-        )
-        for epoch in range(start_epoch, recipe.train.epochs):
-            t0 = time.time()
-            sampler.set_epoch(epoch)
-            # SortaGrad: the first epoch runs short to long, which gets CTC past its all-blank plateau sooner
-            sampler.shuffle = not (recipe.train.sortagrad and epoch == 0)
-            batches = sampler.batches()
-            total_audio = sum(train_ds.frames(i) for b in batches for i in b) * hop
-            task = prog.add(f"epoch {epoch + 1}/{recipe.train.epochs}", total=round(total_audio), unit="audio-s")
-            model.train()
-            loss_sum, n_utts, skipped = 0.0, 0, 0
-            for idx in batches:
-                b = collate([train_ds[i] for i in idx]).to(device)
-                lp, out_len = model(b.feats, b.lengths)
-                loss = torch.nn.functional.ctc_loss(
-                    lp.transpose(0, 1), b.targets, out_len, b.target_lengths, blank=tok.blank, reduction="mean"
-                )
-                opt.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):
-                    skipped += 1  # never let a NaN/inf reach the weights
-                else:
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.train.clip)
-                    opt.step()
-                    loss_sum += loss.item() * len(idx)
-                    n_utts += len(idx)
-                sched.step()
-                step += 1
-                prog.advance(task, float(b.lengths.sum()) * hop)
-            dev = evaluate(model, dev_ds, tok, device, batch_frames)
-            epoch_time = time.time() - t0
-            record = {
-                "epoch": epoch + 1,
-                "step": step,
-                "train_loss": loss_sum / max(n_utts, 1),
-                "dev_loss": dev["loss"],
-                "dev_wer": dev["wer"],
-                "dev_cer": dev["cer"],
-                "lr": opt.param_groups[0]["lr"],
-                "skipped_batches": skipped,
-                "seconds": round(epoch_time, 2),
-                "audio_seconds_per_second": round(total_audio / max(epoch_time, 1e-9), 1),
-            }
-            with open(exp / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            prog.log(
-                f"epoch {epoch + 1}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
-                f"dev WER {dev['wer']:.2%}, CER {dev['cer']:.2%} ({epoch_time:.0f} s, {record['audio_seconds_per_second']} audio-s/s)"
-            )
-            if not math.isfinite(record["train_loss"]) or (n_utts == 0 and skipped):
-                raise WorkError(f"training diverged at epoch {epoch + 1}: every batch had a non-finite loss")
-            if dev["wer"] < best_wer:
-                best_wer = dev["wer"]
-                save_checkpoint(best_path, {**meta, "model": model.state_dict(), "epoch": epoch + 1, "metric": record})
+    def save_last() -> None:
+        rng = d.gather(_rng_state(device))  # a collective: every rank calls it
+        aug = d.gather(train_ds.generator.get_state())
+        if d.main:
             save_checkpoint(
                 last_path,
                 {
@@ -232,73 +199,153 @@ def train(recipe: Recipe, quiet: bool = False, fresh: bool = False) -> Path:
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
-                    "rng": _rng_state(),
-                    "augment_rng": train_ds.generator.get_state(),
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "best_wer": best_wer,
-                    "metric": record,
+                    "scaler": scaler.state_dict(),
+                    "rng": rng,
+                    "augment_rng": aug,
+                    "world": d.world,
+                    "run": asdict(st),
                 },
             )
-    plot_curves(exp)
-    if not quiet:
-        print_summary(exp)
+
+    with Progress(quiet) as prog:
+        if cfg.precision != "fp32" and not amp_on:
+            prog.log(f"train.precision {cfg.precision} needs CUDA; training in fp32 on {device}")
+        prog.log(
+            f"{recipe.name}: {len(train_ds)} train utts ({sum(u.duration for u in train_ds.utts) / 3600:.2f} h), "
+            f"{len(dev_ds)} dev; model {model_cfg['name']} with {count_parameters(model):,} parameters on {device}"
+            + (f" × {d.world} processes" if d.enabled else "")
+            + f"; filtered: {dropped['too_long']} longer than data.max_duration, {dropped['too_many_labels']} with more labels than frames"
+            + (f"; resuming at epoch {st.epoch + 1}, batch {st.batch}" if st.epoch or st.batch else "")
+        )
+        if st.done:
+            prog.log(f"the run stopped early at epoch {st.epoch}; nothing to do (use --fresh to start over)")
+        for epoch in range(st.epoch, cfg.epochs):
+            if st.done:
+                break
+            batches = plan[epoch]
+            audio = [sum(frames[i] for i in b) * hop for b in batches]
+            t0 = time.time() - st.epoch_seconds
+            task = prog.add(f"epoch {epoch + 1}/{cfg.epochs}", total=round(sum(audio)), unit="audio-s")
+            prog.advance(task, sum(audio[: st.batch]))
+            net.train()
+            for bi in range(st.batch, len(batches)):
+                group_start = bi - bi % cfg.accum_steps
+                group = min(cfg.accum_steps, len(batches) - group_start)
+                last_in_group = bi == group_start + group - 1
+                b = collate([train_ds[i] for i in batches[bi]]).to(device)
+                sync = contextlib.nullcontext() if (last_in_group or not d.enabled) else net.no_sync()
+                with sync:
+                    with _autocast(cfg.precision, device):
+                        lp, out_len = net(b.feats, b.lengths)
+                    loss = torch.nn.functional.ctc_loss(
+                        lp.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=tok.blank, reduction="mean"
+                    )
+                    finite = d.all_true(bool(torch.isfinite(loss)))
+                    if finite:
+                        scaler.scale(loss / group).backward()
+                        st.loss_sum += loss.item() * len(batches[bi])
+                        st.n_utts += len(batches[bi])
+                    else:
+                        st.skipped += 1  # never let a NaN/inf reach the weights
+                prog.advance(task, audio[bi])
+                if not last_in_group:
+                    continue
+                if d.enabled and not finite and group > 1:
+                    _average_gradients(model, d.world)  # the skipped last micro-batch would have synced them
+                if any(p.grad is not None for p in model.parameters()):
+                    scaler.unscale_(opt)
+                    if cfg.clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                    scaler.step(opt)
+                    scaler.update()
+                opt.zero_grad(set_to_none=True)
+                if per_step(cfg):
+                    with warnings.catch_warnings():  # the schedule keeps time even when a skipped batch left no optimizer step
+                        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+                        sched.step()
+                st.step += 1
+                st.batch = bi + 1
+                if cfg.save_every and st.step % cfg.save_every == 0 and st.batch < len(batches):
+                    st.epoch_seconds = time.time() - t0
+                    save_last()
+
+            if d.enabled:  # the epoch's loss over every rank's batches
+                sums = d.gather((st.loss_sum, st.n_utts, st.skipped))
+                st.loss_sum, st.n_utts, st.skipped = (sum(x) for x in zip(*sums))
+            dev = d.broadcast(evaluate(model, dev_ds, tok, device, batch_frames) if d.main else None)
+            epoch_time = time.time() - t0
+            epoch_audio = sum(audio) * d.world
+            record = {
+                "epoch": epoch + 1,
+                "step": st.step,
+                "train_loss": st.loss_sum / max(st.n_utts, 1),
+                **{f"dev_{k}": v for k, v in dev.items()},
+                "lr": opt.param_groups[0]["lr"],
+                "skipped_batches": st.skipped,
+                "seconds": round(epoch_time, 2),
+                "audio_seconds_per_second": round(epoch_audio / max(epoch_time, 1e-9), 1),
+            }
+            if st.n_utts == 0:
+                raise WorkError(f"training diverged at epoch {epoch + 1}: every batch had a non-finite loss")
+            if not per_step(cfg):
+                sched.step(dev[metric])
+            improved = not st.best or better(dev[metric], st.best[0]["value"], metric)
+            st.bad_epochs = 0 if improved else st.bad_epochs + 1
+            if d.main:
+                _keep_best(st, exp, ckpt_dir, cfg.keep_best, metric, epoch + 1, dev[metric], {**meta, "model": model.state_dict(), "metric": record})
+            st.history.append(record)
+            st.epoch, st.batch, st.loss_sum, st.n_utts, st.skipped, st.epoch_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0
+            if cfg.early_stop and st.bad_epochs >= cfg.early_stop and epoch + 1 < cfg.epochs:
+                st.done = True
+            save_last()
+            if d.main:
+                write_metrics(exp, st.history)
+            prog.log(
+                f"epoch {epoch + 1}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
+                f"dev WER {dev['wer']:.2%}, CER {dev['cer']:.2%} ({epoch_time:.0f} s, {record['audio_seconds_per_second']} audio-s/s"
+                + (f", {st.skipped} batches skipped for a non-finite loss" if record["skipped_batches"] else "")
+                + ")"
+            )
+            if st.done:
+                prog.log(f"early stop: dev {metric} has not improved for {st.bad_epochs} epochs")
+            d.barrier()
+
+    if d.enabled:
+        sums = d.gather(distributed.weights_checksum(model))
+        if len(set(sums)) != 1:
+            raise WorkError(f"ranks ended with different weights: {sums}")
+        if d.main:
+            print(f"weights identical on all {d.world} ranks (checksum {sums[0]})", flush=True)
+    if d.main:
+        if cfg.average and st.best:
+            paths = [exp / b["path"] for b in st.best[: cfg.average]]
+            save_checkpoint(exp / "averaged.pt", average_checkpoints(paths))
+        plot_curves(exp, metric)
+        if not quiet:
+            print_summary(exp, metric, hib, note="stopped early" if st.done else "")
     return best_path
 
 
-def read_metrics(exp: Path) -> list[dict]:
-    p = exp / "metrics.jsonl"
-    if not p.is_file():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-
-
-def plot_curves(exp: Path) -> None:
-    """curves.png: losses and dev WER per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from asrkit.fsutil import atomic_write
-
-    rows = read_metrics(exp)
-    if not rows:
+def _keep_best(st: RunState, exp: Path, ckpt_dir: Path, keep: int, metric: str, epoch: int, value: float, state: dict) -> None:
+    """Keep the `keep` best epoch checkpoints in checkpoints/ and the very best as best.pt."""
+    if len(st.best) >= keep and not better(value, st.best[-1]["value"], metric):
         return
-    ep = [r["epoch"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    a.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
-    a.plot(ep, [r["dev_loss"] for r in rows], "s-", label="dev")
-    a.set_xlabel("epoch")
-    a.set_ylabel("CTC loss")
-    a.legend()
-    b.plot(ep, [100 * r["dev_wer"] for r in rows], "o-", label="WER")
-    b.plot(ep, [100 * r["dev_cer"] for r in rows], "s-", label="CER")
-    b.set_xlabel("epoch")
-    b.set_ylabel("dev error (%)")
-    b.legend()
-    fig.tight_layout()
-    atomic_write(exp / "curves.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    path = f"checkpoints/epoch-{epoch}.pt"
+    save_checkpoint(exp / path, {**state, "epoch": epoch})
+    st.best.append({"epoch": epoch, "value": value, "path": path})
+    # stable sort: on a tie the earlier epoch stays ahead
+    st.best.sort(key=lambda b: -b["value"] if HIGHER_IS_BETTER[metric] else b["value"])
+    for old in st.best[keep:]:
+        (exp / old["path"]).unlink(missing_ok=True)
+    del st.best[keep:]
+    if st.best[0]["epoch"] == epoch:
+        atomic_write(exp / "best.pt", lambda tmp: shutil.copyfile(exp / path, tmp))
 
 
-def print_summary(exp: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _average_gradients(model: torch.nn.Module, world: int) -> None:
+    import torch.distributed as dist
 
-    rows = read_metrics(exp)
-    if not rows:
-        return
-    best = min(rows, key=lambda r: r["dev_wer"])
-    t = Table(title=f"training summary: {exp}")
-    for col in ("epochs", "best epoch", "best dev WER", "dev CER", "train time", "audio-s/s"):
-        t.add_column(col)
-    t.add_row(
-        str(rows[-1]["epoch"]),
-        str(best["epoch"]),
-        f"{best['dev_wer']:.2%}",
-        f"{best['dev_cer']:.2%}",
-        f"{sum(r['seconds'] for r in rows):.0f} s",
-        f"{rows[-1]['audio_seconds_per_second']}",
-    )
-    Console(stderr=True).print(t)
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world

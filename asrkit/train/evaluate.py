@@ -1,0 +1,61 @@
+"""Validation: dev loss and error rates with greedy decoding; which way each metric improves."""
+
+from __future__ import annotations
+
+import torch
+
+from asrkit.data.loader import BucketBatchSampler, FeatureDataset, collate
+from asrkit.text import CharTokenizer
+
+HIGHER_IS_BETTER = {"wer": False, "cer": False, "loss": False, "accuracy": True}
+
+
+def resolve_metric(name: str, head: str = "ctc") -> str:
+    """`auto` → the task's natural metric: WER for CTC, accuracy for classifier and frame heads."""
+    if name != "auto":
+        return name
+    return "wer" if head == "ctc" else "accuracy"
+
+
+def better(a: float, b: float, metric: str) -> bool:
+    """Whether metric value `a` is strictly better than `b`."""
+    return a > b if HIGHER_IS_BETTER[metric] else a < b
+
+
+def greedy_batch(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[list[int]]:
+    """Best-path decoding of a padded batch: arg-max per frame, repeats collapsed, blanks dropped."""
+    best = log_probs.argmax(-1).cpu()
+    out = []
+    for row, n in zip(best, lengths.tolist()):
+        r = row[:n]
+        keep = torch.ones_like(r, dtype=torch.bool)
+        keep[1:] = r[1:] != r[:-1]
+        r = r[keep]
+        out.append(r[r != blank].tolist())
+    return out
+
+
+def evaluate(model: torch.nn.Module, ds: FeatureDataset, tok: CharTokenizer, device: torch.device, max_frames: int) -> dict:
+    """Dev loss (per label, as in training), WER, CER and sentence accuracy with greedy decoding."""
+    from asrkit.score import score
+
+    was_training = model.training
+    model.eval()
+    sampler = BucketBatchSampler([ds.frames(i) for i in range(len(ds))], max_frames, shuffle=False)
+    refs, hyps, total, n = {}, {}, 0.0, 0
+    with torch.inference_mode():
+        for idx in sampler:
+            b = collate([ds[i] for i in idx]).to(device)
+            lp, out_len = model(b.feats, b.lengths)
+            loss = torch.nn.functional.ctc_loss(
+                lp.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=tok.blank, reduction="none", zero_infinity=True
+            )
+            total += float((loss / b.target_lengths.clamp(min=1)).sum())  # per label, like the training loss
+            n += len(idx)
+            for uid, ids, t in zip(b.ids, greedy_batch(lp, out_len, tok.blank), idx):
+                hyps[uid] = tok.decode(ids)
+                refs[uid] = ds.utts[t].text or ""
+    rep = score(refs, hyps)
+    model.train(was_training)
+    exact = sum(" ".join(refs[k].split()) == " ".join(hyps[k].split()) for k in refs)
+    return {"loss": total / max(n, 1), "wer": rep.wer, "cer": rep.cer, "accuracy": exact / max(len(refs), 1)}

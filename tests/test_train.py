@@ -1,0 +1,254 @@
+"""The training engine: exact resume after SIGKILL, two gloo processes under torchrun, best-N, averaging,
+early stopping, plateau schedule, accumulation, and non-finite losses."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from asrkit.assets import fsdd_root
+from asrkit.config import load_recipe
+from asrkit.errors import InputError
+from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
+from asrkit.train.trainer import train
+from conftest import ROOT, asrkit_cmd, run_cli
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A prepared tiny digits recipe (one speaker of the embedded FSDD copy) shared by the module's tests."""
+    tmp = tmp_path_factory.mktemp("train")
+    src = fsdd_root() / "recordings"
+    dst = tmp / "fsdd" / "recordings"
+    dst.mkdir(parents=True)
+    for d in range(10):
+        for i in range(12):
+            shutil.copy(src / f"{d}_jackson_{i}.flac", dst)
+    base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
+    base["data"].update(
+        root=str(dst.parent),
+        out_dir=str(tmp / "data"),
+        speed_perturb=[],
+        connected={"per_split": {"train": 60, "dev": 8, "test": 4}, "min_words": 2, "max_words": 3, "gap_seconds": [0.05, 0.1]},
+    )
+    base["model"].update(hidden=24, layers=1, subsample=3)
+    base["train"].update(epochs=3, batch_seconds=12, lr=0.004, save_every=3, threads=1, keep_best=2)
+    p = tmp / "tiny.yaml"
+    p.write_text(yaml.safe_dump(base))
+    run_cli("prepare", str(p), "--quiet")
+    return p
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["model"]
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _step(exp: Path) -> int:
+    try:
+        return int(torch.load(exp / "last.pt", weights_only=True)["run"]["step"])
+    except Exception:  # absent, or replaced while we read it
+        return -1
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny: Path, tmp_path: Path) -> None:
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    run_cli("train", str(tiny), "--quiet", "--set", f"train.exp_dir={ref}")
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(3):
+        before = _step(killed)
+        proc = subprocess.Popen([*asrkit_cmd(), "train", str(tiny), "--quiet", "--set", f"train.exp_dir={killed}"], stderr=subprocess.PIPE)
+        # wait for progress past the last checkpoint, then kill at an arbitrary moment (mid-step, mid-write, mid-eval)
+        deadline = time.time() + 120
+        while proc.poll() is None and _step(killed) <= before and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    assert kills >= 2, "the run finished before it could be killed twice; the test would prove nothing"
+    run_cli("train", str(tiny), "--quiet", "--set", f"train.exp_dir={killed}")
+    assert _same(_weights(ref / "last.pt"), _weights(killed / "last.pt"))
+    assert _same(_weights(ref / "best.pt"), _weights(killed / "best.pt"))
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "audio_seconds_per_second")} for r in rows]  # noqa: E731
+    read = lambda p: [json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert strip(read(ref)) == strip(read(killed))
+    assert [r["epoch"] for r in read(killed)] == [1, 2, 3]
+    assert not list(killed.rglob(".*.tmp"))  # temp files of killed writes are cleaned up on restart
+
+
+def _kill_after_step(tiny: Path, exp: Path, step: int, *extra: str) -> None:
+    proc = subprocess.Popen([*asrkit_cmd(), "train", str(tiny), "--quiet", "--set", f"train.exp_dir={exp}", *extra], stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while proc.poll() is None and _step(exp) < step and time.time() < deadline:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+
+
+def test_resume_differs_without_saved_rng_state(tiny: Path, tmp_path: Path) -> None:
+    """The bit-identity above is not luck: resuming mid-epoch with another RNG state gives other weights."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    extra = ["--set", "train.epochs=1", "--set", "train.save_every=2"]
+    run_cli("train", str(tiny), "--quiet", "--set", f"train.exp_dir={a}", *extra)
+    _kill_after_step(tiny, b, 2, *extra)
+    state = load_checkpoint(b / "last.pt")
+    assert state["run"]["epoch"] == 0 and 0 < state["run"]["batch"], "no mid-epoch checkpoint was caught"
+    state["rng"][0]["torch"] = torch.Generator().manual_seed(123).get_state()
+    save_checkpoint(b / "last.pt", {k: v for k, v in state.items() if k != "format"})
+    run_cli("train", str(tiny), "--quiet", "--set", f"train.exp_dir={b}", *extra)
+    assert not _same(_weights(a / "last.pt"), _weights(b / "last.pt"))
+
+
+def test_two_gloo_processes_under_torchrun(tiny: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "ddp"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "asrkit", "train", str(tiny), "--quiet", "--set", f"train.exp_dir={exp}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "weights identical on all 2 ranks" in proc.stdout
+    assert proc.stderr.count("best checkpoint:") == 1  # rank 0 only
+    last = load_checkpoint(exp / "last.pt")
+    assert last["world"] == 2 and len(last["rng"]) == 2
+    # each rank drew other dropout masks and SpecAugment masks
+    assert not torch.equal(last["rng"][0]["torch"], last["rng"][1]["torch"])
+    rows = [json.loads(x) for x in (exp / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    single = [json.loads(x) for x in _single_run_metrics(tiny, tmp_path)]
+    # two ranks share each epoch's batches: half the optimizer steps of a single process
+    assert rows[-1]["step"] <= single[-1]["step"] // 2 + 1
+    hyp = run_cli("decode", "--model", str(exp / "best.pt"), "--beam", "4", "--quiet", str(Path(load_recipe(tiny).data_dir) / "test.jsonl"))
+    assert len(hyp.stdout.splitlines()) == 4
+
+
+def _single_run_metrics(tiny: Path, tmp_path: Path) -> list[str]:
+    exp = tmp_path / "single"
+    run_cli("train", str(tiny), "--quiet", "--set", f"train.exp_dir={exp}")
+    return (exp / "metrics.jsonl").read_text().splitlines()
+
+
+def _train_in_process(tiny: Path, exp: Path, *overrides: str) -> list[dict]:
+    recipe = load_recipe(tiny, [f"train.exp_dir={exp}", *overrides])
+    train(recipe, quiet=True)
+    return [json.loads(x) for x in (exp / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_best_n_checkpoints_and_averaging(tiny: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    rows = _train_in_process(tiny, exp, "train.epochs=3", "train.keep_best=2", "train.average=2", "train.metric=loss")
+    kept = sorted(p.name for p in (exp / "checkpoints").glob("*.pt"))
+    ranked = sorted(rows, key=lambda r: r["dev_loss"])
+    assert kept == sorted(f"epoch-{r['epoch']}.pt" for r in ranked[:2])
+    best = load_checkpoint(exp / "best.pt")
+    assert best["epoch"] == ranked[0]["epoch"]
+    a, b = (load_checkpoint(exp / "checkpoints" / f"epoch-{r['epoch']}.pt")["model"] for r in ranked[:2])
+    avg = load_checkpoint(exp / "averaged.pt")["model"]
+    for k in avg:
+        torch.testing.assert_close(avg[k], (a[k] + b[k]) / 2, rtol=0, atol=1e-7)
+    # the CLI gives the same average, and the averaged checkpoint decodes
+    out = tmp_path / "avg.pt"
+    run_cli("average", *(str(exp / "checkpoints" / f"epoch-{r['epoch']}.pt") for r in ranked[:2]), "--output", str(out))
+    assert _same(load_checkpoint(out)["model"], avg)
+    test = Path(load_recipe(tiny).data_dir) / "test.jsonl"
+    assert len(run_cli("decode", "--model", str(out), "--quiet", str(test)).stdout.splitlines()) == 4
+
+
+def test_average_refuses_checkpoints_of_other_models(tiny: Path, tmp_path: Path) -> None:
+    _train_in_process(tiny, tmp_path / "a", "train.epochs=1")
+    _train_in_process(tiny, tmp_path / "b", "train.epochs=1", "model.hidden=16")
+    with pytest.raises(InputError, match="another model"):
+        average_checkpoints([tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"])
+    res = run_cli("average", str(tmp_path / "a" / "best.pt"), str(tmp_path / "b" / "best.pt"), "-o", str(tmp_path / "x.pt"), check=False)
+    assert res.returncode == 2 and "another model" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_early_stopping_and_rerun_does_nothing(tiny: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    # a learning rate this small leaves the dev loss where epoch 1 put it: no epoch improves on the first
+    rows = _train_in_process(tiny, exp, "train.epochs=6", "train.lr=1e-12", "train.schedule=constant", "train.early_stop=2", "train.metric=loss")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert load_checkpoint(exp / "last.pt")["run"]["done"] is True
+    rows2 = _train_in_process(tiny, exp, "train.epochs=6", "train.lr=1e-12", "train.schedule=constant", "train.early_stop=2", "train.metric=loss")
+    assert rows2 == rows
+
+
+def test_plateau_schedule_lowers_the_rate_when_dev_stalls(tiny: Path, tmp_path: Path) -> None:
+    rows = _train_in_process(
+        tiny, tmp_path / "exp", "train.epochs=4", "train.lr=1e-9", "train.schedule=plateau", "train.plateau_patience=0", "train.metric=loss"
+    )
+    # each row holds the rate the epoch trained with; epoch 1 sets the reference, then every epoch stalls
+    assert [r["lr"] for r in rows] == pytest.approx([1e-9, 1e-9, 5e-10, 2.5e-10], rel=1e-6)
+
+
+def test_gradient_accumulation_takes_one_step_per_group(tiny: Path, tmp_path: Path) -> None:
+    one = _train_in_process(tiny, tmp_path / "one", "train.epochs=1")
+    three = _train_in_process(tiny, tmp_path / "three", "train.epochs=1", "train.accum_steps=3")
+    batches = one[0]["step"]
+    assert three[0]["step"] == -(-batches // 3)
+    assert not _same(_weights(tmp_path / "one" / "last.pt"), _weights(tmp_path / "three" / "last.pt"))
+
+
+def test_non_finite_losses_are_skipped_and_counted(tiny: Path, tmp_path: Path) -> None:
+    recipe = load_recipe(tiny)
+    data = tmp_path / "data"
+    shutil.copytree(recipe.data_dir, data)
+    feats = torch.load(data / "feats" / "train.pt", weights_only=True)
+    poisoned = sorted(feats)[:3]
+    for k in poisoned:
+        feats[k] = feats[k].clone()
+        feats[k][0, 0] = float("nan")  # survives CMVN as NaN: that utterance's batch gets a NaN loss
+    torch.save(feats, data / "feats" / "train.pt")
+    exp = tmp_path / "exp"
+    rows = _train_in_process(tiny, exp, "train.epochs=1", f"data.out_dir={data}")
+    assert 1 <= rows[0]["skipped_batches"] <= 3
+    w = _weights(exp / "last.pt")
+    assert all(torch.isfinite(v).all() for v in w.values() if v.is_floating_point())
+    assert math.isfinite(rows[0]["train_loss"]) and rows[0]["train_loss"] > 0
+
+
+def test_resume_refuses_another_model_or_world_size(tiny: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    _train_in_process(tiny, exp, "train.epochs=1")
+    with pytest.raises(InputError, match="another model"):
+        _train_in_process(tiny, exp, "train.epochs=2", "model.hidden=8")
+    state = load_checkpoint(exp / "last.pt")
+    state["world"] = 4
+    save_checkpoint(exp / "last.pt", {k: v for k, v in state.items() if k != "format"})
+    with pytest.raises(InputError, match="4 processes"):
+        _train_in_process(tiny, exp, "train.epochs=2")
+
+
+def test_cpu_precision_fallback_and_length_filter_are_logged(tiny: Path, tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU fallback")
+    sets = [f"train.exp_dir={tmp_path / 'exp'}", "train.epochs=1", "train.precision=bf16", "data.max_duration=1.0"]
+    res = run_cli("train", str(tiny), *(x for s in sets for x in ("--set", s)))
+    assert "train.precision bf16 needs CUDA; training in fp32" in res.stderr
+    n = int(re.search(r"filtered: (\d+) longer than data.max_duration", res.stderr).group(1))
+    utts = [json.loads(x) for x in (load_recipe(tiny).data_dir / "train.jsonl").read_text().splitlines()]
+    assert n == sum(u["duration"] > 1.0 for u in utts) > 0
