@@ -72,6 +72,35 @@ def train(
 
 
 @app.command()
+def models(
+    recipe: Annotated[Optional[Path], typer.Argument(help="Recipe YAML whose sizes to use (default: the built-in defaults).")] = None,
+    set_: Sets = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per zoo entry.")] = False,
+) -> None:
+    """List the model zoo with parameter counts for a recipe's sizes."""
+    import json
+
+    from asrkit.models.describe import describe_zoo
+
+    rows, title = describe_zoo(recipe, set_)
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in ("model", "parameters", "bidirectional", "streamable", "description"):
+        t.add_column(col, justify="right" if col == "parameters" else "left")
+    for r in rows:
+        params = f"{r['parameters']:,}" if r["parameters"] is not None else r.get("error", "-")
+        mark = " *" if r["selected"] else ""
+        t.add_row(r["name"] + mark, params, "yes" if r["bidirectional"] else "no", "yes" if r["streamable"] else "no", r["description"])
+    Console().print(t)
+
+
+@app.command()
 def average(
     checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints of one run, e.g. exp/digits/checkpoints/*.pt.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the averaged checkpoint.")],

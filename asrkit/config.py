@@ -299,6 +299,10 @@ def validate(r: Recipe) -> None:
         (r.model.frontend != "none" or r.model.subsample == 1, "model.frontend none cannot subsample: set model.subsample to 1"),
         (r.model.cnn_blocks >= 0, "model.cnn_blocks must be >= 0"),
         (r.model.projection >= 0, "model.projection must be >= 0 (0 = no projection)"),
+        (
+            r.model.name not in ("lstm", "bilstm") or r.model.projection < r.model.hidden,
+            "model.projection must be smaller than model.hidden for an LSTM",
+        ),
         (r.model.nonlinearity in ("tanh", "relu"), "model.nonlinearity must be tanh or relu"),
         (r.model.context >= 0, "model.context must be >= 0"),
         (0 <= r.model.dropout < 1, "model.dropout must be in [0, 1)"),

@@ -67,3 +67,27 @@ def test_cli_import_does_not_load_torch() -> None:
     code = "import sys, asrkit.cli; print(sorted(m for m in ('torch', 'torchaudio', 'matplotlib', 'jiwer') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_models_lists_the_zoo_sized_for_a_recipe(tmp_path) -> None:
+    import json
+
+    from asrkit.models import MODELS, build_model, count_parameters
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: r\ndata: {{out_dir: {tmp_path / 'none'}}}\nfeatures: {{n_mels: 24}}\n"
+        "model: {name: gru, frontend: stack, subsample: 2, hidden: 32, layers: 1}\n"
+    )
+    res = run_cli("models", str(recipe), "--json")
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["name"] for r in rows] == list(MODELS)
+    assert [r["name"] for r in rows if r["selected"]] == ["gru"]
+    for r in rows:
+        cfg = {"name": r["name"], "frontend": "stack", "subsample": 2, "hidden": 32, "layers": 1, "n_feats": 24, "n_tokens": 29}
+        assert r["parameters"] == count_parameters(build_model(cfg))
+    # --set changes the sizes the table is built with
+    wider = [json.loads(line) for line in run_cli("models", str(recipe), "--json", "--set", "model.hidden=64").stdout.splitlines()]
+    assert all(w["parameters"] > r["parameters"] for w, r in zip(wider, rows))
+    bad = run_cli("models", str(recipe), "--set", "model.hiden=3", check=False)
+    assert bad.returncode == 2 and "did you mean 'model.hidden'" in bad.stderr

@@ -1,35 +1,92 @@
-"""Model zoo: build a model by name from a config dict (stored in every checkpoint)."""
+"""Model zoo: build a model by name from a config dict (stored in every checkpoint).
+
+>>> m = build_model({"name": "bigru", "head": "ctc", "frontend": "resnet", "hidden": 64, "layers": 2, "n_feats": 80, "n_tokens": 30})
+>>> m.task, m.bidirectional
+('ctc', True)
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from asrkit.config import ModelConfig
 from asrkit.errors import InputError
 
-MODELS = ("bilstm", "lstm")
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo name: what it builds (`cell` None = the frame-wise DNN) and a one-line description."""
+
+    cell: str | None
+    bidirectional: bool
+    description: str
+
+
+ZOO: dict[str, ZooEntry] = {
+    "dnn": ZooEntry(None, False, "frame-wise MLP over ±context spliced frames (hybrid-style DNN)"),
+    "rnn": ZooEntry("rnn", False, "unidirectional Elman RNN (tanh or relu)"),
+    "lstm": ZooEntry("lstm", False, "unidirectional LSTM, optional native projection"),
+    "bilstm": ZooEntry("lstm", True, "bidirectional LSTM, optional native projection"),
+    "gru": ZooEntry("gru", False, "unidirectional GRU, optional per-layer projection"),
+    "bigru": ZooEntry("gru", True, "bidirectional GRU (DeepSpeech2-style with the resnet front-end)"),
+}
+MODELS = tuple(ZOO)
+
+# ModelConfig defaults, for checkpoints written before a key existed (old configs: frontend conv)
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name != "name"}
 
 
 def build_model(cfg: dict[str, Any]) -> torch.nn.Module:
-    """Build a zoo entry from its config (name, sizes, n_feats, n_tokens)."""
-    from asrkit.models.recurrent import RecurrentCTC
+    """Build a zoo entry from its config (ModelConfig fields + n_feats + n_tokens); missing keys take the defaults."""
+    from asrkit.models.dnn import DNNModel
+    from asrkit.models.recurrent import RecurrentModel
 
     name = cfg.get("name")
-    if name not in MODELS:
+    if name not in ZOO:
         raise InputError(f"unknown model {name!r}; the zoo has: {', '.join(MODELS)}")
-    return RecurrentCTC(
-        n_feats=cfg["n_feats"],
-        n_tokens=cfg["n_tokens"],
-        conv_channels=cfg.get("conv_channels", 32),
-        subsample=cfg.get("subsample", 2),
-        hidden=cfg["hidden"],
-        layers=cfg["layers"],
-        dropout=cfg.get("dropout", 0.0),
-        bidirectional=name.startswith("bi"),
-        frontend=cfg.get("frontend", "conv"),
+    c = {**_DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
+    common = {
+        "n_feats": c["n_feats"],
+        "n_outputs": c["n_tokens"],
+        "head": c["head"],
+        "pool": c["pool"],
+        "frontend": c["frontend"],
+        "conv_channels": c["conv_channels"],
+        "cnn_blocks": c["cnn_blocks"],
+        "subsample": c["subsample"],
+        "hidden": c["hidden"],
+        "layers": c["layers"],
+        "dropout": c["dropout"],
+    }
+    entry = ZOO[name]
+    if entry.cell is None:
+        return DNNModel(**common, context=c["context"])
+    return RecurrentModel(
+        **common, cell=entry.cell, bidirectional=entry.bidirectional, projection=c["projection"], nonlinearity=c["nonlinearity"]
     )
 
 
 def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def zoo_table(model_cfg: dict[str, Any], n_feats: int, n_tokens: int) -> list[dict[str, Any]]:
+    """One row per zoo entry built with `model_cfg`'s sizes: name, description, parameters, bidirectional, streamable.
+
+    An entry the sizes do not fit (e.g. an LSTM projection >= hidden) gets parameters None and an `error`.
+    """
+    rows = []
+    for name, entry in ZOO.items():
+        row: dict[str, Any] = {"name": name, "description": entry.description, "parameters": None}
+        row.update(bidirectional=entry.bidirectional, streamable=not entry.bidirectional)
+        try:
+            row["parameters"] = count_parameters(build_model({**model_cfg, "name": name, "n_feats": n_feats, "n_tokens": n_tokens}))
+        except InputError as e:
+            row["error"] = str(e)
+        rows.append(row)
+    return rows

@@ -40,6 +40,7 @@ class RunState:
     n_utts: int = 0
     skipped: int = 0  # batches whose loss was NaN/inf, this epoch
     epoch_seconds: float = 0.0  # wall time already spent in this epoch before a restart
+    loop_seconds: float = 0.0  # of which in the batch loop (no validation, no checkpoints)
     best: list[dict] = field(default_factory=list)  # [{"epoch", "value", "path"}], best first
     bad_epochs: int = 0  # epochs since the dev metric last improved
     done: bool = False  # stopped early
@@ -225,10 +226,12 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
             batches = plan[epoch]
             audio = [sum(frames[i] for i in b) * hop for b in batches]
             t0 = time.time() - st.epoch_seconds
+            loop_seconds = st.loop_seconds
             task = prog.add(f"epoch {epoch + 1}/{cfg.epochs}", total=round(sum(audio)), unit="audio-s")
             prog.advance(task, sum(audio[: st.batch]))
             net.train()
             for bi in range(st.batch, len(batches)):
+                tb = time.time()
                 group_start = bi - bi % cfg.accum_steps
                 group = min(cfg.accum_steps, len(batches) - group_start)
                 last_in_group = bi == group_start + group - 1
@@ -249,6 +252,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
                         st.skipped += 1  # never let a NaN/inf reach the weights
                 prog.advance(task, audio[bi])
                 if not last_in_group:
+                    loop_seconds += time.time() - tb
                     continue
                 if d.enabled and not finite and group > 1:
                     _average_gradients(model, d.world)  # the skipped last micro-batch would have synced them
@@ -265,8 +269,9 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
                         sched.step()
                 st.step += 1
                 st.batch = bi + 1
+                loop_seconds += time.time() - tb
                 if cfg.save_every and st.step % cfg.save_every == 0 and st.batch < len(batches):
-                    st.epoch_seconds = time.time() - t0
+                    st.epoch_seconds, st.loop_seconds = time.time() - t0, loop_seconds
                     save_last()
 
             if d.enabled:  # the epoch's loss over every rank's batches
@@ -284,6 +289,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
                 "skipped_batches": st.skipped,
                 "seconds": round(epoch_time, 2),
                 "audio_seconds_per_second": round(epoch_audio / max(epoch_time, 1e-9), 1),
+                "train_audio_seconds_per_second": round(epoch_audio / max(loop_seconds, 1e-9), 1),  # batch loop only
             }
             if st.n_utts == 0:
                 raise WorkError(f"training diverged at epoch {epoch + 1}: every batch had a non-finite loss")
@@ -294,7 +300,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
             if d.main:
                 _keep_best(st, exp, ckpt_dir, cfg.keep_best, metric, epoch + 1, dev[metric], {**meta, "model": model.state_dict(), "metric": record})
             st.history.append(record)
-            st.epoch, st.batch, st.loss_sum, st.n_utts, st.skipped, st.epoch_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0
+            st.epoch, st.batch, st.loss_sum, st.n_utts, st.skipped, st.epoch_seconds, st.loop_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0, 0.0
             if cfg.early_stop and st.bad_epochs >= cfg.early_stop and epoch + 1 < cfg.epochs:
                 st.done = True
             save_last()

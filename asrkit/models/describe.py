@@ -1,0 +1,38 @@
+"""`asrkit models`: the zoo sized for a recipe (its features, vocabulary and model sizes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from asrkit.config import Recipe, load_recipe
+from asrkit.models import zoo_table
+
+# blank + a-z + apostrophe + <space>: the character set of an English CTC recipe before `prepare` has run
+DEFAULT_TOKENS = 29
+
+
+def recipe_outputs(recipe: Recipe) -> tuple[int, str]:
+    """The model's output size: the prepared vocabulary when there is one, else the English character set."""
+    from asrkit.text import CharTokenizer
+
+    vocab = recipe.data_dir / "vocab.txt"
+    if vocab.is_file():
+        return len(CharTokenizer.load(vocab)), f"{vocab}"
+    return DEFAULT_TOKENS, f"{DEFAULT_TOKENS} outputs assumed: {vocab} is not prepared yet"
+
+
+def describe_zoo(recipe_path: str | Path | None, overrides: list[str] | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Rows of `zoo_table` for the recipe (or the defaults), with the recipe's own entry marked `selected`."""
+    recipe = load_recipe(recipe_path, overrides) if recipe_path is not None else Recipe()
+    n_out, source = recipe_outputs(recipe)
+    cfg = recipe.to_dict()["model"]
+    rows = zoo_table(cfg, recipe.features.n_mels, n_out)
+    for r in rows:
+        r["selected"] = r["name"] == recipe.model.name
+    m = recipe.model
+    title = (
+        f"model zoo for {recipe_path or 'the default recipe'}: {recipe.features.n_mels} features → {n_out} outputs ({source}); "
+        f"{m.frontend} front-end, subsample {m.subsample}, hidden {m.hidden} × {m.layers} layers, head {m.head}; * = the recipe's model"
+    )
+    return rows, title
