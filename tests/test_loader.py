@@ -127,14 +127,27 @@ def test_dataset_items():
     assert batch.lengths.tolist() == [40, 7] and batch.target_lengths.tolist() == [4, 2]
 
 
-def test_dataset_augment_is_seeded():
+def test_dataset_batch_augment_is_seeded_and_per_utterance():
     cfg = SpecAugmentConfig(freq_masks=1, freq_width=4, time_masks=1, time_width=0.3)
-    a = [_dataset(augment=cfg, seed=1)[0][0] for _ in range(2)]
+    a = [_dataset(augment=cfg, seed=1).batch([0, 1]).feats for _ in range(2)]
     assert torch.equal(a[0], a[1])
-    plain = _dataset()[0][0]
+    plain = _dataset().batch([0, 1]).feats
     ds = _dataset(augment=cfg, seed=1)
-    draws = [ds[0][0] for _ in range(5)]
+    draws = [ds.batch([0, 1]).feats for _ in range(8)]
     assert any(not torch.equal(d, plain) for d in draws)
+    assert len({d.sum().item() for d in draws}) > 1  # the generator advances: a new mask each batch
+    # items themselves are never augmented; the batch holds exactly the normalised items where unmasked
+    x0 = ds[0][0]
+    assert torch.equal(x0, plain[0, :40])
+    d = draws[0][0, :40]
+    masked = d == 0
+    assert torch.equal(d[~masked], x0[~masked])
+    # masks are drawn per utterance: two identical utterances in one batch get different masks
+    utts = [Utterance("u1", "a.wav", text="ab"), Utterance("u2", "b.wav", text="ab")]
+    same = torch.randn(50, 8).half()
+    twin = FeatureDataset(utts, {"u1": same, "u2": same}, CharTokenizer.build(["ab"]), augment=cfg, seed=3)
+    differ = [not torch.equal(b.feats[0], b.feats[1]) for b in (twin.batch([0, 1]) for _ in range(5))]
+    assert any(differ)
 
 
 def test_dataset_rejects_unknown_characters():

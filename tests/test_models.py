@@ -13,7 +13,7 @@ from asrkit.models import frontend as frontend_module
 from asrkit.models.dnn import DNNModel
 from asrkit.models.frontend import ConvSubsample, Identity, ResNetSubsample, StackSubsample
 from asrkit.models.heads import AttentionPool, LastPool, MeanPool
-from asrkit.models.recurrent import ProjectedRecurrent, RecurrentModel
+from asrkit.models.recurrent import RecurrentModel, StackedRecurrent, reverse_within
 
 N_FEATS, N_TOKENS, HIDDEN = 20, 7, 16
 ZOO_NAMES = ("dnn", "rnn", "lstm", "bilstm", "gru", "bigru")
@@ -139,8 +139,11 @@ def test_entry_structure(name, head):
     else:
         assert isinstance(m, RecurrentModel)
         expected = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "bilstm": torch.nn.LSTM, "gru": torch.nn.GRU, "bigru": torch.nn.GRU}[name]
-        assert type(m.rnn) is expected
+        assert isinstance(m.rnn, StackedRecurrent)
         assert m.rnn.num_layers == 2 and m.rnn.hidden_size == HIDDEN and m.rnn.bidirectional is BIDIRECTIONAL[name]
+        cells = [*m.rnn.fwd, *m.rnn.bwd]
+        assert len(cells) == 2 * (2 if BIDIRECTIONAL[name] else 1)
+        assert all(type(c) is expected and c.hidden_size == HIDDEN and not c.bidirectional for c in cells)
     assert count_parameters(m) == sum(p.numel() for p in m.parameters()) > 0
 
 
@@ -266,8 +269,7 @@ def test_dnn_edges_are_zero_padded():
 def test_rnn_relu_differs_from_tanh(projection):
     tanh = _model("rnn", nonlinearity="tanh", projection=projection)
     relu = _model("rnn", nonlinearity="relu", projection=projection)
-    cells = relu.rnn.layers if projection else [relu.rnn]
-    assert all(c.nonlinearity == "relu" for c in cells)
+    assert all(c.nonlinearity == "relu" for c in relu.rnn.fwd)
     relu.load_state_dict(tanh.state_dict())  # same weights: only the nonlinearity differs
     x, n = _batch(_feats([25, 18]))
     with torch.no_grad():
@@ -295,7 +297,7 @@ def _gated_params(gates: int, in_dim: int, h: int, p: int, layers: int, dirs: in
 def test_lstm_projection_parameter_formula_and_width(name, projection):
     dirs = 2 if name == "bilstm" else 1
     m = _model(name, projection=projection, frontend="stack")
-    assert m.rnn.proj_size == projection
+    assert all(c.proj_size == projection for c in [*m.rnn.fwd, *m.rnn.bwd])
     assert count_parameters(m.rnn) == _lstm_params(HIDDEN, HIDDEN, projection, 2, dirs)
     width = (projection or HIDDEN) * dirs
     assert m.head.in_features == width
@@ -308,7 +310,7 @@ def test_lstm_projection_parameter_formula_and_width(name, projection):
 def test_gru_rnn_projection_parameter_formula_and_width(name, gates, projection):
     dirs = 2 if name.startswith("bi") else 1
     m = _model(name, projection=projection, frontend="stack")
-    assert isinstance(m.rnn, ProjectedRecurrent) is bool(projection)
+    assert len(m.rnn.proj) == (2 if projection else 0)
     assert count_parameters(m.rnn) == _gated_params(gates, HIDDEN, HIDDEN, projection, 2, dirs)
     width = projection or HIDDEN * dirs
     assert m.head.in_features == width
@@ -355,9 +357,10 @@ def test_last_pool_equals_final_recurrent_states(name, projection):
     with torch.no_grad():
         h, out_len = m.frontend(x, n)
         y, final = m.run_rnn(h, out_len)
-        h_n = final[0] if isinstance(final, tuple) else final
         dirs = 2 if m.bidirectional else 1
-        expected = torch.cat(list(h_n[-dirs:]), dim=-1)
+        # the last layer's final hidden states, forward then backward, each (1, B, H) (LSTM: the h of (h, c))
+        last = [f[0] if isinstance(f, tuple) else f for f in final[-dirs:]]
+        expected = torch.cat([x[0] for x in last], dim=-1)
         torch.testing.assert_close(m.head.pool(y, out_len), expected, atol=1e-6, rtol=1e-6)
 
 
@@ -440,15 +443,46 @@ OLD_KEYS = {
 
 
 @pytest.mark.parametrize("frontend", ["conv", "stack", None])
-def test_old_style_config_builds_the_old_state_dict(frontend):
+def test_old_checkpoints_load_and_compute_what_they_computed(frontend):
+    """Checkpoints from before the zoo hold one packed multi-layer nn.LSTM (rnn.weight_ih_l1_reverse, ...)."""
     old = {"name": "bilstm", "conv_channels": 4, "subsample": 2, "hidden": 16, "layers": 2, "dropout": 0.1, "n_feats": N_FEATS, "n_tokens": N_TOKENS}
     if frontend:
         old["frontend"] = frontend
-    m = build_model(old)
-    assert {k: tuple(v.shape) for k, v in m.state_dict().items()} == OLD_KEYS[frontend or "conv"]
+    m = build_model(old).eval()
     assert m.task == "ctc"
-    # a state dict with exactly those keys loads strictly
-    m.load_state_dict({k: torch.zeros(s) for k, s in OLD_KEYS[frontend or "conv"].items()})
+    torch.manual_seed(3)
+    lstm = torch.nn.LSTM(16, 16, num_layers=2, bidirectional=True, batch_first=True)
+    state = {k: v for k, v in m.state_dict().items() if not k.startswith("rnn.")}
+    state.update({f"rnn.{k}": v for k, v in lstm.state_dict().items()})
+    assert {k: tuple(v.shape) for k, v in state.items()} == OLD_KEYS[frontend or "conv"]
+    m.load_state_dict(state)  # strict: every old key maps onto a new one
+    x, n = _batch(_feats([23, 9, 14]))
+    with torch.no_grad():
+        h, out_len = m.frontend(x, n)
+        y, _ = m.rnn(h, out_len)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(h, out_len, batch_first=True, enforce_sorted=False)
+        ref, _ = torch.nn.utils.rnn.pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=h.shape[1])
+    for i, k in enumerate(out_len.tolist()):
+        torch.testing.assert_close(y[i, :k], ref[i, :k], atol=1e-6, rtol=1e-6)
+
+
+def test_reverse_within_keeps_padding_at_the_end():
+    x = torch.arange(10.0).reshape(2, 5, 1)
+    r = reverse_within(x, torch.tensor([3, 5]))
+    assert r[:, :, 0].tolist() == [[2.0, 1.0, 0.0, 3.0, 4.0], [9.0, 8.0, 7.0, 6.0, 5.0]]
+    assert torch.equal(reverse_within(r, torch.tensor([3, 5])), x)
+
+
+@pytest.mark.parametrize("name", ["bilstm", "bigru", "rnn"])
+def test_padded_run_equals_packed_run_on_valid_frames(name):
+    m = _model(name, frontend="stack", projection=6 if name == "bigru" else 0)
+    x, n = _batch(_feats([23, 9, 14]), pad_value=1e3)
+    with torch.no_grad():
+        h, out_len = m.frontend(x, n)
+        fast, _ = m.rnn(h, out_len)
+        exact, _ = m.rnn(h, out_len, exact_state=True)
+    for i, k in enumerate(out_len.tolist()):
+        torch.testing.assert_close(fast[i, :k], exact[i, :k], atol=1e-6, rtol=1e-6)
 
 
 # ---------------------------------------------------------------- training behaviour

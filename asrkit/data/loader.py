@@ -10,12 +10,12 @@ import torch
 
 from asrkit.config import SpecAugmentConfig
 from asrkit.data.manifest import Utterance
-from asrkit.features import normalize, spec_augment
+from asrkit.features import normalize, spec_augment_batch
 from asrkit.text import CharTokenizer
 
 
 class FeatureDataset(torch.utils.data.Dataset):
-    """(features, token ids, id) per utterance; CMVN always, SpecAugment when `augment` is given."""
+    """(features, token ids, id) per utterance with CMVN; `batch()` pads and adds SpecAugment when `augment` is given."""
 
     def __init__(
         self,
@@ -42,11 +42,16 @@ class FeatureDataset(torch.utils.data.Dataset):
         return self.feats[self.utts[i].id].shape[0]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int], str]:
+        """One utterance, normalised (SpecAugment is applied per batch, by `batch`)."""
         u = self.utts[i]
-        x = normalize(self.feats[u.id].float(), self.cmvn, self.cmvn_stats)
+        return normalize(self.feats[u.id].float(), self.cmvn, self.cmvn_stats), self.targets[i], u.id
+
+    def batch(self, indices: list[int]) -> Batch:
+        """The padded batch of `indices`, with SpecAugment when the dataset augments."""
+        b = collate([self[i] for i in indices])
         if self.augment is not None:
-            x = spec_augment(x, self.augment, self.generator)
-        return x, self.targets[i], u.id
+            b.feats = spec_augment_batch(b.feats, self.augment, self.generator)
+        return b
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):

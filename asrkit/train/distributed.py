@@ -62,8 +62,11 @@ class Dist:
         n = len(batches) - len(batches) % self.world
         return batches[self.rank : n : self.world]
 
-    def close(self) -> None:
+    def close(self, clean: bool = True) -> None:
+        """Leave the group; after a clean run, only once every rank is done (gloo aborts a rank torn down early)."""
         if self.enabled and dist.is_initialized():
+            if clean:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from asrkit.config import Recipe, save_recipe
-from asrkit.data.loader import BucketBatchSampler, FeatureDataset, collate
+from asrkit.data.loader import BucketBatchSampler, FeatureDataset
 from asrkit.data.prepare import load_split
 from asrkit.errors import InputError, WorkError
 from asrkit.features import feature_settings
@@ -97,10 +97,13 @@ def _autocast(precision: str, device: torch.device):
 def train(recipe: Recipe, quiet: bool = False, fresh: bool = False) -> Path:
     """Train the recipe's model; an experiment dir with a last.pt resumes from it. Under torchrun, one rank per process."""
     d = distributed.setup()
+    ok = False
     try:
-        return _train(recipe, quiet or not d.main, fresh, d)
+        best = _train(recipe, quiet or not d.main, fresh, d)
+        ok = True
+        return best
     finally:
-        d.close()
+        d.close(clean=ok)
 
 
 def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Path:
@@ -235,7 +238,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
                 group_start = bi - bi % cfg.accum_steps
                 group = min(cfg.accum_steps, len(batches) - group_start)
                 last_in_group = bi == group_start + group - 1
-                b = collate([train_ds[i] for i in batches[bi]]).to(device)
+                b = train_ds.batch(batches[bi]).to(device)
                 sync = contextlib.nullcontext() if (last_in_group or not d.enabled) else net.no_sync()
                 with sync:
                     with _autocast(cfg.precision, device):
