@@ -1,4 +1,4 @@
-"""Tokenizers: characters now; phonemes, words and class labels join later."""
+"""Tokenizers: characters (CTC, blank at 0) and class labels (one per utterance); phonemes and words join later."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ class CharTokenizer:
             chars.update(t)
         return cls(sorted(chars))
 
+    def target(self, utt) -> list[int]:
+        """The token ids an utterance trains towards: its transcript's characters."""
+        return self.encode(utt.text or "", utt.id)
+
     def encode(self, text: str, utt_id: str | None = None) -> list[int]:
         try:
             return [self.index[c] for c in text]
@@ -79,3 +83,51 @@ class CharTokenizer:
     @classmethod
     def from_dict(cls, d: dict) -> CharTokenizer:
         return cls(d["symbols"])
+
+
+class LabelSet:
+    """Class labels for one-label-per-utterance tasks (keywords, commands); no blank."""
+
+    kind = "labels"
+    blank = None
+
+    def __init__(self, labels: Sequence[str]):
+        labels = list(labels)
+        if len(set(labels)) != len(labels):
+            raise InputError("label set has duplicate labels")
+        if len(labels) < 2:
+            raise InputError(f"a classifier needs at least two classes, got {labels}")
+        self.symbols: list[str] = labels
+        self.index = {s: i for i, s in enumerate(labels)}
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @staticmethod
+    def label_of(utt) -> str | None:
+        """An utterance's class: its `label`, else its whole transcript (e.g. isolated words)."""
+        return utt.label if utt.label is not None else utt.text
+
+    @classmethod
+    def build(cls, utts: Iterable) -> LabelSet:
+        """The sorted labels of the given utterances."""
+        return cls(sorted({lab for u in utts if (lab := cls.label_of(u)) is not None}))
+
+    def target(self, utt) -> list[int]:
+        lab = self.label_of(utt)
+        if lab not in self.index:
+            raise InputError(f"utterance {utt.id!r} has label {lab!r}, which is not one of the {len(self)} training classes")
+        return [self.index[lab]]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return " ".join(self.symbols[i] for i in ids)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "symbols": self.symbols}
+
+
+def tokenizer_from_dict(d: dict) -> CharTokenizer | LabelSet:
+    """The tokenizer a checkpoint stored, by its kind."""
+    if d.get("kind") == LabelSet.kind:
+        return LabelSet(d["symbols"])
+    return CharTokenizer.from_dict(d)

@@ -112,3 +112,20 @@ def test_dict_round_trip():
     back = CharTokenizer.from_dict(d)
     assert back.symbols == tok.symbols
     assert back.encode("hello world") == tok.encode("hello world")
+
+
+def test_label_set_from_labels_or_transcripts():
+    from asrkit.data.manifest import Utterance
+    from asrkit.text import LabelSet, tokenizer_from_dict
+
+    utts = [Utterance("a", text="yes"), Utterance("b", text="no"), Utterance("c", text="ignored", label="up"), Utterance("d", text="no")]
+    ls = LabelSet.build(utts)
+    assert ls.symbols == ["no", "up", "yes"] and len(ls) == 3 and ls.blank is None
+    assert [ls.target(u) for u in utts] == [[2], [0], [1], [0]]
+    assert ls.decode([1]) == "up"
+    assert tokenizer_from_dict(ls.to_dict()).symbols == ls.symbols
+    assert isinstance(tokenizer_from_dict(CharTokenizer(["a"]).to_dict()), CharTokenizer)
+    with pytest.raises(InputError, match="'z'.*'down'"):
+        ls.target(Utterance("z", label="down"))
+    with pytest.raises(InputError, match="two classes"):
+        LabelSet(["only"])

@@ -252,3 +252,55 @@ def test_cpu_precision_fallback_and_length_filter_are_logged(tiny: Path, tmp_pat
     n = int(re.search(r"filtered: (\d+) longer than data.max_duration", res.stderr).group(1))
     utts = [json.loads(x) for x in (load_recipe(tiny).data_dir / "train.jsonl").read_text().splitlines()]
     assert n == sum(u["duration"] > 1.0 for u in utts) > 0
+
+
+@pytest.fixture(scope="module")
+def isolated(tmp_path_factory) -> Path:
+    """Isolated digits only (one speaker, indices 0-29): a 10-way keyword classification task."""
+    tmp = tmp_path_factory.mktemp("isolated")
+    src = fsdd_root() / "recordings"
+    dst = tmp / "fsdd" / "recordings"
+    dst.mkdir(parents=True)
+    for d in range(10):
+        for i in range(30):
+            shutil.copy(src / f"{d}_jackson_{i}.flac", dst)
+    base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
+    base["data"].update(root=str(dst.parent), out_dir=str(tmp / "data"), speed_perturb=[], connected={"per_split": {"train": 0, "dev": 0, "test": 0}})
+    base["model"].update(name="bigru", head="classifier", pool="attention", hidden=32, layers=1, subsample=3)
+    base["train"].update(exp_dir=str(tmp / "exp"), epochs=8, batch_seconds=20, lr=0.005, threads=1)
+    p = tmp / "kws.yaml"
+    p.write_text(yaml.safe_dump(base))
+    run_cli("prepare", str(p), "--quiet")
+    return p
+
+
+def test_classifier_head_trains_decodes_and_refuses_ctc_only_commands(isolated: Path) -> None:
+    recipe = load_recipe(isolated)
+    rows = _train_in_process(isolated, recipe.exp_dir)
+    assert "dev_wer" not in rows[0] and all(0 <= r["dev_accuracy"] <= 1 for r in rows)
+    # ten balanced classes: chance is 10%; a working classifier head, loss and labels do far better
+    assert max(r["dev_accuracy"] for r in rows) >= 0.4
+    ckpt = load_checkpoint(recipe.exp_dir / "best.pt")
+    words = ["eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero"]
+    assert ckpt["tokenizer"] == {"kind": "labels", "symbols": words}
+    assert ckpt["model_config"]["head"] == "classifier"
+
+    test = recipe.data_dir / "test_isolated.jsonl"
+    refs = {json.loads(x)["id"]: json.loads(x)["text"] for x in test.read_text().splitlines()}
+    out = run_cli("decode", "--model", str(recipe.exp_dir / "best.pt"), "--json", "--quiet", str(test)).stdout
+    hyps = [json.loads(x) for x in out.splitlines()]
+    assert [h["id"] for h in hyps] == list(refs) and len(hyps) == 50
+    assert all(h["text"] in words and 0 < h["probability"] <= 1 for h in hyps)
+    assert sum(h["text"] == refs[h["id"]] for h in hyps) / len(hyps) >= 0.3
+
+    for args, needle in (
+        (["align", "--model", str(recipe.exp_dir / "best.pt"), str(test)], "ctc head"),
+        (["decode", "--model", str(recipe.exp_dir / "best.pt"), "--lexicon", str(test), str(test)], "classifier"),
+    ):
+        res = run_cli(*args, check=False)
+        assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_frame_head_needs_frame_labels(tiny: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="per-frame labels"):
+        _train_in_process(tiny, tmp_path / "exp", "model.head=frame")

@@ -25,6 +25,8 @@ def align(
     from asrkit.text import normalize_text
 
     am = AcousticModel.load(model)
+    if am.task != "ctc":
+        raise InputError(f"{model} is a {am.task} model; CTC alignments need a model with the ctc head")
     tok = am.tokenizer
     items: list[InputItem] = collect_inputs(inputs)
     if text is not None:

@@ -29,7 +29,7 @@ class FeatureDataset(torch.utils.data.Dataset):
     ):
         self.utts = utts
         self.feats = feats
-        self.targets = [tokenizer.encode(u.text or "", u.id) for u in utts]
+        self.targets = [tokenizer.target(u) for u in utts]
         self.cmvn = cmvn
         self.cmvn_stats = cmvn_stats
         self.augment = augment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,11 +86,19 @@ def decode(
     items = collect_inputs(inputs)
     hop = am.feature_settings["hop_ms"] / 1000
     tok = am.tokenizer
+    if am.task == "classifier" and lex_words is not None:
+        raise InputError(f"--lexicon constrains CTC decoding; {model} is a classifier (it outputs one of its {len(tok)} labels)")
     lex = _build_lexicon(lex_words, lexicon, tok) if lex_words is not None else None
     results: dict[str, Hypothesis] = {}
     with Progress(quiet) as prog:
         task = prog.add("decode", total=len(items), unit="utt")
         for batch in _batches(items, am, int(batch_seconds / hop)):
+            if am.task == "classifier":
+                for (it, _), lp in zip(batch, am.classify([f for _, f in batch])):
+                    best = int(lp.argmax())
+                    results[it.id] = Hypothesis([best], tok.symbols[best], float(lp[best]))
+                    prog.advance(task)
+                continue
             for (it, _), lp in zip(batch, am.log_probs([f for _, f in batch])):
                 hyp = ctc_decode(lp.numpy(), beam=beam, blank=tok.blank, lexicon=lex)[0]
                 hyp.text = tok.decode(hyp.tokens).strip()
@@ -103,6 +112,7 @@ def decode(
                     "id": i,
                     "text": results[i].text,
                     "score": round(results[i].score, 4),
+                    **({"probability": round(math.exp(results[i].score), 4)} if am.task == "classifier" else {}),
                     "tokens": [tok.symbols[t] for t in results[i].tokens],
                     "timesteps": [round(t * am.frame_shift, 3) for t in results[i].timesteps],
                 },

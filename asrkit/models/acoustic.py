@@ -8,7 +8,7 @@ import torch
 
 from asrkit.features import make_extractor, normalize
 from asrkit.models import build_model
-from asrkit.text import CharTokenizer
+from asrkit.text import tokenizer_from_dict
 
 
 class AcousticModel:
@@ -17,7 +17,7 @@ class AcousticModel:
     def __init__(self, state: dict, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
         self.config = state["model_config"]
-        self.tokenizer = CharTokenizer.from_dict(state["tokenizer"])
+        self.tokenizer = tokenizer_from_dict(state["tokenizer"])
         self.feature_settings = state["features"]
         self.cmvn_stats = state.get("cmvn")
         self.sample_rate = int(self.feature_settings["sample_rate"])
@@ -30,6 +30,7 @@ class AcousticModel:
 
             raise InputError(f"checkpoint weights do not fit its model config: {str(e).splitlines()[0]}") from None
         self.model.to(self.device).eval()
+        self.task: str = getattr(self.model, "task", "ctc")
         self.extractor = make_extractor(self.feature_settings)
 
     @classmethod
@@ -54,3 +55,15 @@ class AcousticModel:
         lp, out_len = self.model(x, lengths)
         lp = lp.float().cpu()
         return [lp[i, : int(n)] for i, n in enumerate(out_len.tolist())]
+
+    @torch.inference_mode()
+    def classify(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-utterance class log-probabilities (V,) from a classifier checkpoint, run as one batch."""
+        if self.task != "classifier":
+            raise ValueError("classify() needs a classifier checkpoint")
+        if not feats:
+            return []
+        x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(self.device)
+        lengths = torch.tensor([f.shape[0] for f in feats], device=self.device)
+        lp, _ = self.model(x, lengths)
+        return list(lp.float().cpu())

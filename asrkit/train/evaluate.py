@@ -35,7 +35,32 @@ def greedy_batch(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0)
     return out
 
 
-def evaluate(model: torch.nn.Module, ds: FeatureDataset, tok: CharTokenizer, device: torch.device, max_frames: int) -> dict:
+def evaluate(model: torch.nn.Module, ds: FeatureDataset, tok, device: torch.device, max_frames: int) -> dict:
+    """The dev figures for the model's head: CTC → loss, WER, CER, accuracy; classifier → loss, accuracy."""
+    if getattr(model, "task", "ctc") == "classifier":
+        return evaluate_classifier(model, ds, device, max_frames)
+    return evaluate_ctc(model, ds, tok, device, max_frames)
+
+
+def evaluate_classifier(model: torch.nn.Module, ds: FeatureDataset, device: torch.device, max_frames: int) -> dict:
+    """Mean cross-entropy and accuracy over the dev utterances."""
+    was_training = model.training
+    model.eval()
+    sampler = BucketBatchSampler([ds.frames(i) for i in range(len(ds))], max_frames, shuffle=False)
+    total, correct, n = 0.0, 0, 0
+    with torch.inference_mode():
+        for idx in sampler:
+            b = collate([ds[i] for i in idx]).to(device)
+            lp, _ = model(b.feats, b.lengths)
+            y = b.targets[:, 0]
+            total += float(torch.nn.functional.nll_loss(lp.float(), y, reduction="sum"))
+            correct += int((lp.argmax(-1) == y).sum())
+            n += len(idx)
+    model.train(was_training)
+    return {"loss": total / max(n, 1), "accuracy": correct / max(n, 1)}
+
+
+def evaluate_ctc(model: torch.nn.Module, ds: FeatureDataset, tok: CharTokenizer, device: torch.device, max_frames: int) -> dict:
     """Dev loss (per label, as in training), WER, CER and sentence accuracy with greedy decoding."""
     from asrkit.score import score
 

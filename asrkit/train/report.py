@@ -37,7 +37,7 @@ def plot_curves(exp: Path, metric: str = "wer") -> None:
     a.set_xlabel("epoch")
     a.set_ylabel("loss")
     a.legend()
-    names = ["wer", "cer"] if metric in ("wer", "cer", "loss") else [metric]
+    names = [k for k in ("wer", "cer") if f"dev_{k}" in rows[0]] or ["accuracy"]
     for name, style in zip(names, ("o-", "s-")):
         b.plot(ep, [100 * r[f"dev_{name}"] for r in rows], style, label=name.upper() if name != "accuracy" else "accuracy")
     b.set_xlabel("epoch")
@@ -59,14 +59,13 @@ def print_summary(exp: Path, metric: str = "wer", higher_is_better: bool = False
     pick = max if higher_is_better else min
     best = pick(rows, key=lambda r: r[f"dev_{metric}"])
     t = Table(title=f"training summary: {exp}" + (f" ({note})" if note else ""))
-    for col in ("epochs", "best epoch", f"best dev {metric}", "dev WER", "dev CER", "train time", "audio-s/s", "skipped batches"):
+    shown = [k for k in ("wer", "cer", "accuracy") if f"dev_{k}" in best and (k != "accuracy" or "dev_wer" not in best)]
+    for col in ("epochs", f"best epoch (dev {metric})", *(f"dev {k.upper() if k != 'accuracy' else k}" for k in shown), "train time", "audio-s/s", "skipped batches"):
         t.add_column(col)
     t.add_row(
         str(rows[-1]["epoch"]),
         str(best["epoch"]),
-        f"{best[f'dev_{metric}']:.4g}" if metric == "loss" else f"{best[f'dev_{metric}']:.2%}",
-        f"{best['dev_wer']:.2%}",
-        f"{best['dev_cer']:.2%}",
+        *(f"{best[f'dev_{k}']:.2%}" for k in shown),
         f"{sum(r['seconds'] for r in rows):.0f} s",
         f"{rows[-1]['audio_seconds_per_second']}",
         str(sum(r.get("skipped_batches", 0) for r in rows)),

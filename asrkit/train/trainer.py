@@ -21,7 +21,7 @@ from asrkit.features import feature_settings
 from asrkit.fsutil import atomic_write
 from asrkit.models import build_model, count_parameters
 from asrkit.progress import Progress
-from asrkit.text import CharTokenizer
+from asrkit.text import CharTokenizer, LabelSet
 from asrkit.train import distributed
 from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
 from asrkit.train.evaluate import HIGHER_IS_BETTER, better, evaluate, resolve_metric
@@ -65,7 +65,7 @@ def filter_utterances(ds: FeatureDataset, model: torch.nn.Module, max_frames: in
         t = ds.frames(i)
         if t > max_frames:
             too_long += 1
-        elif not ctc_feasible(ds.targets[i], int(model.output_lengths(torch.tensor([t]))[0])):
+        elif model.task == "ctc" and not ctc_feasible(ds.targets[i], int(model.output_lengths(torch.tensor([t]))[0])):
             infeasible += 1
         else:
             keep.append(i)
@@ -128,14 +128,16 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
     d.barrier()
 
     seed_everything(cfg.seed)
-    tok = CharTokenizer.load(data_dir / "vocab.txt")
     feats_cfg = feature_settings(recipe.features, recipe.data.sample_rate)
     cmvn_stats = torch.load(data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn == "global" else None
     train_utts, train_feats = load_split(data_dir, "train")
     dev_utts, dev_feats = load_split(data_dir, "dev")
+    head = recipe.model.head
+    if head == "frame":
+        raise InputError(f"recipe {recipe.name}: model.head frame needs per-frame labels, which the {recipe.data.corpus} corpus does not have")
+    # CTC trains towards the prepared character vocabulary; a classifier towards the training set's labels
+    tok = LabelSet.build(train_utts) if head == "classifier" else CharTokenizer.load(data_dir / "vocab.txt")
     model_cfg = {**recipe.to_dict()["model"], "n_feats": recipe.features.n_mels, "n_tokens": len(tok)}
-    if model_cfg["head"] != "ctc":
-        raise InputError(f"recipe {recipe.name}: the {recipe.data.corpus} corpus has transcripts; it trains with model.head ctc")
     model = build_model(model_cfg).to(device)
     if d.rank:
         torch.manual_seed(cfg.seed + d.rank)  # other dropout masks on each rank; DDP copies rank 0's initial weights
@@ -243,9 +245,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
                 with sync:
                     with _autocast(cfg.precision, device):
                         lp, out_len = net(b.feats, b.lengths)
-                    loss = torch.nn.functional.ctc_loss(
-                        lp.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=tok.blank, reduction="mean"
-                    )
+                    loss = _loss(lp, out_len, b, head)
                     finite = d.all_true(bool(torch.isfinite(loss)))
                     if finite:
                         scaler.scale(loss / group).backward()
@@ -309,9 +309,10 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
             save_last()
             if d.main:
                 write_metrics(exp, st.history)
+            shown = ", ".join(f"{k.upper() if k != 'accuracy' else k} {dev[k]:.2%}" for k in ("wer", "cer", "accuracy") if k in dev)
             prog.log(
                 f"epoch {epoch + 1}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
-                f"dev WER {dev['wer']:.2%}, CER {dev['cer']:.2%} ({epoch_time:.0f} s, {record['audio_seconds_per_second']} audio-s/s"
+                f"dev {shown} ({epoch_time:.0f} s, {record['audio_seconds_per_second']} audio-s/s"
                 + (f", {st.skipped} batches skipped for a non-finite loss" if record["skipped_batches"] else "")
                 + ")"
             )
@@ -333,6 +334,13 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
         if not quiet:
             print_summary(exp, metric, hib, note="stopped early" if st.done else "")
     return best_path
+
+
+def _loss(out: torch.Tensor, out_len: torch.Tensor, b, head: str) -> torch.Tensor:
+    """The training loss of a batch: CTC (mean over utterances of the per-label loss) or cross-entropy."""
+    if head == "classifier":
+        return torch.nn.functional.nll_loss(out.float(), b.targets[:, 0])
+    return torch.nn.functional.ctc_loss(out.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=0, reduction="mean")
 
 
 def _keep_best(st: RunState, exp: Path, ckpt_dir: Path, keep: int, metric: str, epoch: int, value: float, state: dict) -> None:
