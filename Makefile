@@ -7,13 +7,14 @@ ASRKIT := $(VENV)/bin/asrkit
 EXP := exp/digits
 DATA := data/digits
 
-.PHONY: setup test test-all demo digits bench bench-speakers clean help
+.PHONY: setup test test-all demo digits bench bench-zoo bench-speakers clean help
 
 help:
 	@echo "make demo      set up, then prepare/train/decode/align/score the digits recipe (embedded FSDD data)"
 	@echo "make test      run the test suite (sets up first)"
 	@echo "make digits    the digits recipe (same as demo)"
-	@echo "make bench     decode real-time factor on 1,000 recordings -> bench/results/decode.json"
+	@echo "make bench     decode real-time factor -> bench/results/decode.json; training throughput -> bench/results/train.json"
+	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
 	@echo "make bench-speakers  leave-one-speaker-out digits (4 trainings, ~1 h on 2 cores) -> bench/results/speakers.json"
 	@echo "make test-all  the test suite including slow checks"
 
@@ -50,6 +51,10 @@ digits: setup
 bench: setup
 	@test -f $(EXP)/best.pt || $(MAKE) digits
 	$(PY) bench/decode_rtf.py --lexicon $(DATA)/train.jsonl
+	$(PY) bench/train_throughput.py
+
+bench-zoo: setup
+	$(PY) bench/zoo.py
 
 bench-speakers: setup
 	$(PY) bench/speakers.py

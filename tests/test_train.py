@@ -235,12 +235,15 @@ def test_resume_refuses_another_model_or_world_size(tiny: Path, tmp_path: Path) 
     exp = tmp_path / "exp"
     _train_in_process(tiny, exp, "train.epochs=1")
     with pytest.raises(InputError, match="another model"):
-        _train_in_process(tiny, exp, "train.epochs=2", "model.hidden=8")
+        _train_in_process(tiny, exp, "train.epochs=1", "model.hidden=8")
+    with pytest.raises(InputError, match=r"train.epochs: 1 → 2.*--fresh"):
+        _train_in_process(tiny, exp, "train.epochs=2")
+    _train_in_process(tiny, exp, "train.epochs=1", "train.keep_best=1", "train.threads=2")  # harmless changes resume
     state = load_checkpoint(exp / "last.pt")
     state["world"] = 4
     save_checkpoint(exp / "last.pt", {k: v for k, v in state.items() if k != "format"})
     with pytest.raises(InputError, match="4 processes"):
-        _train_in_process(tiny, exp, "train.epochs=2")
+        _train_in_process(tiny, exp, "train.epochs=1")
 
 
 def test_cpu_precision_fallback_and_length_filter_are_logged(tiny: Path, tmp_path: Path) -> None:

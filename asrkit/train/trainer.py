@@ -177,6 +177,12 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
         saved = load_checkpoint(last_path, device)
         if saved["model_config"] != model_cfg or saved["tokenizer"] != tok.to_dict():
             raise InputError(f"{last_path} was trained with another model or vocabulary; use --fresh or another train.exp_dir")
+        changed = _changed_train_keys(saved.get("recipe", {}).get("train", {}), recipe.to_dict()["train"])
+        if changed:
+            raise InputError(
+                f"{last_path} was trained with other settings ({', '.join(changed)}); an exact resume needs the same ones: "
+                "restore them, or use --fresh or another train.exp_dir"
+            )
         if "run" not in saved:
             raise InputError(f"{last_path} comes from an older asrkit without exact resume; use --fresh")
         if saved.get("world", 1) != d.world:
@@ -334,6 +340,14 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
         if not quiet:
             print_summary(exp, metric, hib, note="stopped early" if st.done else "")
     return best_path
+
+
+# settings that change nothing a resumed run computes; every other train key must match last.pt's
+_RESUMABLE_CHANGES = {"exp_dir", "threads", "save_every", "keep_best", "average", "early_stop"}
+
+
+def _changed_train_keys(saved: dict, now: dict) -> list[str]:
+    return [f"train.{k}: {saved[k]!r} → {now.get(k)!r}" for k in sorted(saved) if k not in _RESUMABLE_CHANGES and saved[k] != now.get(k)]
 
 
 def _loss(out: torch.Tensor, out_len: torch.Tensor, b, head: str) -> torch.Tensor:
