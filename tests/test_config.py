@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from asrkit.config import Recipe, load_recipe, parse_overrides, recipe_from_dict, save_recipe, validate
+from asrkit.config import MODEL_NAMES, Recipe, load_recipe, parse_overrides, recipe_from_dict, save_recipe, validate
 from asrkit.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,7 +225,7 @@ def test_repo_digits_recipe_loads_cleanly():
     r = load_recipe(ROOT / "recipes" / "digits.yaml")
     assert r.name == "digits"
     assert r.data.corpus == "digits"
-    assert r.model.name in ("bilstm", "lstm")
+    assert r.model.name in MODEL_NAMES
     assert r.data.dev_indices == [5, 6, 7, 8, 9]
 
 

@@ -21,7 +21,7 @@ def _tiny_recipe(tmp: Path, root: Path) -> Path:
         connected={"per_split": {"train": 120, "dev": 10, "test": 10}, "min_words": 2, "max_words": 4, "gap_seconds": [0.05, 0.2]},
     )
     base["features"]["n_mels"] = 40
-    base["model"].update(hidden=64, layers=1, conv_channels=8, subsample=3)
+    base["model"].update(name="bilstm", hidden=64, layers=1, conv_channels=8, subsample=3)
     base["train"].update(exp_dir=str(tmp / "exp"), epochs=4, batch_seconds=40, lr=0.004)
     p = tmp / "tiny.yaml"
     p.write_text(yaml.safe_dump(base))

@@ -44,7 +44,7 @@ def tiny(tmp_path_factory) -> Path:
         speed_perturb=[],
         connected={"per_split": {"train": 60, "dev": 8, "test": 4}, "min_words": 2, "max_words": 3, "gap_seconds": [0.05, 0.1]},
     )
-    base["model"].update(hidden=24, layers=1, subsample=3)
+    base["model"].update(name="bilstm", hidden=24, layers=1, subsample=3)
     base["train"].update(epochs=3, batch_seconds=12, lr=0.004, save_every=3, threads=1, keep_best=2)
     p = tmp / "tiny.yaml"
     p.write_text(yaml.safe_dump(base))
