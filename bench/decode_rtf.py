@@ -20,6 +20,14 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _describe(path: str) -> str:
+    from asrkit.models import build_model, count_parameters
+    from asrkit.train.checkpoint import load_checkpoint
+
+    cfg = load_checkpoint(path)["model_config"]
+    return f"{cfg['name']}, {count_parameters(build_model(cfg)):,} parameters ({path})"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=str(ROOT / "exp/digits/best.pt"))
@@ -58,6 +66,7 @@ def main() -> int:
     best = min(times)
     result = {
         "benchmark": "asrkit decode, whole process (start-up, model load, audio read, resample, features, model, beam search, output)",
+        "model": _describe(args.model),
         "files": len(files),
         "hypotheses": n_lines,
         "audio_seconds": round(audio_s, 2),
