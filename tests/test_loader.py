@@ -119,7 +119,8 @@ def test_dataset_items():
     x, t, uid = ds[0]
     assert uid == "u1"
     assert x.dtype == torch.float32 and x.shape == (40, 8)
-    assert torch.allclose(x, utterance_cmvn(ds.feats["u1"].float()))
+    raw = _dataset(cmvn="none")[0][0]
+    torch.testing.assert_close(x, utterance_cmvn(raw), atol=4e-3, rtol=1e-3)  # normalised once, kept in fp16
     tok = CharTokenizer.build(["ab a", "ba"])
     assert t == tok.encode("ab a")
     # collate works on dataset items directly

@@ -15,7 +15,7 @@ from asrkit.text import CharTokenizer
 
 
 class FeatureDataset(torch.utils.data.Dataset):
-    """(features, token ids, id) per utterance with CMVN; `batch()` pads and adds SpecAugment when `augment` is given."""
+    """(features, token ids, id) per utterance, CMVN applied once at construction; `batch()` pads and adds SpecAugment."""
 
     def __init__(
         self,
@@ -28,7 +28,8 @@ class FeatureDataset(torch.utils.data.Dataset):
         seed: int = 0,
     ):
         self.utts = utts
-        self.feats = feats
+        # CMVN once, not every epoch: stored half precision like the feature cache itself
+        self.feats = {u.id: normalize(feats[u.id].float(), cmvn, cmvn_stats).half() for u in utts}
         self.targets = [tokenizer.target(u) for u in utts]
         self.cmvn = cmvn
         self.cmvn_stats = cmvn_stats
@@ -44,7 +45,7 @@ class FeatureDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int], str]:
         """One utterance, normalised (SpecAugment is applied per batch, by `batch`)."""
         u = self.utts[i]
-        return normalize(self.feats[u.id].float(), self.cmvn, self.cmvn_stats), self.targets[i], u.id
+        return self.feats[u.id].float(), self.targets[i], u.id
 
     def batch(self, indices: list[int]) -> Batch:
         """The padded batch of `indices`, with SpecAugment when the dataset augments."""

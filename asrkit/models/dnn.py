@@ -8,7 +8,7 @@ from torch import nn
 from asrkit.errors import InputError
 from asrkit.models.frontend import _mask, build_frontend
 from asrkit.models.heads import build_head
-from asrkit.models.network import AcousticNet
+from asrkit.models.network import AcousticNet, Dropout
 
 
 def splice(x: torch.Tensor, lengths: torch.Tensor, context: int) -> torch.Tensor:
@@ -47,7 +47,7 @@ class DNNModel(AcousticNet):
         blocks: list[nn.Module] = []
         in_dim = self.frontend.out_dim * (2 * context + 1)
         for _ in range(layers):
-            blocks += [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            blocks += [nn.Linear(in_dim, hidden), nn.ReLU(), Dropout(dropout)]
             in_dim = hidden
         self.mlp = nn.Sequential(*blocks)
         self.out_dim = in_dim

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from asrkit.errors import InputError
+from asrkit.models.network import Dropout
 
 FRONTENDS = ("none", "stack", "conv", "resnet")
 
@@ -109,7 +110,7 @@ class ResidualBlock(nn.Module):
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.norm2 = nn.LayerNorm(n_freq)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, C, T, F) → same shape; `mask` (B, 1, T, 1) zeroes the padding before each conv."""

@@ -63,7 +63,7 @@ class AttentionPool(nn.Module):
 
     def __init__(self, in_dim: int):
         super().__init__()
-        self.score = nn.Linear(in_dim, 1)
+        self.score = nn.Linear(in_dim, 1, bias=False)  # a bias would cancel in the softmax
 
     def weights(self, y: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T) attention weights; exactly zero on padding."""

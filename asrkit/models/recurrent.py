@@ -11,7 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from asrkit.errors import InputError
 from asrkit.models.frontend import build_frontend
 from asrkit.models.heads import build_head
-from asrkit.models.network import AcousticNet
+from asrkit.models.network import AcousticNet, Dropout
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -27,11 +27,12 @@ def _cell(cell: str, in_dim: int, hidden: int, nonlinearity: str, proj_size: int
 
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each sequence's first `lengths[b]` frames in place of the batch; padding stays at the end."""
-    t = x.shape[1]
+    b, t = x.shape[:2]
     steps = torch.arange(t, device=x.device)[None, :]
     idx = lengths.to(x.device)[:, None] - 1 - steps
-    idx = torch.where(idx >= 0, idx, steps)
-    return x.gather(1, idx[:, :, None].expand_as(x))
+    idx = torch.where(idx >= 0, idx, steps) + t * torch.arange(b, device=x.device)[:, None]
+    # whole rows of a flat view: index_select (and its index_add backward) beats an element-wise gather
+    return x.reshape(b * t, -1).index_select(0, idx.reshape(-1)).reshape(x.shape)
 
 
 class StackedRecurrent(nn.Module):
@@ -65,7 +66,7 @@ class StackedRecurrent(nn.Module):
                 self.proj.append(nn.Linear(d, projection))
                 d = projection
         self.out_dim = d
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self._register_load_state_dict_pre_hook(_rename_stacked_keys)
 
     def forward(
@@ -155,7 +156,7 @@ class RecurrentModel(AcousticNet):
         split = out_dim // 2 if bidirectional and not mixed else None
         ends = bidirectional and mixed
         self.out_dim = out_dim
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.head = build_head(head, out_dim, n_outputs, pool, split, ends)
 
     def run_rnn(self, x: torch.Tensor, lengths: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:

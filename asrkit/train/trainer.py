@@ -150,6 +150,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
     aug_seed = cfg.seed + 1000 * d.rank
     train_ds = FeatureDataset(train_utts, train_feats, tok, recipe.features.cmvn, cmvn_stats, recipe.features.specaugment, aug_seed)
     dev_ds = FeatureDataset(dev_utts, dev_feats, tok, recipe.features.cmvn, cmvn_stats)
+    del train_feats, dev_feats  # the datasets hold their own normalised copies
     train_ds, dropped = filter_utterances(train_ds, model, max_frames)
     if not len(train_ds):
         raise InputError("no training utterance is left after filtering by length")
