@@ -62,7 +62,7 @@ def train(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming from exp/<recipe>/last.pt.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train the recipe's model; resumes when the experiment dir has a last.pt."""
+    """Train the recipe's model; resumes exactly from exp/<recipe>/last.pt. Many processes: torchrun --nproc-per-node N -m asrkit train RECIPE."""
     from asrkit.config import load_recipe
     from asrkit.train.trainer import train as run
 
