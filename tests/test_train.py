@@ -27,29 +27,34 @@ from asrkit.train.trainer import train
 from conftest import ROOT, asrkit_cmd, run_cli
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """A prepared tiny digits recipe (one speaker of the embedded FSDD copy) shared by the module's tests."""
-    tmp = tmp_path_factory.mktemp("train")
+def _prepared_jackson_recipe(tmp: Path, n_indices: int, connected: dict, model: dict, train: dict) -> Path:
+    """The digits recipe over jackson's first `n_indices` recordings of each digit (embedded FSDD copy), prepared."""
     src = fsdd_root() / "recordings"
     dst = tmp / "fsdd" / "recordings"
     dst.mkdir(parents=True)
     for d in range(10):
-        for i in range(12):
+        for i in range(n_indices):
             shutil.copy(src / f"{d}_jackson_{i}.flac", dst)
     base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
-    base["data"].update(
-        root=str(dst.parent),
-        out_dir=str(tmp / "data"),
-        speed_perturb=[],
-        connected={"per_split": {"train": 60, "dev": 8, "test": 4}, "min_words": 2, "max_words": 3, "gap_seconds": [0.05, 0.1]},
-    )
-    base["model"].update(name="bilstm", hidden=24, layers=1, subsample=3)
-    base["train"].update(epochs=3, batch_seconds=12, lr=0.004, save_every=3, threads=1, keep_best=2)
-    p = tmp / "tiny.yaml"
+    base["data"].update(root=str(dst.parent), out_dir=str(tmp / "data"), speed_perturb=[], connected=connected)
+    base["model"].update(model)
+    base["train"].update(train)
+    p = tmp / "recipe.yaml"
     p.write_text(yaml.safe_dump(base))
     run_cli("prepare", str(p), "--quiet")
     return p
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A prepared tiny digits recipe (one speaker, 120 recordings + 60 connected) shared by the module's tests."""
+    return _prepared_jackson_recipe(
+        tmp_path_factory.mktemp("train"),
+        12,
+        {"per_split": {"train": 60, "dev": 8, "test": 4}, "min_words": 2, "max_words": 3, "gap_seconds": [0.05, 0.1]},
+        {"name": "bilstm", "hidden": 24, "layers": 1, "subsample": 3},
+        {"epochs": 3, "batch_seconds": 12, "lr": 0.004, "save_every": 3, "threads": 1, "keep_best": 2},
+    )
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -261,20 +266,13 @@ def test_cpu_precision_fallback_and_length_filter_are_logged(tiny: Path, tmp_pat
 def isolated(tmp_path_factory) -> Path:
     """Isolated digits only (one speaker, indices 0-29): a 10-way keyword classification task."""
     tmp = tmp_path_factory.mktemp("isolated")
-    src = fsdd_root() / "recordings"
-    dst = tmp / "fsdd" / "recordings"
-    dst.mkdir(parents=True)
-    for d in range(10):
-        for i in range(30):
-            shutil.copy(src / f"{d}_jackson_{i}.flac", dst)
-    base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
-    base["data"].update(root=str(dst.parent), out_dir=str(tmp / "data"), speed_perturb=[], connected={"per_split": {"train": 0, "dev": 0, "test": 0}})
-    base["model"].update(name="bigru", head="classifier", pool="attention", hidden=32, layers=1, subsample=3)
-    base["train"].update(exp_dir=str(tmp / "exp"), epochs=8, batch_seconds=20, lr=0.005, threads=1)
-    p = tmp / "kws.yaml"
-    p.write_text(yaml.safe_dump(base))
-    run_cli("prepare", str(p), "--quiet")
-    return p
+    return _prepared_jackson_recipe(
+        tmp,
+        30,
+        {"per_split": {"train": 0, "dev": 0, "test": 0}},
+        {"name": "bigru", "head": "classifier", "pool": "attention", "hidden": 32, "layers": 1, "subsample": 3},
+        {"exp_dir": str(tmp / "exp"), "epochs": 8, "batch_seconds": 20, "lr": 0.005, "threads": 1},
+    )
 
 
 def test_classifier_head_trains_decodes_and_refuses_ctc_only_commands(isolated: Path) -> None:
