@@ -100,29 +100,6 @@ def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torc
     return feats
 
 
-def spec_augment(feats: torch.Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Frequency and time masking (SpecAugment) on one (frames, n_mels) matrix; masked cells set to the mean."""
-    import torchaudio.functional as AF
-
-    x = feats.t().unsqueeze(0)  # (1, F, T) as torchaudio expects
-    fill = float(x.mean())
-    t = x.shape[-1]
-    max_t = max(1, int(cfg.time_width * t))
-    if generator is not None:
-        # torchaudio draws from the global RNG; seed it from our generator so runs are reproducible
-        state = torch.random.get_rng_state()
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-    try:
-        for _ in range(cfg.freq_masks):
-            x = AF.mask_along_axis(x, cfg.freq_width, fill, axis=1)
-        for _ in range(cfg.time_masks):
-            x = AF.mask_along_axis(x, max_t, fill, axis=2)
-    finally:
-        if generator is not None:
-            torch.random.set_rng_state(state)
-    return x.squeeze(0).t()
-
-
 def spec_augment_batch(feats: torch.Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """SpecAugment on a padded (B, frames, n_mels) batch, masks drawn independently per utterance (torchaudio iid).
 

@@ -19,25 +19,13 @@ from asrkit.decode import (
 )
 from asrkit.errors import InputError
 
+from ctc_helpers import collapse, log_softmax
+
 NEG_INF = float("-inf")
-
-
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(axis=-1, keepdims=True)
-    return (x - np.log(np.exp(x).sum(axis=-1, keepdims=True))).astype(np.float32)
 
 
 def random_log_probs(rng: np.random.Generator, T: int, V: int, scale: float = 1.0) -> np.ndarray:
     return log_softmax(rng.normal(size=(T, V)) * scale)
-
-
-def collapse(path, blank: int = 0) -> tuple[int, ...]:
-    out, prev = [], None
-    for k in path:
-        if k != prev and k != blank:
-            out.append(k)
-        prev = k
-    return tuple(out)
 
 
 def brute_force(lp: np.ndarray, blank: int = 0) -> dict[tuple[int, ...], float]:

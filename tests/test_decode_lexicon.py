@@ -22,22 +22,10 @@ from asrkit.decode.run import load_lexicon, read_lexicon_words
 from asrkit.errors import InputError
 from asrkit.text import CharTokenizer
 
+from ctc_helpers import collapse, log_softmax
+
 NEG_INF = float("-inf")
 BLANK, A, B, SPACE = 0, 1, 2, 3  # the brute-force vocabulary: blank, 'a', 'b', space
-
-
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(axis=-1, keepdims=True)
-    return (x - np.log(np.exp(x).sum(axis=-1, keepdims=True))).astype(np.float32)
-
-
-def collapse(path) -> tuple[int, ...]:
-    out, prev = [], None
-    for k in path:
-        if k != prev and k != BLANK:
-            out.append(k)
-        prev = k
-    return tuple(out)
 
 
 def valid_output(labels: tuple[int, ...], words: set[tuple[int, ...]], space: int) -> bool:

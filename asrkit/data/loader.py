@@ -31,8 +31,6 @@ class FeatureDataset(torch.utils.data.Dataset):
         # CMVN once, not every epoch: stored half precision like the feature cache itself
         self.feats = {u.id: normalize(feats[u.id].float(), cmvn, cmvn_stats).half() for u in utts}
         self.targets = [tokenizer.target(u) for u in utts]
-        self.cmvn = cmvn
-        self.cmvn_stats = cmvn_stats
         self.augment = augment
         self.generator = torch.Generator().manual_seed(seed)
 

@@ -269,7 +269,7 @@ def prefix_beam_search(
         contrib: dict[tuple[int, ...], float] = {}  # largest single contribution, picks the stamps
 
         # 1) prefixes that stay the same: blank after anything, or a repeat of the last token
-        for prefix, (pb, pnb) in beams.items():
+        for prefix, (_, pnb) in beams.items():
             ptot = scores[prefix]
             n_pb = ptot + lp_blank
             n_pnb = pnb + row[prefix[-1]] if prefix else NEG_INF
@@ -310,7 +310,7 @@ def prefix_beam_search(
             lower = max(lower, best - prune_beam)
 
         # 3) extensions to new prefixes (each has a single parent, so its score is final at once)
-        for prefix, (pb, pnb) in beams.items():
+        for prefix, (pb, _) in beams.items():
             ptot = scores[prefix]
             last = prefix[-1] if prefix else -1
             pstamps = stamps[prefix]

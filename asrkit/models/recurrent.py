@@ -145,7 +145,6 @@ class RecurrentModel(AcousticNet):
             raise InputError(f"projection must be >= 0, got {projection}")
         self.bidirectional = bidirectional
         self.cell = cell
-        dirs = 2 if bidirectional else 1
         self.frontend = build_frontend(frontend, n_feats, hidden, subsample, conv_channels, cnn_blocks, dropout)
         in_dim = self.frontend.out_dim
         if cell == "lstm" and projection >= hidden:

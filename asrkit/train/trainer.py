@@ -308,7 +308,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
             improved = not st.best or better(dev[metric], st.best[0]["value"], metric)
             st.bad_epochs = 0 if improved else st.bad_epochs + 1
             if d.main:
-                _keep_best(st, exp, ckpt_dir, cfg.keep_best, metric, epoch + 1, dev[metric], {**meta, "model": model.state_dict(), "metric": record})
+                _keep_best(st, exp, cfg.keep_best, metric, epoch + 1, dev[metric], {**meta, "model": model.state_dict(), "metric": record})
             st.history.append(record)
             st.epoch, st.batch, st.loss_sum, st.n_utts, st.skipped, st.epoch_seconds, st.loop_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0, 0.0
             if cfg.early_stop and st.bad_epochs >= cfg.early_stop and epoch + 1 < cfg.epochs:
@@ -358,7 +358,7 @@ def _loss(out: torch.Tensor, out_len: torch.Tensor, b, head: str) -> torch.Tenso
     return torch.nn.functional.ctc_loss(out.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=0, reduction="mean")
 
 
-def _keep_best(st: RunState, exp: Path, ckpt_dir: Path, keep: int, metric: str, epoch: int, value: float, state: dict) -> None:
+def _keep_best(st: RunState, exp: Path, keep: int, metric: str, epoch: int, value: float, state: dict) -> None:
     """Keep the `keep` best epoch checkpoints in checkpoints/ and the very best as best.pt."""
     if len(st.best) >= keep and not better(value, st.best[-1]["value"], metric):
         return
