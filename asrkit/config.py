@@ -27,11 +27,48 @@ class ConnectedConfig:
 
 
 @dataclass
+class SpeechCommandsConfig:
+    """Speech Commands: class set, clip length and the augmented copies made at prepare time."""
+
+    classes: list[str] = field(default_factory=lambda: ["all"])  # ["all"] | ["12"] (10 words + _silence_ + _unknown_) | words
+    clip_seconds: float = 1.0
+    silence_fraction: float = 0.1  # "12": _silence_ clips cut from the background noise, as a fraction of the split
+    unknown_fraction: float = 0.1  # "12": other words kept as _unknown_, as a fraction of the split
+    augment_copies: int = 1  # noisy/shifted copies of each training clip (Kaldi-style augmented data, made once)
+    noise_prob: float = 0.8
+    noise_snr: list[float] = field(default_factory=lambda: [5.0, 20.0])
+    shift_ms: float = 100.0
+
+
+@dataclass
+class PhonemesConfig:
+    """Phoneme recognition: which layout is read and how speakers are held out."""
+
+    layout: str = "hw3p2"  # hw3p2 (<split>/mfcc/*.npy + transcript/*.npy) | an4 (Sphinx .mfc + transcription + .dic)
+    dev_speakers: list[str] = field(default_factory=list)  # an4: speakers held out as dev
+    test_speakers: list[str] = field(default_factory=list)  # an4: speakers held out as test
+    lexicon: str | None = None  # CMUdict file for targets derived from transcripts
+
+
+@dataclass
+class EchoConfig:
+    """The GRU echo memory task: letters in, the same letters `delay` steps later out."""
+
+    delay: int = 3
+    variable: bool = False  # per-sequence delay in [0, max_delay], given as an extra input
+    max_delay: int = 8
+    length: int = 40
+    per_split: dict[str, int] = field(default_factory=lambda: {"train": 8000, "dev": 500, "test": 1000})
+
+
+@dataclass
 class DataConfig:
     corpus: str = "digits"
     root: str | None = None
     out_dir: str | None = None
     sample_rate: int = 16000
+    targets: str = "auto"  # auto (chars for CTC, labels for a classifier, frames for a frame head) | chars | phonemes | labels | frames
+    splits: dict[str, list[str]] = field(default_factory=dict)  # manifest name → corpus subsets (e.g. librispeech folders)
     split: str = "official"
     test_speakers: list[str] = field(default_factory=list)
     dev_indices: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
@@ -40,6 +77,9 @@ class DataConfig:
     speed_perturb: list[float] = field(default_factory=list)
     max_duration: float = 30.0
     seed: int = 0
+    speech_commands: SpeechCommandsConfig = field(default_factory=SpeechCommandsConfig)
+    phonemes: PhonemesConfig = field(default_factory=PhonemesConfig)
+    echo: EchoConfig = field(default_factory=EchoConfig)
 
 
 @dataclass
@@ -52,8 +92,8 @@ class SpecAugmentConfig:
 
 @dataclass
 class FeatureConfig:
-    type: str = "logmel"
-    n_mels: int = 80
+    type: str = "logmel"  # logmel (from audio) | precomputed (the corpus gives the frames: .npy, Sphinx .mfc, one-hot)
+    n_mels: int = 80  # logmel: mel bands; precomputed: the feature dimension
     win_ms: float = 25.0
     hop_ms: float = 10.0
     f_min: float = 0.0
@@ -133,6 +173,16 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+TARGETS = ("auto", "chars", "phonemes", "labels", "frames")
+
+
+def resolve_targets(r: Recipe) -> str:
+    """What the model learns: `data.targets`, or by head when `auto`."""
+    if r.data.targets != "auto":
+        return r.data.targets
+    return {"classifier": "labels", "frame": "frames"}.get(r.model.head, "chars")
 
 
 MODEL_NAMES = ("dnn", "rnn", "lstm", "bilstm", "gru", "bigru")
@@ -282,7 +332,8 @@ def validate(r: Recipe) -> None:
             len(r.data.connected.gap_seconds) == 2 and 0 <= r.data.connected.gap_seconds[0] <= r.data.connected.gap_seconds[1],
             "data.connected.gap_seconds must be [min, max] with 0 <= min <= max",
         ),
-        (r.features.type in ("logmel",), "features.type must be 'logmel'"),
+        (r.data.targets in TARGETS, f"data.targets must be one of {', '.join(TARGETS)}"),
+        (r.features.type in ("logmel", "precomputed"), "features.type must be logmel or precomputed"),
         (r.features.n_mels > 0, "features.n_mels must be positive"),
         (r.features.cmvn in ("none", "utterance", "global"), "features.cmvn must be none, utterance or global"),
         (r.features.hop_ms > 0 and r.features.win_ms >= r.features.hop_ms, "features: need win_ms >= hop_ms > 0"),

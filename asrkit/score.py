@@ -25,7 +25,7 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
     if path.suffix == ".jsonl":
         from asrkit.data.manifest import iter_manifest
 
-        return {u.id: " ".join((u.text or "").split()) for u in iter_manifest(path, resolve=False)}
+        return {u.id: " ".join(_reference_of(u).split()) for u in iter_manifest(path, resolve=False)}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -50,6 +50,15 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
         out[utt] = text.strip()
         first_line[utt] = lineno
     return out
+
+
+def _reference_of(u) -> str:
+    """What a manifest utterance should be recognised as: its class label, its phonemes, or its transcript."""
+    if u.label is not None:
+        return u.label
+    if u.phonemes is not None:
+        return " ".join(u.phonemes)
+    return u.text or ""
 
 
 def _norm(text: str) -> str:

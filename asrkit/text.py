@@ -1,4 +1,4 @@
-"""Tokenizers: characters (CTC, blank at 0) and class labels (one per utterance); phonemes and words join later."""
+"""Tokenizers: characters and phonemes (CTC, blank at 0), class labels (one per utterance), frame labels (one per frame)."""
 
 from __future__ import annotations
 
@@ -85,6 +85,73 @@ class CharTokenizer:
         return cls(d["symbols"])
 
 
+class PhonemeTokenizer(CharTokenizer):
+    """Phoneme symbols (e.g. ARPAbet) with the CTC blank at 0; an utterance trains towards its `phonemes` list."""
+
+    kind = "phoneme"
+
+    def target(self, utt) -> list[int]:
+        if not utt.phonemes:
+            raise InputError(f"utterance {utt.id!r} has no phonemes")
+        return self.encode(utt.phonemes, utt.id)
+
+    def encode(self, phones, utt_id: str | None = None) -> list[int]:  # type: ignore[override]
+        if isinstance(phones, str):
+            phones = phones.split()
+        try:
+            return [self.index[p] for p in phones]
+        except KeyError as e:
+            where = f" in utterance {utt_id!r}" if utt_id else ""
+            raise InputError(f"phoneme {e.args[0]!r}{where} is not in the phoneme set") from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return " ".join(self.symbols[i] for i in ids if i != self.blank)
+
+    def label(self, i: int) -> str:
+        return "∅" if i == self.blank else self.symbols[i]
+
+    @classmethod
+    def build_phones(cls, utts: Iterable) -> PhonemeTokenizer:
+        """The sorted phoneme set of the given utterances."""
+        return cls(sorted({p for u in utts for p in (u.phonemes or [])}))
+
+
+class FrameTokenizer:
+    """One label per frame, written as one character per frame in the utterance's `text` (no blank)."""
+
+    kind = "frames"
+    blank = None
+
+    def __init__(self, symbols: Sequence[str]):
+        symbols = list(symbols)
+        if len(set(symbols)) != len(symbols) or any(len(s) != 1 for s in symbols):
+            raise InputError("frame labels must be distinct single characters")
+        self.symbols: list[str] = symbols
+        self.index = {s: i for i, s in enumerate(symbols)}
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @classmethod
+    def build(cls, utts: Iterable) -> FrameTokenizer:
+        return cls(sorted({c for u in utts for c in (u.text or "")}))
+
+    def target(self, utt) -> list[int]:
+        try:
+            return [self.index[c] for c in utt.text or ""]
+        except KeyError as e:
+            raise InputError(f"frame label {e.args[0]!r} in utterance {utt.id!r} is not in the label set") from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.symbols[i] for i in ids)
+
+    def save(self, path: str | Path) -> None:
+        CharTokenizer.save(self, path)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "symbols": self.symbols}
+
+
 class LabelSet:
     """Class labels for one-label-per-utterance tasks (keywords, commands); no blank."""
 
@@ -122,12 +189,14 @@ class LabelSet:
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.symbols[i] for i in ids)
 
+    def save(self, path: str | Path) -> None:
+        CharTokenizer.save(self, path)  # type: ignore[arg-type]
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "symbols": self.symbols}
 
 
-def tokenizer_from_dict(d: dict) -> CharTokenizer | LabelSet:
+def tokenizer_from_dict(d: dict) -> CharTokenizer | PhonemeTokenizer | LabelSet | FrameTokenizer:
     """The tokenizer a checkpoint stored, by its kind."""
-    if d.get("kind") == LabelSet.kind:
-        return LabelSet(d["symbols"])
-    return CharTokenizer.from_dict(d)
+    kinds = {c.kind: c for c in (LabelSet, FrameTokenizer, PhonemeTokenizer)}
+    return kinds.get(d.get("kind"), CharTokenizer)(d["symbols"])

@@ -302,6 +302,6 @@ def test_classifier_head_trains_decodes_and_refuses_ctc_only_commands(isolated: 
         assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr
 
 
-def test_frame_head_needs_frame_labels(tiny: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="per-frame labels"):
+def test_frame_head_refuses_labels_that_do_not_match_frames(tiny: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="frame labels for"):
         _train_in_process(tiny, tmp_path / "exp", "model.head=frame")

@@ -13,12 +13,13 @@ from asrkit.errors import InputError
 @dataclass
 class InputItem:
     id: str
-    audio: str
+    audio: str | None
     text: str | None = None
+    features: str | None = None  # precomputed (frames, dim) .npy, for models trained on such features
 
 
 def collect_inputs(inputs: list[str | Path]) -> list[InputItem]:
-    """Expand inputs into (id, audio path, optional text); ids must be unique."""
+    """Expand inputs into (id, audio or features path, optional text); ids must be unique."""
     items: list[InputItem] = []
     for raw in inputs:
         p = Path(raw)
@@ -29,9 +30,9 @@ def collect_inputs(inputs: list[str | Path]) -> list[InputItem]:
             items += [InputItem(f.stem, str(f)) for f in found]
         elif p.suffix == ".jsonl":
             for u in iter_manifest(p):
-                if u.audio is None:
-                    raise InputError(f"{p}: utterance {u.id!r} has no 'audio' (feature manifests cannot be decoded from audio)")
-                items.append(InputItem(u.id, u.audio, u.text))
+                items.append(InputItem(u.id, u.audio, u.text if u.phonemes is None else " ".join(u.phonemes), u.features))
+        elif p.is_file() and p.suffix == ".npy":
+            items.append(InputItem(p.stem, None, None, str(p)))
         elif p.is_file():
             items.append(InputItem(p.stem, str(p)))
         else:

@@ -8,14 +8,20 @@ from pathlib import Path
 
 import torch
 
-from asrkit.config import Recipe
+from asrkit.config import Recipe, resolve_targets
 from asrkit.data.corpora import get_corpus
 from asrkit.data.manifest import Utterance, read_manifest, write_manifest
 from asrkit.errors import InputError
 from asrkit.features import CMVNStats, feature_settings, make_extractor
 from asrkit.fsutil import atomic_write, atomic_write_text
 from asrkit.progress import Progress
-from asrkit.text import CharTokenizer, normalize_text
+from asrkit.text import (
+    CharTokenizer,
+    FrameTokenizer,
+    LabelSet,
+    PhonemeTokenizer,
+    normalize_text,
+)
 
 DONE = "prepare.json"
 
@@ -45,12 +51,15 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
     with Progress(quiet) as prog:
         task = prog.add(f"prepare {recipe.name}", total=corpus.count_work(recipe, root), unit="utt")
         manifests = corpus.prepare(recipe, out, root, progress=lambda n: prog.advance(task, n))
-    for utts in manifests.values():
-        for u in utts:
-            if u.text is not None:
-                u.text = normalize_text(u.text)
-    tok = CharTokenizer.build(u.text for u in manifests["train"] if u.text)
-    tok.save(out / "vocab.txt")
+    targets = resolve_targets(recipe)
+    if targets == "chars":
+        for utts in manifests.values():
+            for u in utts:
+                if u.text is not None:
+                    u.text = normalize_text(u.text)
+    if "train" not in manifests or not manifests["train"]:
+        raise InputError(f"corpus {recipe.data.corpus}: the train split is empty")
+    build_tokenizer(targets, manifests["train"]).save(out / "vocab.txt")
     counts = {}
     for name, utts in manifests.items():
         write_manifest(out / f"{name}.jsonl", utts)
@@ -60,12 +69,56 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
     return out
 
 
+def build_tokenizer(targets: str, train: list[Utterance]):
+    """The vocabulary a model learns, from the training utterances (written as vocab.txt)."""
+    if targets == "phonemes":
+        return PhonemeTokenizer.build_phones(train)
+    if targets == "labels":
+        return LabelSet.build(train)
+    if targets == "frames":
+        return FrameTokenizer.build(train)
+    return CharTokenizer.build(u.text for u in train if u.text)
+
+
+def load_tokenizer(recipe: Recipe, train: list[Utterance]):
+    """The tokenizer a recipe's model trains towards: the prepared vocab.txt, or the training labels."""
+    targets = resolve_targets(recipe)
+    if targets in ("labels", "frames"):
+        return build_tokenizer(targets, train)
+    cls = PhonemeTokenizer if targets == "phonemes" else CharTokenizer
+    return cls.load(recipe.data_dir / "vocab.txt")
+
+
+def read_npy_features(path: str | Path, dim: int | None = None) -> torch.Tensor:
+    """A (frames, dim) float matrix from a .npy file, with errors that name the file."""
+    import numpy as np
+
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError(f"features {path}: not a readable .npy array ({e})") from None
+    if a.ndim != 2 or not np.issubdtype(a.dtype, np.number):
+        raise InputError(f"features {path}: expected a numeric (frames, dim) array, got shape {a.shape} {a.dtype}")
+    if dim is not None and a.shape[1] != dim:
+        raise InputError(f"features {path}: {a.shape[1]} dims per frame, the recipe says features.n_mels={dim}")
+    if not np.isfinite(a).all():
+        raise InputError(f"features {path}: holds NaN or infinite values")
+    return torch.from_numpy(a.astype(np.float32))
+
+
 def compute_features(recipe: Recipe, out: Path, names: list[str], quiet: bool = False) -> None:
-    """Log-mel features per manifest into feats/<name>.pt (float16, id → frames × mels); CMVN stats from train."""
+    """Features per manifest into feats/<name>.pt (float16, id → frames × dims); CMVN stats from train.
+
+    `features.type: logmel` computes log-mels from each utterance's audio; `precomputed` reads its `features`
+    file (.npy), or asks the corpus module (`load_features`) when it has its own format.
+    """
     from asrkit.audio import load_audio
 
     settings = feature_settings(recipe.features, recipe.data.sample_rate)
-    extractor = make_extractor(settings)
+    precomputed = recipe.features.type == "precomputed"
+    corpus = get_corpus(recipe.data.corpus)
+    reader = getattr(corpus, "load_features", None)
+    extractor = None if precomputed else make_extractor(settings)
     stats = CMVNStats(recipe.features.n_mels)
     manifests = {name: read_manifest(out / f"{name}.jsonl") for name in names}
     with Progress(quiet) as prog, torch.inference_mode():
@@ -73,9 +126,17 @@ def compute_features(recipe: Recipe, out: Path, names: list[str], quiet: bool = 
             task = prog.add(f"features {name}", total=len(utts), unit="utt")
             feats = {}
             for u in utts:
-                if u.audio is None:
-                    raise InputError(f"utterance {u.id} has no audio")
-                f = extractor(load_audio(u.audio, settings["sample_rate"]))
+                if precomputed:
+                    if reader is not None:
+                        f = reader(recipe, u)
+                    elif u.features is not None:
+                        f = read_npy_features(u.features, recipe.features.n_mels)
+                    else:
+                        raise InputError(f"utterance {u.id} has no features file (features.type is precomputed)")
+                else:
+                    if u.audio is None:
+                        raise InputError(f"utterance {u.id} has no audio; set features.type: precomputed for feature corpora")
+                    f = extractor(load_audio(u.audio, settings["sample_rate"]))
                 if name == "train":
                     stats.add(f)
                 feats[u.id] = f.to(torch.float16)

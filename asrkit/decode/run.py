@@ -17,9 +17,7 @@ from asrkit.progress import Progress
 
 def _batches(items: list[InputItem], model, max_frames: int) -> Iterator[list[tuple[InputItem, object]]]:
     """Read and featurise inputs, yielding batches whose padded size stays under `max_frames`."""
-    from asrkit.audio import load_audio
-
-    feats = [(it, model.features(load_audio(it.audio, model.sample_rate))) for it in items]
+    feats = [(it, model.item_features(it.audio, it.features)) for it in items]
     feats.sort(key=lambda x: x[1].shape[0])
     cur: list = []
     for it, f in feats:
@@ -97,6 +95,13 @@ def decode(
                 for (it, _), lp in zip(batch, am.classify([f for _, f in batch])):
                     best = int(lp.argmax())
                     results[it.id] = Hypothesis([best], tok.symbols[best], float(lp[best]))
+                    prog.advance(task)
+                continue
+            if am.task == "frame":  # one label per frame: the arg-max of each
+                for (it, _), lp in zip(batch, am.log_probs([f for _, f in batch])):
+                    best = lp.argmax(-1)
+                    ids = best.tolist()
+                    results[it.id] = Hypothesis(ids, tok.decode(ids), float(lp.gather(-1, best[:, None]).sum()), list(range(len(ids))))
                     prog.advance(task)
                 continue
             for (it, _), lp in zip(batch, am.log_probs([f for _, f in batch])):

@@ -31,7 +31,8 @@ class AcousticModel:
             raise InputError(f"checkpoint weights do not fit its model config: {str(e).splitlines()[0]}") from None
         self.model.to(self.device).eval()
         self.task: str = getattr(self.model, "task", "ctc")
-        self.extractor = make_extractor(self.feature_settings)
+        self.precomputed = self.feature_settings.get("type") == "precomputed"
+        self.extractor = None if self.precomputed else make_extractor(self.feature_settings)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> AcousticModel:
@@ -42,8 +43,28 @@ class AcousticModel:
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """(samples,) at the model's rate → normalised (frames, n_mels)."""
+        if self.extractor is None:
+            from asrkit.errors import InputError
+
+            raise InputError("this model was trained on precomputed features: give it .npy features or a feature manifest, not audio")
         with torch.inference_mode():
             return normalize(self.extractor(wav), self.feature_settings["cmvn"], self.cmvn_stats)
+
+    def item_features(self, audio: str | None, features: str | None) -> torch.Tensor:
+        """Normalised features of one input: computed from its audio, or read from its precomputed .npy."""
+        if features is not None and (self.precomputed or audio is None):
+            from asrkit.data.prepare import read_npy_features
+
+            with torch.inference_mode():
+                f = read_npy_features(features, int(self.feature_settings["n_mels"]))
+                return normalize(f, self.feature_settings["cmvn"], self.cmvn_stats)
+        if audio is None:
+            from asrkit.errors import InputError
+
+            raise InputError("an input has features but this model computes its own from audio")
+        from asrkit.audio import load_audio
+
+        return self.features(load_audio(audio, self.sample_rate))
 
     @torch.inference_mode()
     def log_probs(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:

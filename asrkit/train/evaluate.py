@@ -35,11 +35,42 @@ def greedy_batch(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0)
     return out
 
 
+def frame_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over the valid frames of a padded batch (frame head); targets (B, T) padded."""
+    t = log_probs.shape[1]
+    valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+    nll = -log_probs.float().gather(-1, targets[:, :t, None]).squeeze(-1)
+    total = nll[valid].sum()
+    return total / valid.sum().clamp(min=1) if reduction == "mean" else total
+
+
 def evaluate(model: torch.nn.Module, ds: FeatureDataset, tok, device: torch.device, max_frames: int) -> dict:
-    """The dev figures for the model's head: CTC → loss, WER, CER, accuracy; classifier → loss, accuracy."""
-    if getattr(model, "task", "ctc") == "classifier":
+    """The dev figures for the model's head: CTC → loss, WER, CER, accuracy; classifier → loss, accuracy; frame → loss, accuracy."""
+    task = getattr(model, "task", "ctc")
+    if task == "classifier":
         return evaluate_classifier(model, ds, device, max_frames)
+    if task == "frame":
+        return evaluate_frames(model, ds, device, max_frames)
     return evaluate_ctc(model, ds, tok, device, max_frames)
+
+
+def evaluate_frames(model: torch.nn.Module, ds: FeatureDataset, device: torch.device, max_frames: int) -> dict:
+    """Mean per-frame cross-entropy and per-frame accuracy over the dev utterances."""
+    was_training = model.training
+    model.eval()
+    sampler = BucketBatchSampler([ds.frames(i) for i in range(len(ds))], max_frames, shuffle=False)
+    total, correct, n = 0.0, 0, 0
+    with torch.inference_mode():
+        for idx in sampler:
+            b = collate([ds[i] for i in idx]).to(device)
+            lp, out_len = model(b.feats, b.lengths)
+            t = lp.shape[1]
+            valid = torch.arange(t, device=device)[None, :] < out_len[:, None]
+            total += float(frame_loss(lp, out_len, b.targets, reduction="sum"))
+            correct += int(((lp.argmax(-1) == b.targets[:, :t]) & valid).sum())
+            n += int(valid.sum())
+    model.train(was_training)
+    return {"loss": total / max(n, 1), "accuracy": correct / max(n, 1)}
 
 
 def evaluate_classifier(model: torch.nn.Module, ds: FeatureDataset, device: torch.device, max_frames: int) -> dict:
@@ -79,7 +110,7 @@ def evaluate_ctc(model: torch.nn.Module, ds: FeatureDataset, tok: CharTokenizer,
             n += len(idx)
             for uid, ids, t in zip(b.ids, greedy_batch(lp, out_len, tok.blank), idx):
                 hyps[uid] = tok.decode(ids)
-                refs[uid] = ds.utts[t].text or ""
+                refs[uid] = tok.decode(ds.targets[t])  # phonemes: space-separated, so WER is the PER
     rep = score(refs, hyps)
     model.train(was_training)
     exact = sum(" ".join(refs[k].split()) == " ".join(hyps[k].split()) for k in refs)

@@ -15,16 +15,15 @@ import torch
 
 from asrkit.config import Recipe, save_recipe
 from asrkit.data.loader import BucketBatchSampler, FeatureDataset
-from asrkit.data.prepare import load_split
+from asrkit.data.prepare import load_split, load_tokenizer
 from asrkit.errors import InputError, WorkError
 from asrkit.features import feature_settings
 from asrkit.fsutil import atomic_write
 from asrkit.models import build_model, count_parameters
 from asrkit.progress import Progress
-from asrkit.text import CharTokenizer, LabelSet
 from asrkit.train import distributed
 from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
-from asrkit.train.evaluate import HIGHER_IS_BETTER, better, evaluate, resolve_metric
+from asrkit.train.evaluate import HIGHER_IS_BETTER, better, evaluate, frame_loss, resolve_metric
 from asrkit.train.report import plot_curves, print_summary, write_metrics
 from asrkit.train.schedule import make_optimizer, make_scheduler, per_step
 
@@ -65,6 +64,9 @@ def filter_utterances(ds: FeatureDataset, model: torch.nn.Module, max_frames: in
         t = ds.frames(i)
         if t > max_frames:
             too_long += 1
+        elif model.task == "frame" and len(ds.targets[i]) != int(model.output_lengths(torch.tensor([t]))[0]):
+            out = int(model.output_lengths(torch.tensor([t]))[0])
+            raise InputError(f"utterance {ds.utts[i].id!r} has {len(ds.targets[i])} frame labels for {out} model frames")
         elif model.task == "ctc" and not ctc_feasible(ds.targets[i], int(model.output_lengths(torch.tensor([t]))[0])):
             infeasible += 1
         else:
@@ -133,10 +135,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
     train_utts, train_feats = load_split(data_dir, "train")
     dev_utts, dev_feats = load_split(data_dir, "dev")
     head = recipe.model.head
-    if head == "frame":
-        raise InputError(f"recipe {recipe.name}: model.head frame needs per-frame labels, which the {recipe.data.corpus} corpus does not have")
-    # CTC trains towards the prepared character vocabulary; a classifier towards the training set's labels
-    tok = LabelSet.build(train_utts) if head == "classifier" else CharTokenizer.load(data_dir / "vocab.txt")
+    tok = load_tokenizer(recipe, train_utts)
     model_cfg = {**recipe.to_dict()["model"], "n_feats": recipe.features.n_mels, "n_tokens": len(tok)}
     model = build_model(model_cfg).to(device)
     if d.rank:
@@ -355,6 +354,8 @@ def _loss(out: torch.Tensor, out_len: torch.Tensor, b, head: str) -> torch.Tenso
     """The training loss of a batch: CTC (mean over utterances of the per-label loss) or cross-entropy."""
     if head == "classifier":
         return torch.nn.functional.nll_loss(out.float(), b.targets[:, 0])
+    if head == "frame":
+        return frame_loss(out, out_len, b.targets)
     return torch.nn.functional.ctc_loss(out.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=0, reduction="mean")
 
 
