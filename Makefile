@@ -7,7 +7,7 @@ ASRKIT := $(VENV)/bin/asrkit
 EXP := exp/digits
 DATA := data/digits
 
-.PHONY: setup test test-all demo digits bench bench-zoo bench-speakers clean help
+.PHONY: setup test test-all demo digits echo librispeech librispeech-tiny bench bench-zoo bench-speakers bench-librispeech clean help
 
 help:
 	@echo "make demo      set up, then prepare/train/decode/align/score the digits recipe (embedded FSDD data)"
@@ -16,6 +16,10 @@ help:
 	@echo "make bench     decode real-time factor -> bench/results/decode.json; training throughput -> bench/results/train.json"
 	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
 	@echo "make bench-speakers  leave-one-speaker-out digits (4 trainings, ~1 h on 2 cores) -> bench/results/speakers.json"
+	@echo "make echo      the GRU echo memory task, fixed and variable delay (generated data, ~2 min each)"
+	@echo "make librispeech  the LibriSpeech recipe (LIBRISPEECH=folder holding LibriSpeech/; needs a GPU to be practical)"
+	@echo "make librispeech-tiny  the LibriSpeech recipe end to end on the 15 real sample utterances in ../shared/data (smoke run)"
+	@echo "make bench-librispeech  one training step of the LibriSpeech model, projected to train-clean-100 -> bench/results/librispeech_step.json"
 	@echo "make test-all  the test suite including slow checks"
 
 setup: $(VENV)/.installed
@@ -47,6 +51,43 @@ digits: setup
 	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.hyp --details 3
 	@echo "== isolated-digit test recordings, beam 10, lexicon =="
 	$(ASRKIT) score --ref $(DATA)/test_isolated.jsonl --hyp $(EXP)/test_isolated.hyp
+
+echo: setup
+	@for r in echo echo_variable; do \
+	  $(ASRKIT) prepare recipes/$$r.yaml && \
+	  /usr/bin/time -f "$$r: training wall time %e s" $(ASRKIT) train recipes/$$r.yaml && \
+	  $(ASRKIT) decode --model exp/$$r/best.pt --output exp/$$r/test.hyp data/$$r/test.jsonl && \
+	  echo "== $$r: fresh random test strings ==" && \
+	  $(ASRKIT) score --ref data/$$r/test.jsonl --hyp exp/$$r/test.hyp --frames || exit 1; \
+	done
+
+LIBRISPEECH ?= $(or $(ASRKIT_DATA),$(HOME)/.cache/asrkit)/librispeech
+LS_SETS := --set data.root=$(LIBRISPEECH)
+librispeech: setup
+	$(ASRKIT) prepare recipes/librispeech.yaml $(LS_SETS)
+	$(ASRKIT) train recipes/librispeech.yaml $(LS_SETS)
+	@for beam in 1 10; do \
+	  for s in dev test; do \
+	    $(ASRKIT) decode --model exp/librispeech/averaged.pt --beam $$beam --output exp/librispeech/$$s.beam$$beam.hyp data/librispeech/$$s.jsonl && \
+	    echo "== $$s, beam $$beam ==" && $(ASRKIT) score --ref data/librispeech/$$s.jsonl --hyp exp/librispeech/$$s.beam$$beam.hyp || exit 1; \
+	  done; \
+	done
+
+# the recipe's pipeline on the real LibriSpeech sample (dev-clean-2 trains, test-clean tests): proves the plumbing, not the WER
+LS_TINY := --set data.root=../shared/data/librispeech --set data.out_dir=data/librispeech-tiny --set train.exp_dir=exp/librispeech-tiny \
+  --set 'data.splits={train: [dev-clean-2], dev: [test-clean], test: [test-clean]}' --set model.hidden=96 --set model.layers=2 \
+  --set model.frontend=stack --set model.subsample=3 --set model.dropout=0 --set features.n_mels=40 --set train.epochs=40 \
+  --set train.batch_seconds=7 --set train.lr=0.01 --set train.average=0 --set train.weight_decay=0
+librispeech-tiny: setup
+	$(ASRKIT) prepare recipes/librispeech.yaml $(LS_TINY)
+	$(ASRKIT) train recipes/librispeech.yaml $(LS_TINY)
+	$(ASRKIT) decode --model exp/librispeech-tiny/last.pt --beam 10 --output exp/librispeech-tiny/train.hyp data/librispeech-tiny/train.jsonl
+	$(ASRKIT) decode --model exp/librispeech-tiny/last.pt --beam 10 --output exp/librispeech-tiny/test.hyp data/librispeech-tiny/test.jsonl
+	@echo "== training utterances (fit) =="; $(ASRKIT) score --ref data/librispeech-tiny/train.jsonl --hyp exp/librispeech-tiny/train.hyp
+	@echo "== test-clean sample (5 utterances never heard) =="; $(ASRKIT) score --ref data/librispeech-tiny/test.jsonl --hyp exp/librispeech-tiny/test.hyp
+
+bench-librispeech: setup
+	$(PY) bench/librispeech_step.py
 
 bench: setup
 	@test -f $(EXP)/best.pt || $(MAKE) digits

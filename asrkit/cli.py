@@ -158,6 +158,7 @@ def score(
     hyp: Annotated[Path, typer.Option("--hyp", help="Hypotheses, id<TAB>text.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (wer, cer as fractions, counts, per-utterance detail).")] = False,
     details: Annotated[int, typer.Option("--details", min=0, help="Show the N worst utterances with their alignment.")] = 0,
+    frames: Annotated[bool, typer.Option("--frames", help="One label per frame (echo): also report the position-wise frame accuracy.")] = False,
 ) -> None:
     """WER/CER with substitutions, deletions, insertions; missing and extra ids are reported."""
     import json
@@ -165,7 +166,7 @@ def score(
     from asrkit.score import format_details, format_report, read_transcripts
     from asrkit.score import score as run
 
-    rep = run(read_transcripts(ref), read_transcripts(hyp))
+    rep = run(read_transcripts(ref), read_transcripts(hyp), frames=frames)
     if as_json:
         typer.echo(json.dumps(rep.to_dict()))
         return

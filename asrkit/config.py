@@ -69,6 +69,7 @@ class DataConfig:
     sample_rate: int = 16000
     targets: str = "auto"  # auto (chars for CTC, labels for a classifier, frames for a frame head) | chars | phonemes | labels | frames
     splits: dict[str, list[str]] = field(default_factory=dict)  # manifest name → corpus subsets (e.g. librispeech folders)
+    alphabet: str | None = None  # chars targets: the fixed character set (space added); default: the training texts' characters
     split: str = "official"
     test_speakers: list[str] = field(default_factory=list)
     dev_indices: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])

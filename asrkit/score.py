@@ -132,6 +132,9 @@ class ScoreReport:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     per_utterance: list[UttScore] = field(default_factory=list)
+    # frame-labelling outputs (one character per frame, e.g. echo): position-wise accuracy, when every
+    # hypothesis has its reference's length; edit-distance CER can understate such errors
+    frame_accuracy: float | None = None
 
     @property
     def word_errors(self) -> int:
@@ -189,8 +192,12 @@ def _count(ops: list[Op], op: str) -> int:
     return sum(1 for o in ops if o[0] == op)
 
 
-def score(refs: dict[str, str], hyps: dict[str, str]) -> ScoreReport:
-    """Score hypotheses against references; missing hyps count as empty, extra hyps are listed only."""
+def score(refs: dict[str, str], hyps: dict[str, str], frames: bool = False) -> ScoreReport:
+    """Score hypotheses against references; missing hyps count as empty, extra hyps are listed only.
+
+    `frames`: the texts are one label per frame (e.g. the echo task): also report the position-wise accuracy,
+    which needs every hypothesis to have its reference's length.
+    """
     ids = list(refs)
     missing = [u for u in ids if u not in hyps]
     extra = [u for u in hyps if u not in refs]
@@ -211,12 +218,18 @@ def score(refs: dict[str, str], hyps: dict[str, str]) -> ScoreReport:
     cs, cd, ci = (_count(flat_c, k) for k in ("SUB", "DEL", "INS"))
     ref_words = sum(x.ref_words for x in utts)
     ref_chars = sum(x.ref_chars for x in utts)
+    frame_acc = None
+    if frames:
+        for u, r, h in zip(ids, r_txt, h_txt):
+            if len(r) != len(h):
+                raise InputError(f"--frames: utterance {u!r} has {len(h)} hypothesis labels for {len(r)} reference frames")
+        frame_acc = sum(a == b for r, h in zip(r_txt, h_txt) for a, b in zip(r, h)) / max(ref_chars, 1)
     return ScoreReport(
         wer=_rate(s + d + i, ref_words), cer=_rate(cs + cd + ci, ref_chars),
         substitutions=s, deletions=d, insertions=i, hits=sum(x.hits for x in utts), ref_words=ref_words,
         char_substitutions=cs, char_deletions=cd, char_insertions=ci, char_hits=_count(flat_c, "OK"),
         ref_chars=ref_chars, n_utterances=len(utts), sentence_errors=sum(1 for x in utts if x.errors),
-        missing=missing, extra=extra, per_utterance=utts,
+        missing=missing, extra=extra, per_utterance=utts, frame_accuracy=frame_acc,
     )
 
 
@@ -249,6 +262,8 @@ def format_report(report: ScoreReport) -> Table:
         str(report.insertions), str(report.ref_words), _pct(report.ser), str(report.n_utterances),
         str(len(report.missing)), str(len(report.extra)),
     )
+    if report.frame_accuracy is not None:
+        t.caption = f"frame accuracy (position by position): {_pct(report.frame_accuracy)}"
     return t
 
 

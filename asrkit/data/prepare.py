@@ -59,7 +59,7 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
                     u.text = normalize_text(u.text)
     if "train" not in manifests or not manifests["train"]:
         raise InputError(f"corpus {recipe.data.corpus}: the train split is empty")
-    build_tokenizer(targets, manifests["train"]).save(out / "vocab.txt")
+    build_tokenizer(targets, manifests["train"], recipe.data.alphabet).save(out / "vocab.txt")
     counts = {}
     for name, utts in manifests.items():
         write_manifest(out / f"{name}.jsonl", utts)
@@ -69,14 +69,21 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
     return out
 
 
-def build_tokenizer(targets: str, train: list[Utterance]):
-    """The vocabulary a model learns, from the training utterances (written as vocab.txt)."""
+def build_tokenizer(targets: str, train: list[Utterance], alphabet: str | None = None):
+    """The vocabulary a model learns: the fixed `alphabet` (+ space), or what the training utterances hold."""
     if targets == "phonemes":
         return PhonemeTokenizer.build_phones(train)
     if targets == "labels":
         return LabelSet.build(train)
     if targets == "frames":
         return FrameTokenizer.build(train)
+    if alphabet:
+        if len(set(alphabet)) != len(alphabet):
+            raise InputError(f"data.alphabet {alphabet!r} repeats a character")
+        tok = CharTokenizer(sorted(set(alphabet) | {" "}))
+        for u in train:
+            tok.encode(u.text or "", u.id)  # a training text outside the alphabet: an error that names it
+        return tok
     return CharTokenizer.build(u.text for u in train if u.text)
 
 
