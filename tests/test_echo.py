@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import ROOT, run_cli
 
 from asrkit.config import load_recipe
 from asrkit.data.corpora.echo import SYMBOLS, echo_target, input_frames
 from asrkit.data.manifest import read_manifest
 from asrkit.data.prepare import prepare
 from asrkit.errors import InputError
-from conftest import ROOT, run_cli
 
 
 def test_targets_are_the_input_delayed_and_cut_to_its_length() -> None:

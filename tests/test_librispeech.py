@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, run_cli, shared
 
 from asrkit.config import load_recipe
 from asrkit.data.corpora import librispeech
 from asrkit.data.prepare import prepare
 from asrkit.errors import InputError, WorkError
-from conftest import ROOT, run_cli, shared
 
 
 def _recipe(tmp: Path, root: Path, splits: dict, *sets: str):
