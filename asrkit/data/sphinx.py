@@ -75,8 +75,8 @@ def read_transcription(path: str | Path) -> list[tuple[str, str]]:
 
 
 def sphinx_mfcc(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
-    """13 MFCCs at 100 frames/s with sphinx_fe's defaults for 16 kHz (40 mel filters, 133-6855 Hz, 512-point FFT,
-    25.6 ms window), for corpora shipped as audio: close to, not bit-equal with, sphinx_fe's own cepstra."""
+    """13 MFCCs at 100 frames/s with AN4's settings (40 mel filters, 130-6800 Hz, 512-point FFT, 25.6 ms window),
+    for corpora shipped as audio: close to, not bit-equal with, sphinx_fe's own cepstra."""
     import torch
     import torchaudio
 
@@ -85,7 +85,7 @@ def sphinx_mfcc(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
         n_mfcc=N_CEPS,
         log_mels=True,
         melkwargs={"n_fft": 512, "win_length": int(0.0256 * sample_rate), "hop_length": sample_rate // 100,
-                   "n_mels": 40, "f_min": 133.33, "f_max": 6855.5, "power": 2.0},
+                   "n_mels": 40, "f_min": 130.0, "f_max": min(6800.0, sample_rate / 2), "power": 2.0},
     )
     with torch.inference_mode():
         return mfcc(torch.as_tensor(wav, dtype=torch.float32)).T.contiguous().numpy()
