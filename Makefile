@@ -7,12 +7,13 @@ ASRKIT := $(VENV)/bin/asrkit
 EXP := exp/digits
 DATA := data/digits
 
-.PHONY: setup test test-all demo digits echo librispeech librispeech-tiny bench bench-zoo bench-speakers bench-librispeech clean help
+.PHONY: setup test test-all demo digits echo librispeech librispeech-tiny phonemes bench bench-zoo bench-speakers bench-librispeech clean help
 
 help:
 	@echo "make demo      set up, then prepare/train/decode/align/score the digits recipe (embedded FSDD data)"
 	@echo "make test      run the test suite (sets up first)"
 	@echo "make digits    the digits recipe (same as demo)"
+	@echo "make phonemes  phoneme recognition (HW3P2 task) on CMU AN4, speakers held out (~15 min on 2 cores)"
 	@echo "make bench     decode real-time factor -> bench/results/decode.json; training throughput -> bench/results/train.json"
 	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
 	@echo "make bench-speakers  leave-one-speaker-out digits (4 trainings, ~1 h on 2 cores) -> bench/results/speakers.json"
@@ -88,6 +89,22 @@ librispeech-tiny: setup
 
 bench-librispeech: setup
 	$(PY) bench/librispeech_step.py
+
+# AN4: $(AN4) if set, else $ASRKIT_DATA/an4, else ../shared/data/an4/an4
+AN4 ?= $(firstword $(wildcard $(ASRKIT_DATA)/an4 ../shared/data/an4/an4))
+PH_SET := $(if $(AN4),--set data.root=$(AN4))
+
+phonemes: setup
+	$(ASRKIT) prepare recipes/phonemes.yaml $(PH_SET)
+	$(ASRKIT) train recipes/phonemes.yaml $(PH_SET)
+	@for s in test an4_test; do \
+	  if [ -f data/phonemes/$$s.jsonl ]; then \
+	    $(ASRKIT) decode --model exp/phonemes/best.pt --beam 10 --output exp/phonemes/$$s.hyp \
+	      --submission exp/phonemes/$$s.submission.csv data/phonemes/$$s.jsonl && \
+	    echo "== $$s: speakers never heard in training, beam 10 (WER = PER over phonemes; Mean dist = the Kaggle metric) ==" && \
+	    $(ASRKIT) score --ref data/phonemes/$$s.jsonl --hyp exp/phonemes/$$s.hyp --details 3 || exit 1; \
+	  fi; \
+	done
 
 bench: setup
 	@test -f $(EXP)/best.pt || $(MAKE) digits

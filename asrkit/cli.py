@@ -127,12 +127,16 @@ def decode(
             help="Constrain the beam search to the words in PATH: a word list or a manifest (e.g. data/digits/train.jsonl).",
         ),
     ] = None,
+    submission: Annotated[
+        Optional[Path],
+        typer.Option("--submission", metavar="CSV", help="Phoneme models: also write a Kaggle submission (index,label; one character per phoneme)."),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Transcribe audio: lines `id<TAB>text` (id = manifest id or file stem)."""
     from asrkit.decode.run import decode as run
 
-    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon)
+    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon, submission=submission)
 
 
 @app.command()

@@ -334,6 +334,7 @@ def validate(r: Recipe) -> None:
             "data.connected.gap_seconds must be [min, max] with 0 <= min <= max",
         ),
         (r.data.targets in TARGETS, f"data.targets must be one of {', '.join(TARGETS)}"),
+        (r.data.phonemes.layout in ("hw3p2", "an4"), "data.phonemes.layout must be hw3p2 or an4"),
         (r.features.type in ("logmel", "precomputed"), "features.type must be logmel or precomputed"),
         (r.features.n_mels > 0, "features.n_mels must be positive"),
         (r.features.cmvn in ("none", "utterance", "global"), "features.cmvn must be none, utterance or global"),

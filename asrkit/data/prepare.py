@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -52,6 +53,8 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
         task = prog.add(f"prepare {recipe.name}", total=corpus.count_work(recipe, root), unit="utt")
         manifests = corpus.prepare(recipe, out, root, progress=lambda n: prog.advance(task, n))
     targets = resolve_targets(recipe)
+    if targets == "phonemes":
+        manifests = derive_phonemes_from_text(recipe, manifests, out)
     if targets == "chars":
         for utts in manifests.values():
             for u in utts:
@@ -67,6 +70,30 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
     compute_features(recipe, out, list(manifests), quiet=quiet)
     atomic_write_text(stamp, json.dumps({"fingerprint": fp, "counts": counts}, indent=1))
     return out
+
+
+def derive_phonemes_from_text(recipe: Recipe, manifests: dict[str, list[Utterance]], out: Path) -> dict[str, list[Utterance]]:
+    """Phoneme targets from CMUdict for transcribed utterances that have none; those with OOV words are dropped (oov.txt)."""
+    from collections import Counter
+
+    from asrkit.phonemes import derive_phonemes, lexicon_path, oov_report, read_cmudict
+
+    if all(u.phonemes or not u.text for utts in manifests.values() for u in utts):
+        return manifests
+    lexicon = read_cmudict(lexicon_path(recipe.data.phonemes.lexicon))
+    total: Counter = Counter()
+    for name, utts in manifests.items():
+        kept, oov = derive_phonemes(utts, lexicon)
+        if len(kept) < len(utts):
+            print(f"prepare: {name}: dropped {len(utts) - len(kept)} of {len(utts)} utterances with words missing "
+                  f"from the pronunciation dictionary", file=sys.stderr)
+        manifests[name] = kept
+        total.update(oov)
+    report = oov_report(total)
+    atomic_write_text(out / "oov.txt", "".join(f"{w}\t{n}\n" for w, n in total.most_common()))
+    if total:
+        print(f"prepare: {report} (all listed in {out / 'oov.txt'})", file=sys.stderr)
+    return manifests
 
 
 def build_tokenizer(targets: str, train: list[Utterance], alphabet: str | None = None):

@@ -71,11 +71,13 @@ def decode(
     batch_seconds: float = 200.0,
     quiet: bool = False,
     lexicon: str | Path | None = None,
+    submission: str | Path | None = None,
 ) -> dict[str, Hypothesis]:
     """Decode audio files, directories or manifests with a checkpoint; writes `id<TAB>text` (or JSONL).
 
     `lexicon`: a word list or a manifest whose words constrain the beam search (see `load_lexicon`;
     with a lexicon, beam 1 searches with beam 2 since greedy decoding cannot honour it).
+    `submission`: also write the Kaggle `index,label` CSV (phoneme models; one character per phoneme, input order).
     """
     from asrkit.models.acoustic import AcousticModel
 
@@ -87,6 +89,8 @@ def decode(
     if am.task == "classifier" and lex_words is not None:
         raise InputError(f"--lexicon constrains CTC decoding; {model} is a classifier (it outputs one of its {len(tok)} labels)")
     lex = _build_lexicon(lex_words, lexicon, tok) if lex_words is not None else None
+    if submission is not None and tok.kind != "phoneme":
+        raise InputError(f"--submission writes phoneme strings; {model} was trained on {tok.kind} targets")
     results: dict[str, Hypothesis] = {}
     with Progress(quiet) as prog:
         task = prog.add("decode", total=len(items), unit="utt")
@@ -127,6 +131,10 @@ def decode(
         ]
     else:
         lines = [f"{i}\t{results[i].text}" for i in order]
+    if submission is not None:
+        from asrkit.phonemes import write_submission
+
+        write_submission([results[i].text for i in order], submission)
     text = "\n".join(lines) + ("\n" if lines else "")
     if output:
         atomic_write_text(output, text)

@@ -7,7 +7,7 @@ from types import ModuleType
 
 from asrkit.errors import InputError
 
-CORPORA = ("digits", "echo", "librispeech")
+CORPORA = ("digits", "echo", "librispeech", "phonemes")
 
 
 def get_corpus(name: str) -> ModuleType:
