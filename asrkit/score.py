@@ -143,12 +143,18 @@ class ScoreReport:
         """Sentence error rate: fraction of scored utterances with any word error."""
         return self.sentence_errors / self.n_utterances if self.n_utterances else 0.0
 
+    @property
+    def accuracy(self) -> float:
+        """Sentence accuracy: fraction of scored utterances whose hypothesis matches exactly (the label accuracy of a classifier)."""
+        return 1.0 - self.ser if self.n_utterances else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `wer`/`cer` are fractions (null if the reference is empty but errors exist)."""
         d = asdict(self)
         for k in ("wer", "cer"):
             d[k] = d[k] if math.isfinite(d[k]) else None
         d["ser"] = self.ser
+        d["accuracy"] = self.accuracy
         d["word_errors"] = self.word_errors
         for u, ud in zip(self.per_utterance, d["per_utterance"]):
             ud["ops"] = [list(o) for o in u.ops]
@@ -239,14 +245,14 @@ def _pct(x: float) -> str:
 
 
 def format_report(report: ScoreReport) -> Table:
-    """Compact one-row rich table: WER, CER, S/D/I, SER, utterance/missing/extra counts."""
+    """Compact one-row rich table: WER, CER, S/D/I, SER, accuracy (exact match), utterance/missing/extra counts."""
     t = Table(title="Scores", show_edge=True)
-    cols = ["WER", "CER", "S", "D", "I", "Ref words", "SER", "Utts", "Missing", "Extra"]
+    cols = ["WER", "CER", "S", "D", "I", "Ref words", "SER", "Acc", "Utts", "Missing", "Extra"]
     for c in cols:
         t.add_column(c, justify="right")
     t.add_row(
         _pct(report.wer), _pct(report.cer), str(report.substitutions), str(report.deletions),
-        str(report.insertions), str(report.ref_words), _pct(report.ser), str(report.n_utterances),
+        str(report.insertions), str(report.ref_words), _pct(report.ser), _pct(report.accuracy), str(report.n_utterances),
         str(len(report.missing)), str(len(report.extra)),
     )
     return t
