@@ -146,7 +146,7 @@ class ScoreReport:
     @property
     def accuracy(self) -> float:
         """Sentence accuracy: fraction of scored utterances whose hypothesis matches exactly (the label accuracy of a classifier)."""
-        return 1.0 - self.ser if self.n_utterances else 0.0
+        return (self.n_utterances - self.sentence_errors) / self.n_utterances if self.n_utterances else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `wer`/`cer` are fractions (null if the reference is empty but errors exist)."""

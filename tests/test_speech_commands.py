@@ -22,6 +22,7 @@ from asrkit.data.corpora import speech_commands as sc
 from asrkit.data.manifest import read_manifest
 from asrkit.data.noise import fit_length, mix_at_snr, power, time_shift
 from asrkit.errors import InputError, WorkError
+from asrkit.score import score
 from conftest import ROOT, run_cli, shared
 
 SAMPLE = "speech_commands/speech_commands_v0.01"
@@ -264,6 +265,8 @@ def test_confusion_matrix_and_picture(tmp_path):
     assert labels == ["no", "up", "yes"]
     m = confusion_matrix(refs, hyps, labels)
     assert m.tolist() == [[1, 0, 0], [1, 0, 0], [1, 0, 1]]  # e has no hypothesis: left out
+    assert score(refs, hyps).accuracy == pytest.approx(2 / 5)  # ...but scored as an error
+    assert score(refs, hyps).to_dict()["accuracy"] == pytest.approx(2 / 5)
     with pytest.raises(InputError, match="'maybe'"):
         confusion_matrix({"a": "maybe"}, {"a": "yes"}, labels)
     png = tmp_path / "cm.png"
