@@ -245,7 +245,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         return value
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise InputError(f"{path}: expected a string, got {value!r}")
+            hint = " (YAML reads unquoted yes/no/on/off as true/false: quote the word, e.g. 'yes')" if isinstance(value, bool) else ""
+            raise InputError(f"{path}: expected a string, got {value!r}{hint}")
         return str(value)
     raise InputError(f"{path}: unsupported type {_type_name(tp)}")
 

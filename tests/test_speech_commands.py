@@ -160,6 +160,15 @@ def test_fixture_word_lists(fixture_root, tmp_path):
         _recipe(classes=["all", "yes"])
 
 
+def test_unquoted_yes_no_in_a_recipe_is_explained(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("data:\n  corpus: speech_commands\n  speech_commands:\n    classes: [up, yes, no]\n")
+    with pytest.raises(InputError, match=r"classes\[1\]: expected a string, got True .*quote the word"):
+        load_recipe(p)
+    p.write_text("data:\n  corpus: speech_commands\n  speech_commands:\n    classes: [up, 'yes', 'no']\n")
+    assert load_recipe(p).data.speech_commands.classes == ["up", "yes", "no"]
+
+
 def test_augmentation_is_deterministic_and_differs_from_the_originals(fixture_root, tmp_path):
     opts = dict(classes=["yes", "no", "up"], augment_copies=2, noise_prob=0.5)
     a = _prepare(fixture_root, tmp_path / "a", **opts)
