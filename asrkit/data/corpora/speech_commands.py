@@ -258,7 +258,6 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
         rng = np.random.default_rng([recipe.data.seed, i, 2])
         audio_dir = out_dir / "audio" / split
         utts: list[Utterance] = []
-        waves: list[np.ndarray] = []
 
         def add(uid: str, wav: np.ndarray, label: str, speaker: str | None, extra: dict) -> None:
             path = audio_dir / f"{uid}.flac"
@@ -267,20 +266,18 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
             if progress:
                 progress(1)
 
+        def emit(uid: str, wav: np.ndarray, label: str, speaker: str | None, extra: dict) -> None:
+            """A clip, then (train) its augmented copies, made now so no split is held in memory."""
+            add(uid, wav, label, speaker, extra)
+            for c in range(sc.augment_copies if split == "train" else 0):
+                aug, info = augment(wav, recipe, noise, rng)
+                add(f"{uid}_aug{c + 1}", aug, label, speaker, {**extra, "kind": "augmented", "source": uid, **info})
+
         for clip, label in items[split]:
             wav = fit_length(load_audio(clip.path, sr).numpy(), n)
-            add(clip.id, wav, label, clip.speaker, {"word": clip.word} if label == UNKNOWN else {})
-            waves.append(wav)
+            emit(clip.id, wav, label, clip.speaker, {"word": clip.word} if label == UNKNOWN else {})
         for k in range(n_silence[split]):
-            wav = noise.silence(n, rng)
-            add(f"silence_{split}_{k:05d}", wav, SILENCE, None, {"kind": "silence"})
-            waves.append(wav)
-        if split == "train":
-            originals = list(zip(utts, waves))
-            for c in range(sc.augment_copies):
-                for u, wav in originals:
-                    aug, info = augment(wav, recipe, noise, rng)
-                    add(f"{u.id}_aug{c + 1}", aug, u.label, u.speaker, {**u.extra, "kind": "augmented", "source": u.id, **info})
+            emit(f"silence_{split}_{k:05d}", noise.silence(n, rng), SILENCE, None, {"kind": "silence"})
         result[split] = utts
     for split in SPLITS:
         if not result[split]:
