@@ -7,13 +7,20 @@ ASRKIT := $(VENV)/bin/asrkit
 EXP := exp/digits
 DATA := data/digits
 
-.PHONY: setup test test-all demo digits echo librispeech librispeech-tiny phonemes bench bench-zoo bench-speakers bench-librispeech clean help
+# Speech Commands: SC_ROOT (default $ASRKIT_DATA/speech_commands, else the shared v0.01 sample); SC_SET adds --set overrides
+SC_ROOT ?= $(firstword $(wildcard $(ASRKIT_DATA)/speech_commands) $(wildcard ../shared/data/speech_commands/speech_commands_v0.01))
+SC_SET ?=
+SC_EXP := exp/speech_commands
+SC_DATA := data/speech_commands
+
+.PHONY: setup test test-all demo digits echo librispeech librispeech-tiny phonemes speech-commands bench bench-zoo bench-speakers bench-librispeech clean help
 
 help:
 	@echo "make demo      set up, then prepare/train/decode/align/score the digits recipe (embedded FSDD data)"
 	@echo "make test      run the test suite (sets up first)"
 	@echo "make digits    the digits recipe (same as demo)"
 	@echo "make phonemes  phoneme recognition (HW3P2 task) on CMU AN4, speakers held out (~15 min on 2 cores)"
+	@echo "make speech-commands  keyword classification on Speech Commands (SC_ROOT=..., default \$$ASRKIT_DATA/speech_commands or the shared v0.01 sample)"
 	@echo "make bench     decode real-time factor -> bench/results/decode.json; training throughput -> bench/results/train.json"
 	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
 	@echo "make bench-speakers  leave-one-speaker-out digits (4 trainings, ~1 h on 2 cores) -> bench/results/speakers.json"
@@ -105,6 +112,13 @@ phonemes: setup
 	    $(ASRKIT) score --ref data/phonemes/$$s.jsonl --hyp exp/phonemes/$$s.hyp --details 3 || exit 1; \
 	  fi; \
 	done
+speech-commands: setup
+	@test -n "$(SC_ROOT)" || { echo "no Speech Commands corpus: set SC_ROOT=/path/to/speech_commands_v0.02 (or ASRKIT_DATA), or run $(ASRKIT) prepare recipes/speech_commands.yaml --download"; exit 2; }
+	$(ASRKIT) prepare recipes/speech_commands.yaml --set data.root=$(SC_ROOT) $(SC_SET)
+	$(ASRKIT) train recipes/speech_commands.yaml $(SC_SET)
+	$(ASRKIT) decode --model $(SC_EXP)/best.pt --output $(SC_EXP)/test.hyp $(SC_DATA)/test.jsonl
+	@echo "== official test clips: accuracy (Acc) and the confusion matrix in $(SC_EXP)/confusion.png =="
+	$(ASRKIT) score --ref $(SC_DATA)/test.jsonl --hyp $(SC_EXP)/test.hyp --confusion $(SC_EXP)/confusion.png
 
 bench: setup
 	@test -f $(EXP)/best.pt || $(MAKE) digits

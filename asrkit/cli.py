@@ -163,14 +163,23 @@ def score(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (wer, cer as fractions, counts, per-utterance detail).")] = False,
     details: Annotated[int, typer.Option("--details", min=0, help="Show the N worst utterances with their alignment.")] = 0,
     frames: Annotated[bool, typer.Option("--frames", help="One label per frame (echo): also report the position-wise frame accuracy.")] = False,
+    confusion: Annotated[
+        Optional[Path], typer.Option("--confusion", metavar="PATH.png", help="Label tasks: save the confusion matrix picture here.")
+    ] = None,
 ) -> None:
-    """WER/CER with substitutions, deletions, insertions; missing and extra ids are reported."""
+    """WER/CER with substitutions, deletions, insertions, and accuracy (exact match); missing and extra ids are reported."""
     import json
 
     from asrkit.score import format_details, format_report, read_transcripts
     from asrkit.score import score as run
 
-    rep = run(read_transcripts(ref), read_transcripts(hyp), frames=frames)
+    refs, hyps = read_transcripts(ref), read_transcripts(hyp)
+    rep = run(refs, hyps, frames=frames)
+    if confusion is not None:
+        from asrkit.confusion import write_confusion
+
+        write_confusion(refs, hyps, confusion)
+        typer.echo(f"confusion matrix: {confusion}", err=True)
     if as_json:
         typer.echo(json.dumps(rep.to_dict()))
         return

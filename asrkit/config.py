@@ -38,6 +38,7 @@ class SpeechCommandsConfig:
     noise_prob: float = 0.8
     noise_snr: list[float] = field(default_factory=lambda: [5.0, 20.0])
     shift_ms: float = 100.0
+    version: str = "v0.02"  # which archive `prepare --download` fetches: v0.01 | v0.02 (both are read alike)
 
 
 @dataclass
@@ -245,7 +246,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         return value
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise InputError(f"{path}: expected a string, got {value!r}")
+            hint = " (YAML reads unquoted yes/no/on/off as true/false: quote the word, e.g. 'yes')" if isinstance(value, bool) else ""
+            raise InputError(f"{path}: expected a string, got {value!r}{hint}")
         return str(value)
     raise InputError(f"{path}: unsupported type {_type_name(tp)}")
 
@@ -333,6 +335,7 @@ def validate(r: Recipe) -> None:
             len(r.data.connected.gap_seconds) == 2 and 0 <= r.data.connected.gap_seconds[0] <= r.data.connected.gap_seconds[1],
             "data.connected.gap_seconds must be [min, max] with 0 <= min <= max",
         ),
+        *_speech_commands_checks(r.data.speech_commands),
         (r.data.targets in TARGETS, f"data.targets must be one of {', '.join(TARGETS)}"),
         (r.data.phonemes.layout in ("hw3p2", "an4"), "data.phonemes.layout must be hw3p2 or an4"),
         (r.features.type in ("logmel", "precomputed"), "features.type must be logmel or precomputed"),
@@ -379,6 +382,21 @@ def validate(r: Recipe) -> None:
     for ok, msg in checks:
         if not ok:
             raise InputError(f"recipe {r.name}: {msg}")
+
+
+def _speech_commands_checks(sc: SpeechCommandsConfig) -> list[tuple[bool, str]]:
+    p = "data.speech_commands"
+    return [
+        (bool(sc.classes), f"{p}.classes must not be empty: ['all'], ['12'] or a list of words"),
+        (len(sc.classes) == 1 or not {"all", "12"} & set(sc.classes), f"{p}.classes: 'all' and '12' stand alone, not in a list"),
+        (sc.clip_seconds > 0, f"{p}.clip_seconds must be positive"),
+        (sc.silence_fraction >= 0 and sc.unknown_fraction >= 0, f"{p}: silence_fraction and unknown_fraction must be >= 0"),
+        (sc.augment_copies >= 0, f"{p}.augment_copies must be >= 0"),
+        (0 <= sc.noise_prob <= 1, f"{p}.noise_prob must be in [0, 1]"),
+        (len(sc.noise_snr) == 2 and sc.noise_snr[0] <= sc.noise_snr[1], f"{p}.noise_snr must be [low, high] dB with low <= high"),
+        (sc.shift_ms >= 0, f"{p}.shift_ms must be >= 0"),
+        (sc.version in ("v0.01", "v0.02"), f"{p}.version must be v0.01 or v0.02"),
+    ]
 
 
 def save_recipe(r: Recipe, path: str | Path) -> None:

@@ -151,6 +151,11 @@ class ScoreReport:
         """Mean Levenshtein distance per utterance over tokens (words; phonemes: the Kaggle HW3P2 metric)."""
         return self.word_errors / self.n_utterances if self.n_utterances else 0.0
 
+    @property
+    def accuracy(self) -> float:
+        """Sentence accuracy: fraction of scored utterances whose hypothesis matches exactly (the label accuracy of a classifier)."""
+        return (self.n_utterances - self.sentence_errors) / self.n_utterances if self.n_utterances else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `wer`/`cer` are fractions (null if the reference is empty but errors exist)."""
         d = asdict(self)
@@ -158,6 +163,7 @@ class ScoreReport:
             d[k] = d[k] if math.isfinite(d[k]) else None
         d["ser"] = self.ser
         d["mean_edit_distance"] = self.mean_edit_distance
+        d["accuracy"] = self.accuracy
         d["word_errors"] = self.word_errors
         for u, ud in zip(self.per_utterance, d["per_utterance"]):
             ud["ops"] = [list(o) for o in u.ops]
@@ -258,17 +264,18 @@ def _pct(x: float) -> str:
 
 
 def format_report(report: ScoreReport) -> Table:
-    """Compact one-row rich table: WER, CER, S/D/I, SER, mean edit distance per utterance, utterance/missing/extra counts.
+    """Compact one-row rich table: WER, CER, S/D/I, SER, accuracy (exact match), mean edit distance per utterance, counts.
 
     For phoneme references (space-separated phonemes) WER is the PER and the mean distance is the Kaggle metric.
     """
     t = Table(title="Scores", show_edge=True)
-    cols = ["WER", "CER", "S", "D", "I", "Ref words", "SER", "Mean dist", "Utts", "Missing", "Extra"]
+    cols = ["WER", "CER", "S", "D", "I", "Ref words", "SER", "Acc", "Mean dist", "Utts", "Missing", "Extra"]
     for c in cols:
         t.add_column(c, justify="right")
     t.add_row(
         _pct(report.wer), _pct(report.cer), str(report.substitutions), str(report.deletions),
-        str(report.insertions), str(report.ref_words), _pct(report.ser), f"{report.mean_edit_distance:.3f}", str(report.n_utterances),
+        str(report.insertions), str(report.ref_words), _pct(report.ser), _pct(report.accuracy), f"{report.mean_edit_distance:.3f}",
+        str(report.n_utterances),
         str(len(report.missing)), str(len(report.extra)),
     )
     if report.frame_accuracy is not None:
