@@ -10,8 +10,12 @@ DATA := data/digits
 # Speech Commands: SC_ROOT (default $ASRKIT_DATA/speech_commands, else the shared v0.01 sample); SC_SET adds --set overrides
 SC_ROOT ?= $(firstword $(wildcard $(ASRKIT_DATA)/speech_commands) $(wildcard ../shared/data/speech_commands/speech_commands_v0.01))
 SC_SET ?=
-SC_EXP := exp/speech_commands
-SC_DATA := data/speech_commands
+# TINY=1: every recipe target runs on the same data with a small model and few epochs, into <recipe>-tiny dirs (a minute or two)
+TINY ?=
+T := $(if $(TINY),-tiny)
+SC_EXP := exp/speech_commands$(T)
+SC_DATA := data/speech_commands$(T)
+SC_SET += $(if $(TINY),--set data.out_dir=$(SC_DATA) --set train.exp_dir=$(SC_EXP) --set model.hidden=64 --set model.layers=1 --set train.epochs=3 --set data.speech_commands.augment_copies=0)
 
 .PHONY: setup test test-all demo digits echo librispeech librispeech-tiny phonemes speech-commands bench bench-zoo bench-speakers bench-librispeech clean help
 
@@ -29,6 +33,7 @@ help:
 	@echo "make librispeech-tiny  the LibriSpeech recipe end to end on the 15 real sample utterances in ../shared/data (smoke run)"
 	@echo "make bench-librispeech  one training step of the LibriSpeech model, projected to train-clean-100 -> bench/results/librispeech_step.json"
 	@echo "make test-all  the test suite including slow checks"
+	@echo "TINY=1         with a recipe target (echo, phonemes, speech-commands): a small model and few epochs, a minute or two"
 
 setup: $(VENV)/.installed
 
@@ -60,13 +65,16 @@ digits: setup
 	@echo "== isolated-digit test recordings, beam 10, lexicon =="
 	$(ASRKIT) score --ref $(DATA)/test_isolated.jsonl --hyp $(EXP)/test_isolated.hyp
 
+ECHO_TINY_SETS = --set data.out_dir=data/$$r$(T) --set train.exp_dir=exp/$$r$(T) --set train.epochs=2 \
+  --set 'data.echo.per_split={train: 4000, dev: 200, test: 500}'
+ECHO_TINY = $(if $(TINY),$(ECHO_TINY_SETS))
 echo: setup
 	@for r in echo echo_variable; do \
-	  $(ASRKIT) prepare recipes/$$r.yaml && \
-	  /usr/bin/time -f "$$r: training wall time %e s" $(ASRKIT) train recipes/$$r.yaml && \
-	  $(ASRKIT) decode --model exp/$$r/best.pt --output exp/$$r/test.hyp data/$$r/test.jsonl && \
+	  $(ASRKIT) prepare recipes/$$r.yaml $(ECHO_TINY) && \
+	  /usr/bin/time -f "$$r: training wall time %e s" $(ASRKIT) train recipes/$$r.yaml $(ECHO_TINY) && \
+	  $(ASRKIT) decode --model exp/$$r$(T)/best.pt --output exp/$$r$(T)/test.hyp data/$$r$(T)/test.jsonl && \
 	  echo "== $$r: fresh random test strings ==" && \
-	  $(ASRKIT) score --ref data/$$r/test.jsonl --hyp exp/$$r/test.hyp --frames || exit 1; \
+	  $(ASRKIT) score --ref data/$$r$(T)/test.jsonl --hyp exp/$$r$(T)/test.hyp --frames || exit 1; \
 	done
 
 LIBRISPEECH ?= $(or $(ASRKIT_DATA),$(HOME)/.cache/asrkit)/librispeech
@@ -100,19 +108,22 @@ bench-librispeech: setup
 
 # AN4: $(AN4) if set, else $ASRKIT_DATA/an4, else ../shared/data/an4/an4
 AN4 ?= $(firstword $(wildcard $(ASRKIT_DATA)/an4 ../shared/data/an4/an4))
-PH_SET := $(if $(AN4),--set data.root=$(AN4))
+PH_DATA := data/phonemes$(T)
+PH_EXP := exp/phonemes$(T)
+PH_SET := $(if $(AN4),--set data.root=$(AN4)) $(if $(TINY),--set data.out_dir=$(PH_DATA) --set train.exp_dir=$(PH_EXP) --set model.hidden=64 --set model.layers=1 --set train.epochs=4)
 
 phonemes: setup
 	$(ASRKIT) prepare recipes/phonemes.yaml $(PH_SET)
 	$(ASRKIT) train recipes/phonemes.yaml $(PH_SET)
 	@for s in test an4_test; do \
-	  if [ -f data/phonemes/$$s.jsonl ]; then \
-	    $(ASRKIT) decode --model exp/phonemes/best.pt --beam 10 --output exp/phonemes/$$s.hyp \
-	      --submission exp/phonemes/$$s.submission.csv data/phonemes/$$s.jsonl && \
+	  if [ -f $(PH_DATA)/$$s.jsonl ]; then \
+	    $(ASRKIT) decode --model $(PH_EXP)/best.pt --beam 10 --output $(PH_EXP)/$$s.hyp \
+	      --submission $(PH_EXP)/$$s.submission.csv $(PH_DATA)/$$s.jsonl && \
 	    echo "== $$s: speakers never heard in training, beam 10 (WER = PER over phonemes; Mean dist = the Kaggle metric) ==" && \
-	    $(ASRKIT) score --ref data/phonemes/$$s.jsonl --hyp exp/phonemes/$$s.hyp --details 3 || exit 1; \
+	    $(ASRKIT) score --ref $(PH_DATA)/$$s.jsonl --hyp $(PH_EXP)/$$s.hyp --details 3 || exit 1; \
 	  fi; \
 	done
+
 speech-commands: setup
 	@test -n "$(SC_ROOT)" || { echo "no Speech Commands corpus: set SC_ROOT=/path/to/speech_commands_v0.02 (or ASRKIT_DATA), or run $(ASRKIT) prepare recipes/speech_commands.yaml --download"; exit 2; }
 	$(ASRKIT) prepare recipes/speech_commands.yaml --set data.root=$(SC_ROOT) $(SC_SET)
