@@ -7,7 +7,7 @@ from types import ModuleType
 
 from asrkit.errors import InputError
 
-CORPORA = ("digits", "echo", "librispeech", "phonemes", "speech_commands")
+CORPORA = ("digits", "echo", "kaldi", "librispeech", "phonemes", "speech_commands")
 
 
 def get_corpus(name: str) -> ModuleType:
