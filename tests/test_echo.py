@@ -83,3 +83,11 @@ def test_gru_frame_head_learns_the_echo_end_to_end(tmp_path: Path) -> None:
     hyp.write_text("\n".join(lines[:-1] + [lines[-1][:-1]]) + "\n")
     bad = run_cli("score", "--ref", str(test), "--hyp", str(hyp), "--frames", check=False)
     assert bad.returncode == 2 and "9 hypothesis labels for 10 reference frames" in bad.stderr
+
+
+def test_models_sizes_the_frame_head_without_a_blank(tmp_path: Path) -> None:
+    from asrkit.models.describe import recipe_outputs
+
+    r = load_recipe(ROOT / "recipes" / "echo.yaml", [f"data.out_dir={tmp_path}", "data.echo.per_split={train: 50, dev: 5}"])
+    prepare(r, quiet=True)
+    assert recipe_outputs(r)[0] == len(SYMBOLS) == 27

@@ -14,11 +14,17 @@ DEFAULT_TOKENS = 29
 
 def recipe_outputs(recipe: Recipe) -> tuple[int, str]:
     """The model's output size: the prepared vocabulary when there is one, else the English character set."""
+    from asrkit.config import resolve_targets
     from asrkit.text import CharTokenizer
 
     vocab = recipe.data_dir / "vocab.txt"
     if vocab.is_file():
+        if resolve_targets(recipe) in ("labels", "frames"):  # no blank: one output per class
+            return len([s for s in vocab.read_text(encoding="utf-8").splitlines() if s]), f"{vocab}"
         return len(CharTokenizer.load(vocab)), f"{vocab}"
+    if recipe.data.alphabet:
+        n = len(set(recipe.data.alphabet) | {" "}) + 1
+        return n, f"data.alphabet + space + blank"
     return DEFAULT_TOKENS, f"{DEFAULT_TOKENS} outputs assumed: {vocab} is not prepared yet"
 
 
