@@ -136,7 +136,7 @@ def test_fixture_twelve_classes_silence_from_background_noise(fixture_root, tmp_
         res = _prepare(fixture_root, tmp_path, classes=["12"], silence_fraction=0.5, unknown_fraction=0.5)
     assert "no _background_noise_" not in caplog.text
     assert sorted({u.label for u in res["train"]}) == sorted([*sc.COMMANDS, sc.SILENCE, sc.UNKNOWN])
-    for split, utts in res.items():
+    for utts in res.values():
         n_known = sum(u.label in sc.COMMANDS for u in utts)
         assert sum(u.label == sc.SILENCE for u in utts) == round(0.5 * n_known)
         assert sum(u.label == sc.UNKNOWN for u in utts) == round(0.5 * n_known)

@@ -24,7 +24,7 @@ def recipe_outputs(recipe: Recipe) -> tuple[int, str]:
         return len(CharTokenizer.load(vocab)), f"{vocab}"
     if recipe.data.alphabet:
         n = len(set(recipe.data.alphabet) | {" "}) + 1
-        return n, f"data.alphabet + space + blank"
+        return n, "data.alphabet + space + blank"
     return DEFAULT_TOKENS, f"{DEFAULT_TOKENS} outputs assumed: {vocab} is not prepared yet"
 
 
