@@ -195,6 +195,23 @@ def score(
         con.print(format_details(rep, details))
 
 
+lm_app = typer.Typer(help="Word n-gram language models.", no_args_is_help=True)
+app.add_typer(lm_app, name="lm")
+
+
+@lm_app.command("build")
+def lm_build(
+    corpus: Annotated[Path, typer.Argument(help="Text, one sentence per line (or a JSONL manifest: its texts).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The ARPA file to write.")],
+    order: Annotated[int, typer.Option("--order", min=1, help="n-gram order.")] = 3,
+) -> None:
+    """An ARPA n-gram with interpolated modified Kneser-Ney smoothing (as KenLM's lmplz), no KenLM tools needed."""
+    from asrkit.decode.lm_build import build_lm
+
+    summary = build_lm(corpus, output, order)
+    typer.echo(f"wrote {output}: order {summary['order']}, {summary['sentences']} sentences, vocabulary {summary['vocabulary']}, n-grams {summary['ngrams']}")
+
+
 def _click_exception_class() -> type[Exception]:
     """Typer >= 0.17 vendors click as typer._click; older releases raise click's own exceptions."""
     try:
