@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from asrkit.errors import InputError
-from asrkit.fsutil import atomic_write
+from asrkit.fsutil import atomic_save_png
 
 MAX_LABELS = 200  # beyond this the references are transcripts, not class labels
 
@@ -69,12 +69,8 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: str | Path, 
     ax.set_title(title or f"accuracy {acc:.2%} ({int(np.trace(m))}/{int(total)})")
     fig.tight_layout()
 
-    def _write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-
     try:
-        atomic_write(path, _write)
+        atomic_save_png(fig, path)
     finally:
         fig.clear()
 

@@ -33,6 +33,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, _w)
 
 
+def atomic_save_png(fig, path: str | Path, dpi: int = 100) -> None:
+    """Save a matplotlib figure as PNG with `atomic_write`."""
+
+    def _w(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi)
+
+    atomic_write(path, _w)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

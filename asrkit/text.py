@@ -19,6 +19,21 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
+def _lookup(index: dict[str, int], symbols: Iterable[str], unit: str, inventory: str, utt_id: str | None) -> list[int]:
+    """Ids of `symbols`; an unknown one is an error naming it, its utterance and the inventory it is missing from."""
+    try:
+        return [index[s] for s in symbols]
+    except KeyError as e:
+        where = f" in utterance {utt_id!r}" if utt_id else ""
+        raise InputError(f"{unit} {e.args[0]!r}{where} is not in the {inventory}") from None
+
+
+def _save_symbols(symbols: Sequence[str], path: str | Path) -> None:
+    # one symbol per line; the space is written as <space> so the file survives editors
+    lines = ["<space>" if s == " " else s for s in symbols]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 class CharTokenizer:
     """Characters with the CTC blank at index 0; the space is a token (word boundary)."""
 
@@ -50,11 +65,7 @@ class CharTokenizer:
         return self.encode(utt.text or "", utt.id)
 
     def encode(self, text: str, utt_id: str | None = None) -> list[int]:
-        try:
-            return [self.index[c] for c in text]
-        except KeyError as e:
-            where = f" in utterance {utt_id!r}" if utt_id else ""
-            raise InputError(f"character {e.args[0]!r}{where} is not in the vocabulary") from None
+        return _lookup(self.index, text, "character", "vocabulary", utt_id)
 
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.symbols[i] for i in ids if i != self.blank)
@@ -65,9 +76,7 @@ class CharTokenizer:
         return "∅" if i == self.blank else ("␣" if s == " " else s)
 
     def save(self, path: str | Path) -> None:
-        # one symbol per line; the space is written as <space> so the file survives editors
-        lines = ["<space>" if s == " " else s for s in self.symbols]
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _save_symbols(self.symbols, path)
 
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
@@ -98,11 +107,7 @@ class PhonemeTokenizer(CharTokenizer):
     def encode(self, phones, utt_id: str | None = None) -> list[int]:  # type: ignore[override]
         if isinstance(phones, str):
             phones = phones.split()
-        try:
-            return [self.index[p] for p in phones]
-        except KeyError as e:
-            where = f" in utterance {utt_id!r}" if utt_id else ""
-            raise InputError(f"phoneme {e.args[0]!r}{where} is not in the phoneme set") from None
+        return _lookup(self.index, phones, "phoneme", "phoneme set", utt_id)
 
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.symbols[i] for i in ids if i != self.blank)
@@ -137,16 +142,13 @@ class FrameTokenizer:
         return cls(sorted({c for u in utts for c in (u.text or "")}))
 
     def target(self, utt) -> list[int]:
-        try:
-            return [self.index[c] for c in utt.text or ""]
-        except KeyError as e:
-            raise InputError(f"frame label {e.args[0]!r} in utterance {utt.id!r} is not in the label set") from None
+        return _lookup(self.index, utt.text or "", "frame label", "label set", utt.id)
 
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.symbols[i] for i in ids)
 
     def save(self, path: str | Path) -> None:
-        CharTokenizer.save(self, path)  # type: ignore[arg-type]
+        _save_symbols(self.symbols, path)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "symbols": self.symbols}
@@ -190,7 +192,7 @@ class LabelSet:
         return " ".join(self.symbols[i] for i in ids)
 
     def save(self, path: str | Path) -> None:
-        CharTokenizer.save(self, path)  # type: ignore[arg-type]
+        _save_symbols(self.symbols, path)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "symbols": self.symbols}

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from asrkit.fsutil import atomic_write
+from asrkit.fsutil import atomic_save_png, atomic_write
 
 _NEG_INF = float("-inf")
 
@@ -325,11 +325,7 @@ def plot_alignment(
         axes[0].set_title(title)
     fig.tight_layout()
 
-    def _write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-
     try:
-        atomic_write(path, _write)
+        atomic_save_png(fig, path)
     finally:
         fig.clear()

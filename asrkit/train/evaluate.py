@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from asrkit.data.loader import BucketBatchSampler, FeatureDataset, collate
@@ -35,11 +37,16 @@ def greedy_batch(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0)
     return out
 
 
-def frame_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy over the valid frames of a padded batch (frame head); targets (B, T) padded."""
+def _frame_nll(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame negative log-likelihood of the targets (B, T') and the mask of valid frames."""
     t = log_probs.shape[1]
     valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
-    nll = -log_probs.float().gather(-1, targets[:, :t, None]).squeeze(-1)
+    return -log_probs.float().gather(-1, targets[:, :t, None]).squeeze(-1), valid
+
+
+def frame_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over the valid frames of a padded batch (frame head); targets (B, T) padded."""
+    nll, valid = _frame_nll(log_probs, lengths, targets)
     total = nll[valid].sum()
     return total / valid.sum().clamp(min=1) if reduction == "mean" else total
 
@@ -54,40 +61,40 @@ def evaluate(model: torch.nn.Module, ds: FeatureDataset, tok, device: torch.devi
     return evaluate_ctc(model, ds, tok, device, max_frames)
 
 
-def evaluate_frames(model: torch.nn.Module, ds: FeatureDataset, device: torch.device, max_frames: int) -> dict:
-    """Mean per-frame cross-entropy and per-frame accuracy over the dev utterances."""
+def _dev_batches(model: torch.nn.Module, ds: FeatureDataset, device: torch.device, max_frames: int) -> Iterator[tuple]:
+    """(utterance indices, batch, model output, output lengths) over the dataset, in eval mode without gradients."""
     was_training = model.training
     model.eval()
     sampler = BucketBatchSampler([ds.frames(i) for i in range(len(ds))], max_frames, shuffle=False)
+    try:
+        with torch.inference_mode():
+            for idx in sampler:
+                b = collate([ds[i] for i in idx]).to(device)
+                out, out_len = model(b.feats, b.lengths)
+                yield idx, b, out, out_len
+    finally:
+        model.train(was_training)
+
+
+def evaluate_frames(model: torch.nn.Module, ds: FeatureDataset, device: torch.device, max_frames: int) -> dict:
+    """Mean per-frame cross-entropy and per-frame accuracy over the dev utterances."""
     total, correct, n = 0.0, 0, 0
-    with torch.inference_mode():
-        for idx in sampler:
-            b = collate([ds[i] for i in idx]).to(device)
-            lp, out_len = model(b.feats, b.lengths)
-            t = lp.shape[1]
-            valid = torch.arange(t, device=device)[None, :] < out_len[:, None]
-            total += float(frame_loss(lp, out_len, b.targets, reduction="sum"))
-            correct += int(((lp.argmax(-1) == b.targets[:, :t]) & valid).sum())
-            n += int(valid.sum())
-    model.train(was_training)
+    for _, b, lp, out_len in _dev_batches(model, ds, device, max_frames):
+        nll, valid = _frame_nll(lp, out_len, b.targets)
+        total += float(nll[valid].sum())
+        correct += int(((lp.argmax(-1) == b.targets[:, : lp.shape[1]]) & valid).sum())
+        n += int(valid.sum())
     return {"loss": total / max(n, 1), "accuracy": correct / max(n, 1)}
 
 
 def evaluate_classifier(model: torch.nn.Module, ds: FeatureDataset, device: torch.device, max_frames: int) -> dict:
     """Mean cross-entropy and accuracy over the dev utterances."""
-    was_training = model.training
-    model.eval()
-    sampler = BucketBatchSampler([ds.frames(i) for i in range(len(ds))], max_frames, shuffle=False)
     total, correct, n = 0.0, 0, 0
-    with torch.inference_mode():
-        for idx in sampler:
-            b = collate([ds[i] for i in idx]).to(device)
-            lp, _ = model(b.feats, b.lengths)
-            y = b.targets[:, 0]
-            total += float(torch.nn.functional.nll_loss(lp.float(), y, reduction="sum"))
-            correct += int((lp.argmax(-1) == y).sum())
-            n += len(idx)
-    model.train(was_training)
+    for idx, b, lp, _ in _dev_batches(model, ds, device, max_frames):
+        y = b.targets[:, 0]
+        total += float(torch.nn.functional.nll_loss(lp.float(), y, reduction="sum"))
+        correct += int((lp.argmax(-1) == y).sum())
+        n += len(idx)
     return {"loss": total / max(n, 1), "accuracy": correct / max(n, 1)}
 
 
@@ -95,23 +102,16 @@ def evaluate_ctc(model: torch.nn.Module, ds: FeatureDataset, tok: CharTokenizer,
     """Dev loss (per label, as in training), WER, CER and sentence accuracy with greedy decoding."""
     from asrkit.score import score
 
-    was_training = model.training
-    model.eval()
-    sampler = BucketBatchSampler([ds.frames(i) for i in range(len(ds))], max_frames, shuffle=False)
     refs, hyps, total, n = {}, {}, 0.0, 0
-    with torch.inference_mode():
-        for idx in sampler:
-            b = collate([ds[i] for i in idx]).to(device)
-            lp, out_len = model(b.feats, b.lengths)
-            loss = torch.nn.functional.ctc_loss(
-                lp.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=tok.blank, reduction="none", zero_infinity=True
-            )
-            total += float((loss / b.target_lengths.clamp(min=1)).sum())  # per label, like the training loss
-            n += len(idx)
-            for uid, ids, t in zip(b.ids, greedy_batch(lp, out_len, tok.blank), idx):
-                hyps[uid] = tok.decode(ids)
-                refs[uid] = tok.decode(ds.targets[t])  # phonemes: space-separated, so WER is the PER
+    for idx, b, lp, out_len in _dev_batches(model, ds, device, max_frames):
+        loss = torch.nn.functional.ctc_loss(
+            lp.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=tok.blank, reduction="none", zero_infinity=True
+        )
+        total += float((loss / b.target_lengths.clamp(min=1)).sum())  # per label, like the training loss
+        n += len(idx)
+        for uid, ids, t in zip(b.ids, greedy_batch(lp, out_len, tok.blank), idx):
+            hyps[uid] = tok.decode(ids)
+            refs[uid] = tok.decode(ds.targets[t])  # phonemes: space-separated, so WER is the PER
     rep = score(refs, hyps)
-    model.train(was_training)
     exact = sum(" ".join(refs[k].split()) == " ".join(hyps[k].split()) for k in refs)
     return {"loss": total / max(n, 1), "wer": rep.wer, "cer": rep.cer, "accuracy": exact / max(len(refs), 1)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from asrkit.fsutil import atomic_write, atomic_write_text
+from asrkit.fsutil import atomic_save_png, atomic_write_text
 
 
 def read_metrics(exp: Path) -> list[dict]:
@@ -44,7 +44,7 @@ def plot_curves(exp: Path, metric: str = "wer") -> None:
     b.set_ylabel("dev (%)")
     b.legend()
     fig.tight_layout()
-    atomic_write(exp / "curves.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    atomic_save_png(fig, exp / "curves.png")
     plt.close(fig)
 
 
