@@ -25,7 +25,7 @@ help:
 	@echo "make digits    the digits recipe (same as demo)"
 	@echo "make phonemes  phoneme recognition (HW3P2 task) on CMU AN4, speakers held out (~15 min on 2 cores)"
 	@echo "make speech-commands  keyword classification on Speech Commands (SC_ROOT=..., default \$$ASRKIT_DATA/speech_commands or the shared v0.01 sample)"
-	@echo "make bench     decode real-time factor -> bench/results/decode.json; training throughput -> bench/results/train.json"
+	@echo "make bench     beam search vs pyctcdecode/flashlight -> bench/results/beam.json; decode real-time factor -> decode.json; training throughput -> train.json"
 	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
 	@echo "make bench-speakers  leave-one-speaker-out digits (4 trainings, ~1 h on 2 cores) -> bench/results/speakers.json"
 	@echo "make echo      the GRU echo memory task, fixed and variable delay (generated data, ~2 min each)"
@@ -133,6 +133,8 @@ speech-commands: setup
 	$(ASRKIT) score --ref $(SC_DATA)/test.jsonl --hyp $(SC_EXP)/test.hyp --confusion $(SC_EXP)/confusion.png
 
 bench: setup
+	$(PY) -m uv pip install --python $(PY) -q -e '.[bench]'
+	$(PY) bench/beam_speed.py
 	@test -f $(EXP)/best.pt || $(MAKE) digits
 	$(PY) bench/decode_rtf.py --lexicon $(DATA)/train.jsonl
 	$(PY) bench/train_throughput.py

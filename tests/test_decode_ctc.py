@@ -11,11 +11,10 @@ import pytest
 
 from asrkit.decode import (
     Hypothesis,
-    batch_decode,
-    ctc_decode,
     ctc_sequence_logprob,
     greedy_decode,
     prefix_beam_search,
+    prefix_beam_search_batch,
 )
 from asrkit.errors import InputError
 
@@ -58,7 +57,8 @@ def naive_prefix_beam(
                     nxt[prefix + (c,)][1] += pb * p[t, c]
                 else:
                     nxt[prefix + (c,)][1] += (pb + pnb) * p[t, c]
-        best = sorted(nxt.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:beam]
+        # impossible prefixes (probability 0) are never kept
+        best = sorted(((k, v) for k, v in nxt.items() if v[0] + v[1] > 0), key=lambda kv: -(kv[1][0] + kv[1][1]))[:beam]
         beams = {k: (v[0], v[1]) for k, v in best}
     return [(k, math.log(v[0] + v[1])) for k, v in beams.items()]
 
@@ -119,7 +119,7 @@ def test_beam_equals_brute_force(T, V, seed, scale):
     lp = random_log_probs(rng, T, V, scale)
     totals = brute_force(lp)
     assert sum(totals.values()) == pytest.approx(1.0, abs=1e-5)
-    hyps = prefix_beam_search(lp, beam=200, token_min_logp=NEG_INF)
+    hyps = prefix_beam_search(lp, beam_size=200, token_min_logp=NEG_INF)
     # every possible label sequence is found when the beam is wide enough
     assert {tuple(h.tokens) for h in hyps} == set(totals)
     best = max(totals, key=totals.get)
@@ -135,7 +135,7 @@ def test_beam_brute_force_nonzero_blank():
     rng = np.random.default_rng(11)
     lp = random_log_probs(rng, 4, 3, 2.0)
     totals = brute_force(lp, blank=2)
-    hyps = prefix_beam_search(lp, beam=100, blank=2, token_min_logp=NEG_INF)
+    hyps = prefix_beam_search(lp, beam_size=100, blank=2, token_min_logp=NEG_INF)
     assert {tuple(h.tokens) for h in hyps} == set(totals)
     for h in hyps:
         assert 2 not in h.tokens
@@ -145,13 +145,13 @@ def test_beam_brute_force_nonzero_blank():
 def test_repeated_token_needs_blank():
     # a, a over two frames is "a" (not "aa"); a, blank, a is "aa"
     lp = np.log(np.array([[0.01, 0.99], [0.01, 0.99]])).astype(np.float32)
-    hyps = prefix_beam_search(lp, beam=10, token_min_logp=NEG_INF)
+    hyps = prefix_beam_search(lp, beam_size=10, token_min_logp=NEG_INF)
     totals = brute_force(lp)
     assert hyps[0].tokens == [1]
     assert hyps[0].score == pytest.approx(math.log(totals[(1,)]), abs=1e-6)
     assert (1, 1) not in {tuple(h.tokens) for h in hyps}  # impossible in two frames
     lp3 = np.log(np.array([[0.01, 0.99], [0.98, 0.02], [0.01, 0.99]])).astype(np.float32)
-    hyps3 = prefix_beam_search(lp3, beam=10, token_min_logp=NEG_INF)
+    hyps3 = prefix_beam_search(lp3, beam_size=10, token_min_logp=NEG_INF)
     assert hyps3[0].tokens == [1, 1]
     assert hyps3[0].timesteps == [0, 2]
     assert hyps3[0].score == pytest.approx(math.log(brute_force(lp3)[(1, 1)]), abs=1e-6)
@@ -178,7 +178,7 @@ def test_narrow_beam_matches_naive_reference(seed, beam):
     rng = np.random.default_rng(100 + seed)
     lp = random_log_probs(rng, 10, 5, 2.0)
     ref = naive_prefix_beam(lp, beam)
-    got = prefix_beam_search(lp, beam=beam, token_min_logp=NEG_INF)
+    got = prefix_beam_search(lp, beam_size=beam, token_min_logp=NEG_INF)
     assert [tuple(h.tokens) for h in got] == [k for k, _ in ref]
     for h, (_, s) in zip(got, ref):
         assert h.score == pytest.approx(s, abs=1e-6)
@@ -193,16 +193,16 @@ def test_beam1_equals_greedy_and_beam_not_worse(seed):
     T, V = int(rng.integers(1, 30)), int(rng.integers(2, 8))
     lp = random_log_probs(rng, T, V, scale=float(rng.uniform(0.5, 5.0)))
     g = greedy_decode(lp)
-    b1 = prefix_beam_search(lp, beam=1)
+    b1 = prefix_beam_search(lp, beam_size=1)
     assert len(b1) == 1
     assert b1[0].tokens == g.tokens
     assert b1[0].timesteps == g.timesteps
-    assert b1[0].score >= g.score - 1e-6  # merged probability of the greedy labels
-    assert ctc_decode(lp, beam=1)[0].tokens == g.tokens
-    hyps = prefix_beam_search(lp, beam=10)
+    assert b1[0].score == pytest.approx(g.score, abs=1e-6)  # the best path's log-probability
+    assert prefix_beam_search(lp, beam_size=1)[0].tokens == g.tokens
+    hyps = prefix_beam_search(lp, beam_size=10)
     assert 1 <= len(hyps) <= 10
     assert hyps[0].score >= g.score - 1e-6
-    assert ctc_decode(lp, beam=10)[0].tokens == hyps[0].tokens
+    assert prefix_beam_search(lp, beam_size=10)[0].tokens == hyps[0].tokens
 
 
 def test_beam1_is_greedy_where_one_prefix_search_would_differ():
@@ -210,7 +210,7 @@ def test_beam1_is_greedy_where_one_prefix_search_would_differ():
     # has 0.3 (blank) + 0.3 (repeat) -- a one-prefix search would answer "a", greedy "ab"
     lp = np.log(np.array([[0.49, 0.51, 0.0 + 1e-9], [0.3, 0.3, 0.4]])).astype(np.float32)
     assert greedy_decode(lp).tokens == [1, 2]
-    assert prefix_beam_search(lp, beam=1)[0].tokens == [1, 2]
+    assert prefix_beam_search(lp, beam_size=1)[0].tokens == [1, 2]
 
 
 def test_beam_beats_greedy_classic():
@@ -221,7 +221,7 @@ def test_beam_beats_greedy_classic():
     g = greedy_decode(lp)
     assert g.tokens == []
     assert g.score == pytest.approx(math.log(0.36), abs=1e-6)
-    hyps = prefix_beam_search(lp, beam=4)
+    hyps = prefix_beam_search(lp, beam_size=4)
     assert hyps[0].tokens == [1]
     assert hyps[0].score == pytest.approx(math.log(0.64), abs=1e-6)
     assert hyps[1].tokens == []
@@ -237,7 +237,7 @@ def test_timesteps_valid(seed):
     rng = np.random.default_rng(200 + seed)
     T, V = 25, 6
     lp = random_log_probs(rng, T, V, 4.0)
-    for hyp in [greedy_decode(lp), *prefix_beam_search(lp, beam=8)]:
+    for hyp in [greedy_decode(lp), *prefix_beam_search(lp, beam_size=8)]:
         assert len(hyp.timesteps) == len(hyp.tokens)
         assert all(0 <= t < T for t in hyp.timesteps)
         assert all(a <= b for a, b in zip(hyp.timesteps, hyp.timesteps[1:]))
@@ -247,27 +247,27 @@ def test_timesteps_follow_the_emissions():
     # argmax path: blank x2, 1 at frame 2-3, blank, 2 at frame 5, blank, 1 at frame 7
     lp = frames_with_argmax([0, 0, 1, 1, 0, 2, 0, 1], V=3, peak=0.95)
     assert greedy_decode(lp).timesteps == [2, 5, 7]
-    best = prefix_beam_search(lp, beam=5)[0]
+    best = prefix_beam_search(lp, beam_size=5)[0]
     assert best.tokens == [1, 2, 1]
     assert best.timesteps == [2, 5, 7]
 
 
 def test_token_min_logp_filters_and_keeps_best():
     lp = np.log(np.array([[0.05, 0.9, 0.05], [0.9, 0.05, 0.05]])).astype(np.float32)
-    hyps = prefix_beam_search(lp, beam=10, token_min_logp=math.log(0.5))
+    hyps = prefix_beam_search(lp, beam_size=10, token_min_logp=math.log(0.5))
     # only the best token of each frame may be emitted
     assert {tuple(h.tokens) for h in hyps} <= {(), (1,)}
     assert hyps[0].tokens == [1]
     # a threshold above every token still keeps the frame's best one
-    hyps = prefix_beam_search(lp, beam=10, token_min_logp=1.0)
+    hyps = prefix_beam_search(lp, beam_size=10, token_min_logp=1.0)
     assert hyps[0].tokens == [1]
 
 
 def test_prune_beam_drops_far_hypotheses():
     rng = np.random.default_rng(5)
     lp = random_log_probs(rng, 12, 5, 3.0)
-    full = prefix_beam_search(lp, beam=10, token_min_logp=NEG_INF)
-    pruned = prefix_beam_search(lp, beam=10, token_min_logp=NEG_INF, prune_beam=2.0)
+    full = prefix_beam_search(lp, beam_size=10, token_min_logp=NEG_INF)
+    pruned = prefix_beam_search(lp, beam_size=10, token_min_logp=NEG_INF, prune_beam=2.0)
     assert pruned[0].tokens == full[0].tokens
     assert all(h.score >= pruned[0].score - 2.0 for h in pruned)
     assert len(pruned) <= len(full)
@@ -277,7 +277,7 @@ def test_prune_beam_drops_far_hypotheses():
 
 
 @pytest.mark.parametrize("beam", [1, 6])
-def test_batch_decode_with_padding(beam):
+def test_batch_equals_one_by_one_with_padding(beam):
     rng = np.random.default_rng(42)
     lengths = [7, 12, 1, 0, 12]
     N, T, V = len(lengths), max(lengths), 5
@@ -285,25 +285,99 @@ def test_batch_decode_with_padding(beam):
     # padding frames strongly favour a token, so decoding them would change the answer
     for i, n in enumerate(lengths):
         batch[i, n:] = np.log(np.array([0.01, 0.96, 0.01, 0.01, 0.01]))
-    got = batch_decode(batch, np.array(lengths), beam=beam)
+    got = prefix_beam_search_batch(batch, np.array(lengths), beam_size=beam)
     assert len(got) == N
     for i, n in enumerate(lengths):
-        ref = ctc_decode(batch[i, :n], beam=beam)[0]
-        assert got[i].tokens == ref.tokens
-        assert got[i].timesteps == ref.timesteps
-        assert got[i].score == pytest.approx(ref.score, abs=1e-9)
-        assert got[i].text == ""
-    assert got[3].tokens == []
+        ref = prefix_beam_search(batch[i, :n], beam_size=beam)
+        assert [(h.tokens, h.timesteps) for h in got[i]] == [(h.tokens, h.timesteps) for h in ref]
+        assert [h.score for h in got[i]] == pytest.approx([h.score for h in ref], abs=1e-9)
+    assert got[3][0].tokens == []
 
 
-def test_batch_decode_torch_and_bad_lengths():
+def test_batch_torch_input_and_bad_lengths():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     batch = np.stack([random_log_probs(rng, 6, 4, 3.0) for _ in range(2)])
-    got = batch_decode(torch.from_numpy(batch), torch.tensor([6, 4]), beam=3)
-    assert got[0].tokens == prefix_beam_search(batch[0], beam=3)[0].tokens
-    assert got[1].tokens == prefix_beam_search(batch[1, :4], beam=3)[0].tokens
-    with pytest.raises(InputError):
-        batch_decode(batch, [6, 7])
-    with pytest.raises(InputError):
-        batch_decode(batch, [6])
+    got = prefix_beam_search_batch(torch.from_numpy(batch), torch.tensor([6, 4]), beam_size=3)
+    assert got[0][0].tokens == prefix_beam_search(batch[0], beam_size=3)[0].tokens
+    assert got[1][0].tokens == prefix_beam_search(batch[1, :4], beam_size=3)[0].tokens
+    with pytest.raises(InputError, match=r"lengths must lie in \[0, 6\]"):
+        prefix_beam_search_batch(batch, [6, 7])
+    with pytest.raises(InputError, match="1 lengths for a batch of 2"):
+        prefix_beam_search_batch(batch, [6])
+    with pytest.raises(InputError, match=r"shape \(B, T, V\)"):
+        prefix_beam_search_batch(batch[0], [6])
+
+
+# ---------------------------------------------------------------- exactness on flat posteriors
+
+
+def test_nbest_order_equals_brute_force():
+    # a beam as wide as the number of label sequences returns all of them, ordered by their total
+    # probability exactly as the brute-force sum orders them
+    for seed in range(8):
+        rng = np.random.default_rng(500 + seed)
+        lp = random_log_probs(rng, 4, 3)
+        totals = brute_force(lp)
+        want = sorted(totals, key=totals.get, reverse=True)
+        got = prefix_beam_search(lp, beam_size=len(totals))
+        assert [tuple(h.tokens) for h in got] == want
+        assert [s for _, s in got] == pytest.approx([math.log(totals[k]) for k in want], abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("beam", [3, 10])
+def test_equals_dict_search_on_flat_posteriors_full_alphabet(seed, beam):
+    # logits drawn from N(0, 1) over 29 tokens: greedy and beam disagree often, and a prefix is
+    # reached along many paths, so any merging or pruning error changes the n-best
+    rng = np.random.default_rng(700 + seed)
+    lp = random_log_probs(rng, 40, 29)
+    ref = naive_prefix_beam(lp, beam)
+    got = prefix_beam_search(lp, beam_size=beam)
+    assert [tuple(ids) for ids, _ in got] == [k for k, _ in ref]
+    assert [s for _, s in got] == pytest.approx([s for _, s in ref], abs=1e-6)
+
+
+def test_flat_posteriors_make_greedy_and_beam_disagree():
+    # the property the exactness tests rely on: on flat posteriors the beam often beats greedy
+    rng = np.random.default_rng(1)
+    differ = sum(
+        prefix_beam_search(lp, beam_size=10)[0].tokens != greedy_decode(lp).tokens
+        for lp in (random_log_probs(rng, 30, 29) for _ in range(20))
+    )
+    assert differ >= 10
+
+
+def test_unpacks_as_ids_and_score():
+    lp = np.log(np.array([[0.6, 0.4], [0.6, 0.4]], dtype=np.float32))
+    (ids, score), (ids2, score2) = prefix_beam_search(lp, 4)
+    assert (ids, ids2) == ([1], [])
+    assert (math.exp(score), math.exp(score2)) == pytest.approx((0.64, 0.36))
+
+
+def test_top_k_limits_the_tokens_of_a_frame():
+    # frame 1 ranks b > c > a; with top_k=1 only b may be emitted there
+    lp = np.log(np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.2, 0.4, 0.3]], dtype=np.float32))
+    full = {tuple(h.tokens) for h in prefix_beam_search(lp, beam_size=50)}
+    cut = {tuple(h.tokens) for h in prefix_beam_search(lp, beam_size=50, top_k=1)}
+    assert (3,) in full and (1,) in full
+    assert cut <= {(), (1,), (2,), (3,), (1, 2), (2, 2), (3, 2)} and (3,) not in cut
+    assert (2,) in cut  # frame 1's best token is kept
+
+
+def test_bad_options_rejected():
+    lp = np.zeros((3, 4), np.float32)
+    with pytest.raises(InputError, match="beam_size"):
+        prefix_beam_search(lp, beam_size=0)
+    with pytest.raises(InputError, match="top_k"):
+        prefix_beam_search(lp, top_k=0)
+    with pytest.raises(InputError, match="blank index 4"):
+        prefix_beam_search(lp, blank=4)
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    import asrkit.decode.beam
+
+    assert doctest.testmod(asrkit.decode.beam).failed == 0

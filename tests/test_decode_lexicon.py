@@ -12,11 +12,10 @@ import pytest
 
 from asrkit.decode import (
     Lexicon,
-    batch_decode,
-    ctc_decode,
     greedy_decode,
     lexicon_from_words,
     prefix_beam_search,
+    prefix_beam_search_batch,
 )
 from asrkit.decode.run import load_lexicon, read_lexicon_words
 from asrkit.errors import InputError
@@ -109,7 +108,7 @@ def test_lexicon_search_equals_brute_force(words, T, seed, scale):
     lex = Lexicon(words, space=SPACE)
     totals = brute_force_valid(lp, words, SPACE)
     best = max(totals, key=totals.get)
-    hyps = prefix_beam_search(lp, beam=500, token_min_logp=NEG_INF, lexicon=lex)
+    hyps = prefix_beam_search(lp, beam_size=500, token_min_logp=NEG_INF, lexicon=lex)
     assert tuple(hyps[0].tokens) == best
     assert hyps[0].score == pytest.approx(math.log(totals[best]), abs=1e-6)
     # with an unbounded beam, exactly the valid complete outputs come back, with exact scores
@@ -156,12 +155,12 @@ def test_misspelling_becomes_the_lexicon_word(digit_tok):
     ]
     lp = frames(spec, V)
     assert tok.decode(greedy_decode(lp).tokens) == "eiget"
-    assert tok.decode(prefix_beam_search(lp, beam=10)[0].tokens) == "eiget"
+    assert tok.decode(prefix_beam_search(lp, beam_size=10)[0].tokens) == "eiget"
     lex = lexicon_from_words(DIGITS, tok)
     for beam in (1, 2, 10):
-        best = ctc_decode(lp, beam=beam, lexicon=lex)[0]
+        best = prefix_beam_search(lp, beam_size=beam, lexicon=lex)[0]
         assert tok.decode(best.tokens) == "eight"
-    assert tok.decode(batch_decode(lp[None], beam=10, lexicon=lex)[0].tokens) == "eight"
+    assert tok.decode(prefix_beam_search_batch(lp[None], beam_size=10, lexicon=lex)[0][0].tokens) == "eight"
 
 
 def test_two_words_with_a_misspelt_first_word(digit_tok):
@@ -174,8 +173,8 @@ def test_two_words_with_a_misspelt_first_word(digit_tok):
         spec.append({ix[best]: 0.55, ix[second]: 0.4} if second else {ix[best]: 0.9})
         spec.append({0: 0.9})
     lp = frames(spec, len(tok))
-    assert tok.decode(prefix_beam_search(lp, beam=10)[0].tokens) == "fuor two"
-    hyp = prefix_beam_search(lp, beam=10, lexicon=lexicon_from_words(DIGITS, tok))[0]
+    assert tok.decode(prefix_beam_search(lp, beam_size=10)[0].tokens) == "fuor two"
+    hyp = prefix_beam_search(lp, beam_size=10, lexicon=lexicon_from_words(DIGITS, tok))[0]
     assert tok.decode(hyp.tokens) == "four two"
     assert len(hyp.timesteps) == len(hyp.tokens)
 
@@ -185,9 +184,9 @@ def test_beam1_with_lexicon_is_beam2():
     lex = Lexicon({(A,), (A, B)}, space=SPACE)
     for _ in range(10):
         lp = peaky(rng, 12, 4)
-        b2 = prefix_beam_search(lp, beam=2, lexicon=lex)
-        for got in (prefix_beam_search(lp, beam=1, lexicon=lex), ctc_decode(lp, beam=1, lexicon=lex)):
-            assert [(h.tokens, h.score, h.timesteps) for h in got] == [(h.tokens, h.score, h.timesteps) for h in b2]
+        b2 = prefix_beam_search(lp, beam_size=2, lexicon=lex)
+        got = prefix_beam_search(lp, beam_size=1, lexicon=lex)
+        assert [(h.tokens, h.score, h.timesteps) for h in got] == [(h.tokens, h.score, h.timesteps) for h in b2]
 
 
 def test_results_are_complete_lexicon_outputs_on_random_inputs():
@@ -196,7 +195,7 @@ def test_results_are_complete_lexicon_outputs_on_random_inputs():
     lex = Lexicon(words, space=SPACE)
     for _ in range(30):
         lp = peaky(rng, 20, 4)
-        hyps = prefix_beam_search(lp, beam=8, lexicon=lex)
+        hyps = prefix_beam_search(lp, beam_size=8, lexicon=lex)
         assert hyps
         for h in hyps:
             assert valid_output(tuple(h.tokens), words, SPACE), h.tokens
@@ -209,7 +208,7 @@ def test_unfinished_last_word_is_dropped_rather_than_returned():
     V = 5
     lex = Lexicon({(1, 2, 3)}, space=4)
     lp = frames([{1: 0.97}, {2: 0.97}], V)
-    hyps = prefix_beam_search(lp, beam=2, lexicon=lex)
+    hyps = prefix_beam_search(lp, beam_size=2, lexicon=lex)
     assert [h.tokens for h in hyps] == [[]]
     assert hyps[0].timesteps == []
 
@@ -219,7 +218,7 @@ def test_unfinished_last_word_keeps_the_finished_ones():
     V = 5
     lex = Lexicon({(1, 2, 3)}, space=4)
     lp = frames([{1: 0.97}, {2: 0.97}, {3: 0.97}, {4: 0.97}, {1: 0.97}, {2: 0.97}], V)
-    hyps = prefix_beam_search(lp, beam=2, lexicon=lex)
+    hyps = prefix_beam_search(lp, beam_size=2, lexicon=lex)
     assert hyps[0].tokens == [1, 2, 3]
     assert hyps[0].timesteps == [0, 1, 2]
 
@@ -233,11 +232,11 @@ def test_no_lexicon_is_unchanged(seed):
     for T, V in [(25, 28), (8, 4), (1, 3)]:
         lp = peaky(rng, T, V)
         for beam in (1, 3, 10):
-            ref = prefix_beam_search(lp, beam=beam)
-            got = prefix_beam_search(lp, beam=beam, lexicon=None)
+            ref = prefix_beam_search(lp, beam_size=beam)
+            got = prefix_beam_search(lp, beam_size=beam, lexicon=None)
             assert [(h.tokens, h.score, h.timesteps) for h in got] == [(h.tokens, h.score, h.timesteps) for h in ref]
-            r = ctc_decode(lp, beam=beam)[0]
-            g = ctc_decode(lp, beam=beam, lexicon=None)[0]
+            r = prefix_beam_search(lp, beam_size=beam)[0]
+            g = prefix_beam_search(lp, beam_size=beam, lexicon=None)[0]
             assert (g.tokens, g.score, g.timesteps) == (r.tokens, r.score, r.timesteps)
 
 

@@ -1,23 +1,20 @@
-"""Decoding: CTC greedy and prefix beam search (optionally constrained to a lexicon)."""
+"""Decoding: CTC greedy and exact prefix beam search (optionally inside a lexicon), LM building."""
 
+from asrkit.decode.beam import prefix_beam_search, prefix_beam_search_batch
 from asrkit.decode.ctc import (
     Hypothesis,
     Lexicon,
-    batch_decode,
-    ctc_decode,
     ctc_sequence_logprob,
     greedy_decode,
     lexicon_from_words,
-    prefix_beam_search,
 )
 
 __all__ = [
     "Hypothesis",
     "Lexicon",
-    "batch_decode",
-    "ctc_decode",
     "ctc_sequence_logprob",
     "greedy_decode",
     "lexicon_from_words",
     "prefix_beam_search",
+    "prefix_beam_search_batch",
 ]

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from asrkit.data.inputs import InputItem, collect_inputs
-from asrkit.decode.ctc import Hypothesis, Lexicon, ctc_decode, lexicon_from_words
+from asrkit.decode.beam import prefix_beam_search
+from asrkit.decode.ctc import Hypothesis, Lexicon, lexicon_from_words
 from asrkit.errors import InputError
 from asrkit.fsutil import atomic_write_text
 from asrkit.progress import Progress
@@ -109,7 +110,7 @@ def decode(
                     prog.advance(task)
                 continue
             for (it, _), lp in zip(batch, am.log_probs([f for _, f in batch])):
-                hyp = ctc_decode(lp.numpy(), beam=beam, blank=tok.blank, lexicon=lex)[0]
+                hyp = prefix_beam_search(lp.numpy(), beam, tok.blank, lexicon=lex)[0]
                 hyp.text = tok.decode(hyp.tokens).strip()
                 results[it.id] = hyp
                 prog.advance(task)
