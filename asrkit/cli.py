@@ -115,10 +115,13 @@ def average(
 @app.command()
 def decode(
     inputs: Annotated[list[str], typer.Argument(help="Audio files (wav/flac, any rate), directories, or .jsonl manifests.")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint, e.g. exp/digits/best.pt.")],
+    model: Annotated[
+        Optional[Path], typer.Option("--model", "-m", help="Checkpoint, e.g. exp/digits/best.pt (default: $ASRKIT_MODEL, else the newest exp/*/best.pt).")
+    ] = None,
     beam: Annotated[int, typer.Option("--beam", min=1, help="Beam width; 1 is greedy (with --lexicon: a beam of 2).")] = 10,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines with score, tokens and timestamps.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines: text, score, n-best, token and word timestamps in seconds.")] = False,
+    ctm: Annotated[Optional[Path], typer.Option("--ctm", metavar="PATH", help="Also write the words with their times as NIST CTM.")] = None,
     lexicon: Annotated[
         Optional[Path],
         typer.Option(
@@ -136,7 +139,7 @@ def decode(
     """Transcribe audio: lines `id<TAB>text` (id = manifest id or file stem)."""
     from asrkit.decode.run import decode as run
 
-    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon, submission=submission)
+    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon, submission=submission, ctm=ctm)
 
 
 @app.command()

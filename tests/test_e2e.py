@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +67,26 @@ def test_digits_pipeline_end_to_end(tmp_path: Path, fsdd_slice: Path) -> None:
     # constrained decoding can only produce training words
     assert all(w in words for line in lex.splitlines() for w in line.split("\t")[1].split())
 
+    # JSON lines: the n-best (best first, the first one is the answer), token and word times in
+    # seconds inside the utterance; the CTM holds the same words
+    ctm = tmp_path / "test.ctm"
+    out = run_cli("decode", "--model", str(exp / "best.pt"), "--json", "--ctm", str(ctm), "--quiet", str(data / "test.jsonl")).stdout
+    recs = [json.loads(line) for line in out.splitlines()]
+    durations = {json.loads(line)["id"]: json.loads(line)["duration"] for line in (data / "test.jsonl").read_text().splitlines()}
+    assert [r["id"] for r in recs] == test_ids
+    assert dict(line.split("\t") for line in lines) == {r["id"]: r["text"] for r in recs}
+    ctm_rows = [row.split() for row in ctm.read_text().splitlines()]
+    assert any(r["words"] for r in recs)
+    for r in recs:
+        scores = [h["score"] for h in r["nbest"]]
+        assert 1 <= len(scores) <= 10 and scores == sorted(scores, reverse=True)
+        assert r["nbest"][0]["text"] == r["text"] and len({h["text"] for h in r["nbest"]}) == len(scores)
+        assert [w["label"] for w in r["words"]] == r["text"].split()
+        assert [t["label"] for t in r["token_times"]] == r["tokens"]
+        times = [x for w in r["words"] for x in (w["start"], w["end"])]
+        assert times == sorted(times) and all(0 <= x <= durations[r["id"]] + 0.05 for x in times)
+        assert [(row[2], row[4]) for row in ctm_rows if row[0] == r["id"]] == [(f"{w['start']:.3f}", w["label"]) for w in r["words"]]
+
     greedy = run_cli("decode", "--model", str(exp / "best.pt"), "--beam", "1", "--quiet", str(data / "test.jsonl")).stdout
     assert [line.split("\t")[0] for line in greedy.splitlines()] == test_ids
 
@@ -101,6 +123,21 @@ def test_decode_accepts_any_rate_stereo_and_directories(tmp_path: Path, fsdd_sli
     sf.write(audio / "mono44k.wav", up, 44100, subtype="FLOAT")
     res = run_cli("decode", "--model", str(ckpt), "--quiet", str(audio))
     ids = [line.split("\t")[0] for line in res.stdout.splitlines()]
+    # no --model: $ASRKIT_MODEL, else the newest exp/*/best.pt under the working directory; it says which
+    env = {**os.environ, "ASRKIT_MODEL": str(ckpt)}
+    by_env = run_cli("decode", "--quiet", str(audio), env=env, cwd=tmp_path / "audio")
+    assert by_env.stdout == res.stdout and "from $ASRKIT_MODEL" in by_env.stderr
+    env.pop("ASRKIT_MODEL")
+    work = tmp_path / "work"
+    for name, age in (("old", 100.0), ("new", 0.0)):
+        (work / "exp" / name).mkdir(parents=True)
+        shutil.copy(ckpt, work / "exp" / name / "best.pt")
+        t = ckpt.stat().st_mtime - age
+        os.utime(work / "exp" / name / "best.pt", (t, t))
+    newest = run_cli("decode", "--quiet", str(audio), env=env, cwd=work)
+    assert newest.stdout == res.stdout and str(Path("exp") / "new" / "best.pt") in newest.stderr
+    none = run_cli("decode", "--quiet", str(audio), env=env, cwd=audio, check=False)
+    assert none.returncode != 0 and "no model given" in none.stderr and "Traceback" not in none.stderr
     assert ids == ["mono44k", "mono8k", "stereo8k"]
     # mono and its stereo copy are the same signal: the same transcript
     texts = dict(line.split("\t") for line in res.stdout.splitlines())

@@ -16,6 +16,7 @@ class InputItem:
     audio: str | None
     text: str | None = None
     features: str | None = None  # precomputed (frames, dim) .npy, for models trained on such features
+    duration: float | None = None  # seconds, when a manifest says so (sorting into batches needs no audio read)
 
 
 def collect_inputs(inputs: list[str | Path]) -> list[InputItem]:
@@ -30,7 +31,8 @@ def collect_inputs(inputs: list[str | Path]) -> list[InputItem]:
             items += [InputItem(f.stem, str(f)) for f in found]
         elif p.suffix == ".jsonl":
             for u in iter_manifest(p):
-                items.append(InputItem(u.id, u.audio, u.text if u.phonemes is None else " ".join(u.phonemes), u.features))
+                text = u.text if u.phonemes is None else " ".join(u.phonemes)
+                items.append(InputItem(u.id, u.audio, text, u.features, u.duration or None))
         elif p.is_file() and p.suffix == ".npy":
             items.append(InputItem(p.stem, None, None, str(p)))
         elif p.is_file():

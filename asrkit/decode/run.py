@@ -4,30 +4,75 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from asrkit.data.inputs import InputItem, collect_inputs
-from asrkit.decode.beam import prefix_beam_search
+from asrkit.decode.beam import prefix_beam_search_batch
 from asrkit.decode.ctc import Hypothesis, Lexicon, lexicon_from_words
+from asrkit.decode.timing import Span, ctm_lines, timestamps
 from asrkit.errors import InputError
 from asrkit.fsutil import atomic_write_text
 from asrkit.progress import Progress
 
 
-def _batches(items: list[InputItem], model, max_frames: int) -> Iterator[list[tuple[InputItem, object]]]:
-    """Read and featurise inputs, yielding batches whose padded size stays under `max_frames`."""
-    feats = [(it, model.item_features(it.audio, it.features)) for it in items]
-    feats.sort(key=lambda x: x[1].shape[0])
+def resolve_model(model: str | Path | None) -> tuple[Path, str | None]:
+    """The checkpoint to decode with: `model`, else $ASRKIT_MODEL, else the newest exp/*/best.pt.
+
+    Returns (path, why) where `why` says how it was chosen when it was not given explicitly.
+    """
+    if model is not None:
+        return Path(model), None
+    env = os.environ.get("ASRKIT_MODEL")
+    if env:
+        if not Path(env).is_file():
+            raise InputError(f"$ASRKIT_MODEL names {env}, which does not exist")
+        return Path(env), "from $ASRKIT_MODEL"
+    found = sorted(Path("exp").glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise InputError("no model given: pass --model, set $ASRKIT_MODEL, or train one (looked for exp/*/best.pt)")
+    return found[-1], "the newest exp/*/best.pt"
+
+
+def _duration(it: InputItem, hop: float) -> float:
+    """An input's length in seconds without decoding it (manifest field, audio header, or .npy shape)."""
+    if it.duration:
+        return it.duration
+    try:
+        if it.audio is not None:
+            import soundfile as sf
+
+            return float(sf.info(it.audio).duration)
+        if it.features is not None:
+            import numpy as np
+
+            return float(np.load(it.features, mmap_mode="r").shape[0] * hop)
+    except Exception:  # unreadable input: sorted last; reading it for real gives the proper error
+        return math.inf
+    return 0.0
+
+
+def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list[tuple[InputItem, object]]]:
+    """Featurised inputs in batches of similar length whose padded size stays under `max_seconds`.
+
+    Inputs are sorted by their length from headers or manifests and read one batch at a time, so
+    a large input list never holds more than one batch of features in memory.
+    """
+    hop = model.feature_settings["hop_ms"] / 1000
+    order = sorted(items, key=lambda it: _duration(it, hop))
     cur: list = []
-    for it, f in feats:
-        if cur and f.shape[0] * (len(cur) + 1) > max_frames:
-            yield cur
-            cur = []
-        cur.append((it, f))
+    longest = 0.0
+    for it in order:
+        d = _duration(it, hop)
+        if cur and max(longest, d) * (len(cur) + 1) > max_seconds:
+            yield [(x, model.item_features(x.audio, x.features)) for x in cur]
+            cur, longest = [], 0.0
+        cur.append(it)
+        longest = max(longest, d)
     if cur:
-        yield cur
+        yield [(x, model.item_features(x.audio, x.features)) for x in cur]
 
 
 def read_lexicon_words(path: str | Path) -> list[str]:
@@ -63,8 +108,40 @@ def _build_lexicon(words: list[str], path: str | Path, tokenizer) -> Lexicon:
         raise InputError(f"lexicon file {path}: {e}") from None
 
 
+def _ctc_nbest(am, lps: list, beam: int, lex: Lexicon | None) -> list[list[Hypothesis]]:
+    """Beam search over a batch of (T_i, V) log-prob tensors, all utterances in one parallel call."""
+    import numpy as np
+
+    V = lps[0].shape[1]
+    lengths = np.array([lp.shape[0] for lp in lps], np.int64)
+    padded = np.zeros((len(lps), int(lengths.max()), V), np.float32)
+    for i, lp in enumerate(lps):
+        padded[i, : lp.shape[0]] = lp.numpy()
+    return prefix_beam_search_batch(padded, lengths, beam, am.tokenizer.blank, lexicon=lex)
+
+
+def _record(am, utt: str, hyps: list[Hypothesis], lp, with_times: bool, as_classifier: bool = False) -> dict:
+    """The JSON line of one utterance: text, score, n-best, token and word timestamps (seconds)."""
+    tok = am.tokenizer
+    best = hyps[0]
+    rec: dict = {"id": utt, "text": best.text, "score": round(best.score, 4)}
+    if as_classifier:
+        rec["probability"] = round(math.exp(best.score), 4)
+    # token sequences that differ only by a leading or trailing space read the same: list each text once
+    seen: set[str] = set()
+    rec["nbest"] = [{"text": h.text, "score": round(h.score, 4)} for h in hyps if not (h.text in seen or seen.add(h.text))]
+    rec["tokens"] = [tok.symbols[t] for t in best.tokens]
+    rec["timesteps"] = [round(t * am.frame_shift, 3) for t in best.timesteps]
+    if with_times and lp is not None:
+        space = tok.index.get(" ") if hasattr(tok, "index") else None
+        toks, words = timestamps(lp, best.tokens, tok.symbols, tok.blank, am.frame_shift, space)
+        rec["token_times"] = [t.as_dict() for t in toks]
+        rec["words"] = [w.as_dict() for w in words]
+    return rec
+
+
 def decode(
-    model: str | Path,
+    model: str | Path | None,
     inputs: list[str | Path],
     beam: int = 10,
     output: str | Path | None = None,
@@ -73,69 +150,78 @@ def decode(
     quiet: bool = False,
     lexicon: str | Path | None = None,
     submission: str | Path | None = None,
+    ctm: str | Path | None = None,
 ) -> dict[str, Hypothesis]:
     """Decode audio files, directories or manifests with a checkpoint; writes `id<TAB>text` (or JSONL).
 
+    `model`: a checkpoint; None takes $ASRKIT_MODEL or the newest exp/*/best.pt (and says which).
     `lexicon`: a word list or a manifest whose words constrain the beam search (see `load_lexicon`;
     with a lexicon, beam 1 searches with beam 2 since greedy decoding cannot honour it).
-    `submission`: also write the Kaggle `index,label` CSV (phoneme models; one character per phoneme, input order).
+    `as_json`: JSON lines with the n-best, token and word timestamps in seconds. `ctm`: also write
+    the words as NIST CTM. `submission`: also write the Kaggle `index,label` CSV (phoneme models;
+    one character per phoneme, input order).
     """
     from asrkit.models.acoustic import AcousticModel
 
     lex_words = read_lexicon_words(lexicon) if lexicon is not None else None  # fail before the model loads
-    am = AcousticModel.load(model)
+    path, why = resolve_model(model)
+    if why:
+        print(f"decode: using {path} ({why})", file=sys.stderr)
+    am = AcousticModel.load(path)
     items = collect_inputs(inputs)
-    hop = am.feature_settings["hop_ms"] / 1000
     tok = am.tokenizer
     if am.task == "classifier" and lex_words is not None:
-        raise InputError(f"--lexicon constrains CTC decoding; {model} is a classifier (it outputs one of its {len(tok)} labels)")
+        raise InputError(f"--lexicon constrains CTC decoding; {path} is a classifier (it outputs one of its {len(tok)} labels)")
     lex = _build_lexicon(lex_words, lexicon, tok) if lex_words is not None else None
     if submission is not None and tok.kind != "phoneme":
-        raise InputError(f"--submission writes phoneme strings; {model} was trained on {tok.kind} targets")
+        raise InputError(f"--submission writes phoneme strings; {path} was trained on {tok.kind} targets")
+    with_times = as_json or ctm is not None
     results: dict[str, Hypothesis] = {}
+    records: dict[str, dict] = {}
+    ctm_out: dict[str, list[str]] = {}
     with Progress(quiet) as prog:
         task = prog.add("decode", total=len(items), unit="utt")
-        for batch in _batches(items, am, int(batch_seconds / hop)):
+        for batch in _batches(items, am, batch_seconds):
+            feats = [f for _, f in batch]
             if am.task == "classifier":
-                for (it, _), lp in zip(batch, am.classify([f for _, f in batch])):
-                    best = int(lp.argmax())
-                    results[it.id] = Hypothesis([best], tok.symbols[best], float(lp[best]))
+                for (it, _), lp in zip(batch, am.classify(feats)):
+                    top = lp.argsort(descending=True)[: max(beam, 1)].tolist()
+                    hyps = [Hypothesis([k], tok.symbols[k], float(lp[k])) for k in top]
+                    results[it.id] = hyps[0]
+                    records[it.id] = _record(am, it.id, hyps, None, False, as_classifier=True)
                     prog.advance(task)
                 continue
+            lps = am.log_probs(feats)
             if am.task == "frame":  # one label per frame: the arg-max of each
-                for (it, _), lp in zip(batch, am.log_probs([f for _, f in batch])):
+                nbests = []
+                for lp in lps:
                     best = lp.argmax(-1)
                     ids = best.tolist()
-                    results[it.id] = Hypothesis(ids, tok.decode(ids), float(lp.gather(-1, best[:, None]).sum()), list(range(len(ids))))
-                    prog.advance(task)
-                continue
-            for (it, _), lp in zip(batch, am.log_probs([f for _, f in batch])):
-                hyp = prefix_beam_search(lp.numpy(), beam, tok.blank, lexicon=lex)[0]
-                hyp.text = tok.decode(hyp.tokens).strip()
-                results[it.id] = hyp
-                prog.advance(task)
+                    nbests.append([Hypothesis(ids, "", float(lp.gather(-1, best[:, None]).sum()), list(range(len(ids))))])
+            else:
+                nbests = _ctc_nbest(am, lps, beam, lex)
+            for (it, _), lp, hyps in zip(batch, lps, nbests):
+                for h in hyps:
+                    h.text = tok.decode(h.tokens) if am.task == "frame" else tok.decode(h.tokens).strip()
+                results[it.id] = hyps[0]
+                if with_times:
+                    rec = _record(am, it.id, hyps, lp if am.task == "ctc" else None, am.task == "ctc")
+                    records[it.id] = rec
+                    words = [Span(w["label"], w["start"], w["end"], w["conf"]) for w in rec.get("words", [])]
+                    ctm_out[it.id] = ctm_lines(it.id, words)
+                prog.advance(task, 1)
     order = [it.id for it in items]
     if as_json:
-        lines = [
-            json.dumps(
-                {
-                    "id": i,
-                    "text": results[i].text,
-                    "score": round(results[i].score, 4),
-                    **({"probability": round(math.exp(results[i].score), 4)} if am.task == "classifier" else {}),
-                    "tokens": [tok.symbols[t] for t in results[i].tokens],
-                    "timesteps": [round(t * am.frame_shift, 3) for t in results[i].timesteps],
-                },
-                ensure_ascii=False,
-            )
-            for i in order
-        ]
+        lines = [json.dumps(records[i] if i in records else _record(am, i, [results[i]], None, False), ensure_ascii=False) for i in order]
     else:
         lines = [f"{i}\t{results[i].text}" for i in order]
     if submission is not None:
         from asrkit.phonemes import write_submission
 
         write_submission([results[i].text for i in order], submission)
+    if ctm is not None:
+        rows = [line for i in order for line in ctm_out.get(i, [])]
+        atomic_write_text(ctm, "\n".join(rows) + ("\n" if rows else ""))
     text = "\n".join(lines) + ("\n" if lines else "")
     if output:
         atomic_write_text(output, text)

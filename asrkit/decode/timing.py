@@ -1,0 +1,83 @@
+"""Token and word timestamps of a decoded hypothesis, in seconds, from its Viterbi alignment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Span:
+    """A token or word with its time span (seconds) and a confidence in [0, 1]."""
+
+    label: str
+    start: float
+    end: float
+    conf: float
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3), "conf": round(self.conf, 3)}
+
+
+def token_frames(log_probs: torch.Tensor, tokens: Sequence[int], blank: int) -> list[tuple[int, int]]:
+    """Frame span [first, last + 1) of each token on the Viterbi path that spells `tokens`.
+
+    Empty when the frames cannot hold the tokens (a hypothesis from an LM may not fit exactly).
+    """
+    if not tokens:
+        return []
+    from asrkit.align.core import best_state_path
+
+    try:
+        states = best_state_path(log_probs.float(), list(tokens), blank).tolist()
+    except ValueError:
+        return []
+    spans: list[list[int]] = [[-1, -1] for _ in tokens]
+    for t, s in enumerate(states):
+        if s % 2 == 1:
+            k = s // 2
+            if spans[k][0] < 0:
+                spans[k][0] = t
+            spans[k][1] = t + 1
+    return [(a, b) for a, b in spans]
+
+
+def timestamps(
+    log_probs: torch.Tensor,
+    tokens: Sequence[int],
+    symbols: Sequence[str],
+    blank: int,
+    frame_shift: float,
+    space: int | None = None,
+) -> tuple[list[Span], list[Span]]:
+    """(token spans, word spans) in seconds; words are the runs of tokens between `space` tokens.
+
+    A token's confidence is its mean posterior over its frames; a word's is its least confident token.
+    """
+    frames = token_frames(log_probs, tokens, blank)
+    if len(frames) != len(tokens):
+        return [], []
+    toks: list[Span] = []
+    for k, (a, b) in zip(tokens, frames):
+        conf = float(log_probs[a:b, k].float().exp().mean())
+        toks.append(Span(symbols[k], a * frame_shift, b * frame_shift, conf))
+    words: list[Span] = []
+    if space is None:
+        return toks, words
+    cur: list[Span] = []
+    for k, sp in zip(list(tokens) + [space], toks + [None]):
+        if k == space:
+            if cur:
+                words.append(Span("".join(s.label for s in cur), cur[0].start, cur[-1].end, min(s.conf for s in cur)))
+            cur = []
+        else:
+            cur.append(sp)
+    return toks, words
+
+
+def ctm_lines(utt: str, words: Sequence[Span]) -> list[str]:
+    """NIST CTM lines `utt 1 start duration word confidence` (times in seconds)."""
+    return [f"{utt} 1 {w.start:.3f} {max(w.end - w.start, 0.0):.3f} {w.label} {w.conf:.3f}" for w in words]
+
