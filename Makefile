@@ -41,6 +41,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv
 	$(PY) -m uv pip install --python $(PY) -q -e '.[dev]'
+	$(PY) -c "from asrkit.decode.beam import compile_kernels; compile_kernels()"  # numba's cache: no process pays the compile later
 	touch $@
 
 test: setup

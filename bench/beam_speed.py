@@ -60,6 +60,30 @@ def median_ms(fn, repeats: int, n: int) -> float:
     return statistics.median(times) * 1e3 / n
 
 
+def agreement(model: str, manifest: str, beam: int) -> dict:
+    """Best hypothesis of asrkit vs pyctcdecode (no LM, same beam) on a test set's real posteriors."""
+    from pyctcdecode import build_ctcdecoder
+
+    from asrkit.data.inputs import collect_inputs
+    from asrkit.decode import prefix_beam_search
+    from asrkit.models.acoustic import AcousticModel
+
+    am = AcousticModel.load(model, "cpu")
+    tok = am.tokenizer
+    labels = ["" if i == tok.blank else s for i, s in enumerate(tok.symbols)]
+    dec = build_ctcdecoder(labels)
+    diffs = []
+    items = collect_inputs([manifest])
+    for it in items:
+        lp = am.log_probs([am.item_features(it.audio, it.features)])[0].numpy()
+        ours = " ".join(tok.decode(prefix_beam_search(lp, beam, tok.blank)[0].tokens).split())
+        theirs = " ".join(dec.decode(lp, beam_width=beam).split())
+        if ours != theirs:
+            diffs.append({"id": it.id, "asrkit": ours, "pyctcdecode": theirs, "ref": it.text})
+    same = 1 - len(diffs) / max(len(items), 1)
+    return {"model": model, "manifest": manifest, "utterances": len(items), "same": same, "differences": diffs}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=40)
@@ -67,6 +91,8 @@ def main() -> int:
     ap.add_argument("--beam", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", default=str(ROOT / "bench/results/beam.json"))
+    ap.add_argument("--model", default=str(ROOT / "exp/digits/best.pt"), help="for the agreement with pyctcdecode on real posteriors")
+    ap.add_argument("--test", default=str(ROOT / "data/digits/test.jsonl"))
     args = ap.parse_args()
 
     from asrkit.decode import prefix_beam_search, prefix_beam_search_batch
@@ -130,6 +156,11 @@ def main() -> int:
     else:
         res["reference"] = {"ms_per_utt": median_ms(lambda: [ref_decoding.beam_search(u, K) for u in utts[:4]], 1, 4)}
 
+    if Path(args.model).is_file() and Path(args.test).is_file():
+        res["digits_agreement"] = agreement(args.model, args.test, K)
+    else:
+        res["digits_agreement"] = {"skipped": f"{args.model} or {args.test} missing (run `make digits`)"}
+
     a = res["asrkit"]["ms_per_utt"]
     ratios = {
         "pyctcdecode_over_asrkit": res["pyctcdecode"]["ms_per_utt"] / a,
@@ -158,7 +189,10 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     for k, v in res.items():
-        print(f"{k:20s} {v.get('ms_per_utt', float('nan')):8.3f} ms/utt  {v.get('same_best_as_asrkit', '')}")
+        if "ms_per_utt" in v:
+            print(f"{k:20s} {v['ms_per_utt']:8.3f} ms/utt  {v.get('same_best_as_asrkit', '')}")
+    agree = res["digits_agreement"]
+    print("digits agreement with pyctcdecode:", agree.get("same", agree.get("skipped")))
     print(json.dumps(out["ratios"]), json.dumps(targets))
     return 0
 

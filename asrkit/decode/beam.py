@@ -88,7 +88,8 @@ def prefix_beam_search(
     by its best path's log-probability (the labels' total over all paths is `ctc_sequence_logprob`).
     Pruning, off by default: `token_min_logp` (tokens below it are not emitted in a frame, except
     the frame's best when it beats the blank), `top_k` (only the k best tokens of a frame),
-    `prune_beam` (drop prefixes more than this below the best). `lexicon` keeps only prefixes made of its words (beam 1 then searches with beam 2).
+    `prune_beam` (drop prefixes more than this below the best). `lexicon` keeps only prefixes
+    made of its words (beam 1 then searches with beam 2).
 
     >>> lp = np.log(np.array([[0.6, 0.4], [0.6, 0.4]], dtype=np.float32))
     >>> [(ids, round(float(np.exp(s)), 2)) for ids, s in prefix_beam_search(lp, beam_size=4)]
@@ -142,3 +143,11 @@ def _finish(n: int, tokens: np.ndarray, frames: np.ndarray, lens: np.ndarray, sc
     if lexicon is None:
         return hyps
     return _complete_only(hyps, [bool(accept[s]) for s in states[:n]], lexicon)
+
+
+def compile_kernels() -> None:
+    """Compile the beam-search kernels into numba's on-disk cache (once per install; `make setup` runs it)."""
+    lp = np.log(np.full((2, 3, 4), 0.25, np.float32))
+    prefix_beam_search(lp[0], 2)
+    prefix_beam_search(lp[0], 1)
+    prefix_beam_search_batch(lp, None, 2)

@@ -120,7 +120,7 @@ def _ctc_nbest(am, lps: list, beam: int, lex: Lexicon | None) -> list[list[Hypot
     return prefix_beam_search_batch(padded, lengths, beam, am.tokenizer.blank, lexicon=lex)
 
 
-def _record(am, utt: str, hyps: list[Hypothesis], lp, with_times: bool, as_classifier: bool = False) -> dict:
+def _record(am, utt: str, hyps: list[Hypothesis], times: tuple[list[Span], list[Span]] | None = None, as_classifier: bool = False) -> dict:
     """The JSON line of one utterance: text, score, n-best, token and word timestamps (seconds)."""
     tok = am.tokenizer
     best = hyps[0]
@@ -132,11 +132,9 @@ def _record(am, utt: str, hyps: list[Hypothesis], lp, with_times: bool, as_class
     rec["nbest"] = [{"text": h.text, "score": round(h.score, 4)} for h in hyps if not (h.text in seen or seen.add(h.text))]
     rec["tokens"] = [tok.symbols[t] for t in best.tokens]
     rec["timesteps"] = [round(t * am.frame_shift, 3) for t in best.timesteps]
-    if with_times and lp is not None:
-        space = tok.index.get(" ") if hasattr(tok, "index") else None
-        toks, words = timestamps(lp, best.tokens, tok.symbols, tok.blank, am.frame_shift, space)
-        rec["token_times"] = [t.as_dict() for t in toks]
-        rec["words"] = [w.as_dict() for w in words]
+    if times is not None:
+        rec["token_times"] = [t.as_dict() for t in times[0]]
+        rec["words"] = [w.as_dict() for w in times[1]]
     return rec
 
 
@@ -176,6 +174,7 @@ def decode(
     if submission is not None and tok.kind != "phoneme":
         raise InputError(f"--submission writes phoneme strings; {path} was trained on {tok.kind} targets")
     with_times = as_json or ctm is not None
+    space = getattr(tok, "index", {}).get(" ")  # word boundaries (character models)
     results: dict[str, Hypothesis] = {}
     records: dict[str, dict] = {}
     ctm_out: dict[str, list[str]] = {}
@@ -188,7 +187,7 @@ def decode(
                     top = lp.argsort(descending=True)[: max(beam, 1)].tolist()
                     hyps = [Hypothesis([k], tok.symbols[k], float(lp[k])) for k in top]
                     results[it.id] = hyps[0]
-                    records[it.id] = _record(am, it.id, hyps, None, False, as_classifier=True)
+                    records[it.id] = _record(am, it.id, hyps, as_classifier=True)
                     prog.advance(task)
                 continue
             lps = am.log_probs(feats)
@@ -205,14 +204,15 @@ def decode(
                     h.text = tok.decode(h.tokens) if am.task == "frame" else tok.decode(h.tokens).strip()
                 results[it.id] = hyps[0]
                 if with_times:
-                    rec = _record(am, it.id, hyps, lp if am.task == "ctc" else None, am.task == "ctc")
-                    records[it.id] = rec
-                    words = [Span(w["label"], w["start"], w["end"], w["conf"]) for w in rec.get("words", [])]
-                    ctm_out[it.id] = ctm_lines(it.id, words)
+                    times = None
+                    if am.task == "ctc":
+                        times = timestamps(lp, hyps[0].tokens, tok.symbols, tok.blank, am.frame_shift, space)
+                        ctm_out[it.id] = ctm_lines(it.id, times[1])
+                    records[it.id] = _record(am, it.id, hyps, times)
                 prog.advance(task, 1)
     order = [it.id for it in items]
     if as_json:
-        lines = [json.dumps(records[i] if i in records else _record(am, i, [results[i]], None, False), ensure_ascii=False) for i in order]
+        lines = [json.dumps(records[i], ensure_ascii=False) for i in order]
     else:
         lines = [f"{i}\t{results[i].text}" for i in order]
     if submission is not None:
