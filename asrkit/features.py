@@ -69,6 +69,26 @@ def utterance_cmvn(feats: torch.Tensor) -> torch.Tensor:
     return (feats - mean) / std.clamp_min(STD_FLOOR)
 
 
+def sliding_cmvn(feats: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean and variance normalisation over a centred `window` of frames (Kaldi apply-cmvn-sliding, --center).
+
+    Near the ends the window shifts to stay inside the input, so every frame gets `window` frames of
+    statistics; an input no longer than `window` is normalised exactly as `utterance_cmvn` does.
+    """
+    t = feats.shape[0]
+    if t <= window:
+        return utterance_cmvn(feats)
+    f = feats.double()
+    zero = f.new_zeros(1, f.shape[1])
+    s1 = torch.cat([zero, f.cumsum(0)])
+    s2 = torch.cat([zero, (f * f).cumsum(0)])
+    lo = (torch.arange(t) - window // 2).clamp(0, t - window)
+    hi = lo + window
+    mean = (s1[hi] - s1[lo]) / window
+    std = ((s2[hi] - s2[lo]) / window - mean * mean).clamp_min(0.0).sqrt()
+    return ((f - mean) / std.clamp_min(STD_FLOOR)).to(feats.dtype)
+
+
 class CMVNStats:
     """Global mean/variance accumulated over a training set."""
 
