@@ -122,6 +122,9 @@ def decode(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: text, score, n-best, token and word timestamps in seconds.")] = False,
     ctm: Annotated[Optional[Path], typer.Option("--ctm", metavar="PATH", help="Also write the words with their times as NIST CTM.")] = None,
+    chunk_seconds: Annotated[
+        float, typer.Option("--chunk-seconds", min=1.0, help="Longer inputs run through the model in overlapping windows of this length.")
+    ] = 20.0,
     lexicon: Annotated[
         Optional[Path],
         typer.Option(
@@ -139,7 +142,7 @@ def decode(
     """Transcribe audio: lines `id<TAB>text` (id = manifest id or file stem)."""
     from asrkit.decode.run import decode as run
 
-    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon, submission=submission, ctm=ctm)
+    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon, submission=submission, ctm=ctm, chunk_seconds=chunk_seconds)
 
 
 @app.command()

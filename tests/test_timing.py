@@ -53,3 +53,27 @@ def test_tokens_that_do_not_fit_give_no_times():
 def test_ctm_lines():
     words = [Span("ab", 0.02, 0.1, 0.91234), Span("c", 0.5, 0.5, 1.0)]
     assert ctm_lines("utt1", words) == ["utt1 1 0.020 0.080 ab 0.912", "utt1 1 0.500 0.000 c 1.000"]
+
+
+def test_long_inputs_align_in_pieces_with_the_same_spans():
+    # 40 words "ab" / "ca" separated by pauses of blanks: aligned whole and in pieces of <= 60 frames
+    # cut in the pauses, the spans are the same
+    rng = np.random.default_rng(0)
+    path, tokens, anchors = [], [], []
+    for w in range(40):
+        word = [A, B] if w % 2 == 0 else [C, A]
+        if w:
+            path += [BLANK] * int(rng.integers(3, 9)) + [SPACE, BLANK]
+            tokens.append(SPACE)
+            anchors.append(len(path) - 2)
+        for k in word:
+            path += [k] * int(rng.integers(1, 3)) + [BLANK]
+            tokens.append(k)
+            anchors.append(len(path) - 2)
+    lp = peaky(path, 0.7)
+    whole = token_frames(lp, tokens, BLANK)
+    assert len(whole) == len(tokens) and len(path) > 300
+    pieces = token_frames(lp, tokens, BLANK, anchors=anchors, max_frames=60)
+    assert pieces == whole
+    # without anchors, the long input is aligned whole
+    assert token_frames(lp, tokens, BLANK, max_frames=60) == whole

@@ -38,7 +38,7 @@ class Window:
 
 def _subsample(model: AcousticModel) -> int:
     """Input frames per output frame of `model`."""
-    return int(model.config.get("subsample", 1) or 1)
+    return int(getattr(model, "subsample", None) or model.config.get("subsample", 1) or 1)
 
 
 def cut_energy(feats: torch.Tensor, subsample: int, smooth: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from asrkit.data.inputs import InputItem, collect_inputs
 from asrkit.decode.beam import prefix_beam_search_batch
+from asrkit.decode.chunked import chunked_log_probs
 from asrkit.decode.ctc import Hypothesis, Lexicon, lexicon_from_words
 from asrkit.decode.timing import Span, ctm_lines, timestamps
 from asrkit.errors import InputError
@@ -149,6 +150,7 @@ def decode(
     lexicon: str | Path | None = None,
     submission: str | Path | None = None,
     ctm: str | Path | None = None,
+    chunk_seconds: float = 20.0,
 ) -> dict[str, Hypothesis]:
     """Decode audio files, directories or manifests with a checkpoint; writes `id<TAB>text` (or JSONL).
 
@@ -156,7 +158,8 @@ def decode(
     `lexicon`: a word list or a manifest whose words constrain the beam search (see `load_lexicon`;
     with a lexicon, beam 1 searches with beam 2 since greedy decoding cannot honour it).
     `as_json`: JSON lines with the n-best, token and word timestamps in seconds. `ctm`: also write
-    the words as NIST CTM. `submission`: also write the Kaggle `index,label` CSV (phoneme models;
+    the words as NIST CTM. Inputs longer than `chunk_seconds` run through the model in overlapping
+    windows cut in pauses (`asrkit.decode.chunked`), so memory stays bounded. `submission`: also write the Kaggle `index,label` CSV (phoneme models;
     one character per phoneme, input order).
     """
     from asrkit.models.acoustic import AcousticModel
@@ -174,6 +177,9 @@ def decode(
     if submission is not None and tok.kind != "phoneme":
         raise InputError(f"--submission writes phoneme strings; {path} was trained on {tok.kind} targets")
     with_times = as_json or ctm is not None
+    hop = am.feature_settings["hop_ms"] / 1000
+    if chunk_seconds < 1.0:
+        raise InputError(f"--chunk-seconds must be at least 1 second, got {chunk_seconds}")
     space = getattr(tok, "index", {}).get(" ")  # word boundaries (character models)
     results: dict[str, Hypothesis] = {}
     records: dict[str, dict] = {}
@@ -190,7 +196,11 @@ def decode(
                     records[it.id] = _record(am, it.id, hyps, as_classifier=True)
                     prog.advance(task)
                 continue
-            lps = am.log_probs(feats)
+            if any(f.shape[0] * hop > chunk_seconds for f in feats):
+                # a long recording: overlapping windows through the model, their centres stitched (bounded memory)
+                lps = [chunked_log_probs(am, f, chunk_seconds, min(2.0, chunk_seconds / 8)) for f in feats]
+            else:
+                lps = am.log_probs(feats)
             if am.task == "frame":  # one label per frame: the arg-max of each
                 nbests = []
                 for lp in lps:
@@ -206,7 +216,7 @@ def decode(
                 if with_times:
                     times = None
                     if am.task == "ctc":
-                        times = timestamps(lp, hyps[0].tokens, tok.symbols, tok.blank, am.frame_shift, space)
+                        times = timestamps(lp, hyps[0].tokens, tok.symbols, tok.blank, am.frame_shift, space, hyps[0].timesteps)
                         ctm_out[it.id] = ctm_lines(it.id, times[1])
                     records[it.id] = _record(am, it.id, hyps, times)
                 prog.advance(task, 1)

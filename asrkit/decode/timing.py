@@ -21,19 +21,14 @@ class Span:
         return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3), "conf": round(self.conf, 3)}
 
 
-def token_frames(log_probs: torch.Tensor, tokens: Sequence[int], blank: int) -> list[tuple[int, int]]:
-    """Frame span [first, last + 1) of each token on the Viterbi path that spells `tokens`.
-
-    Empty when the frames cannot hold the tokens (a hypothesis from an LM may not fit exactly).
-    """
-    if not tokens:
-        return []
+def _viterbi_spans(log_probs: torch.Tensor, tokens: Sequence[int], blank: int) -> list[tuple[int, int]] | None:
+    """Frame spans of `tokens` on the Viterbi path of `log_probs`; None when the frames cannot hold them."""
     from asrkit.align.core import best_state_path
 
     try:
         states = best_state_path(log_probs.float(), list(tokens), blank).tolist()
     except ValueError:
-        return []
+        return None
     spans: list[list[int]] = [[-1, -1] for _ in tokens]
     for t, s in enumerate(states):
         if s % 2 == 1:
@@ -44,6 +39,47 @@ def token_frames(log_probs: torch.Tensor, tokens: Sequence[int], blank: int) -> 
     return [(a, b) for a, b in spans]
 
 
+def token_frames(
+    log_probs: torch.Tensor,
+    tokens: Sequence[int],
+    blank: int,
+    anchors: Sequence[int] | None = None,
+    max_frames: int = 3000,
+) -> list[tuple[int, int]]:
+    """Frame span [first, last + 1) of each token on the Viterbi path that spells `tokens`.
+
+    The Viterbi search needs memory for frames x tokens, which grows with the square of the length.
+    With `anchors` (a frame per token, e.g. the beam search's emission frames) a longer input is
+    aligned in pieces of at most about `max_frames`, cut between the two tokens furthest apart in each
+    stretch, i.e. in a pause. Empty when the frames cannot hold the tokens.
+    """
+    if not tokens:
+        return []
+    T = log_probs.shape[0]
+    if T <= max_frames or anchors is None or len(anchors) != len(tokens):
+        return _viterbi_spans(log_probs, tokens, blank) or []
+    spans: list[tuple[int, int]] = []
+    first_tok, first_frame = 0, 0
+    n = len(tokens)
+    while first_tok < n:
+        if T - first_frame <= max_frames:
+            last_tok, end_frame = n, T
+        else:
+            # among the token pairs that straddle the last half of the stretch, the widest gap
+            limit = first_frame + max_frames
+            cands = [i for i in range(first_tok, n - 1) if first_frame + max_frames // 2 <= anchors[i + 1] <= limit]
+            if not cands:
+                cands = [i for i in range(first_tok, n - 1) if anchors[i + 1] <= limit] or [first_tok]
+            i = max(cands, key=lambda j: anchors[j + 1] - anchors[j])
+            last_tok, end_frame = i + 1, (anchors[i] + anchors[i + 1]) // 2 + 1
+        piece = _viterbi_spans(log_probs[first_frame:end_frame], tokens[first_tok:last_tok], blank)
+        if piece is None:
+            return []
+        spans += [(a + first_frame, b + first_frame) for a, b in piece]
+        first_tok, first_frame = last_tok, end_frame
+    return spans
+
+
 def timestamps(
     log_probs: torch.Tensor,
     tokens: Sequence[int],
@@ -51,12 +87,14 @@ def timestamps(
     blank: int,
     frame_shift: float,
     space: int | None = None,
+    anchors: Sequence[int] | None = None,
 ) -> tuple[list[Span], list[Span]]:
     """(token spans, word spans) in seconds; words are the runs of tokens between `space` tokens.
 
+    `anchors` (a frame per token) lets a long input be aligned in pieces (see `token_frames`).
     A token's confidence is its mean posterior over its frames; a word's is its least confident token.
     """
-    frames = token_frames(log_probs, tokens, blank)
+    frames = token_frames(log_probs, tokens, blank, anchors)
     if len(frames) != len(tokens):
         return [], []
     toks: list[Span] = []

@@ -21,8 +21,10 @@ class AcousticModel:
         self.feature_settings = state["features"]
         self.cmvn_stats = state.get("cmvn")
         self.sample_rate = int(self.feature_settings["sample_rate"])
-        self.frame_shift = self.feature_settings["hop_ms"] / 1000 * self.config.get("subsample", 1)
         self.model = build_model(self.config)
+        # the front-end knows its true rate (`none` never subsamples, whatever the config says)
+        self.subsample = int(getattr(getattr(self.model, "frontend", None), "subsample", self.config.get("subsample", 1)))
+        self.frame_shift = self.feature_settings["hop_ms"] / 1000 * self.subsample
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:
