@@ -58,9 +58,13 @@ digits: setup
 	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test.open.hyp $(DATA)/test.jsonl
 	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --lexicon $(DATA)/train.jsonl --output $(EXP)/test.hyp $(DATA)/test.jsonl
 	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --lexicon $(DATA)/train.jsonl --output $(EXP)/test_isolated.hyp $(DATA)/test_isolated.jsonl
+	$(ASRKIT) lm build $(DATA)/train.jsonl -o $(EXP)/lm.arpa --order 3
+	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --lm $(EXP)/lm.arpa --alpha 1.0 --output $(EXP)/test.lm.hyp $(DATA)/test.jsonl
 	$(ASRKIT) align --model $(EXP)/best.pt --out $(EXP)/align --limit 5 $(DATA)/test.jsonl
 	@echo "== connected-digit test set, beam 10, open vocabulary =="
 	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.open.hyp
+	@echo "== connected-digit test set, beam 10, word trigram LM of the training texts (alpha 1.0) =="
+	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.lm.hyp
 	@echo "== connected-digit test set, beam 10, lexicon of the training words =="
 	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.hyp --details 3
 	@echo "== isolated-digit test recordings, beam 10, lexicon =="
@@ -137,7 +141,10 @@ bench: setup
 	$(PY) -m uv pip install --python $(PY) -q -e '.[bench]'
 	$(PY) bench/beam_speed.py
 	@test -f $(EXP)/best.pt || $(MAKE) digits
-	$(PY) bench/decode_rtf.py --lexicon $(DATA)/train.jsonl
+	$(ASRKIT) lm build $(DATA)/train.jsonl -o $(EXP)/lm.arpa --order 3
+	$(PY) bench/decode_rtf.py --lexicon $(DATA)/train.jsonl --lm $(EXP)/lm.arpa
+	$(PY) bench/lm_speed.py
+	$(PY) bench/lm_wer.py
 	$(PY) bench/train_throughput.py
 
 bench-zoo: setup

@@ -125,6 +125,14 @@ def decode(
     chunk_seconds: Annotated[
         float, typer.Option("--chunk-seconds", min=1.0, help="Longer inputs run through the model in overlapping windows of this length.")
     ] = 20.0,
+    lm: Annotated[
+        Optional[Path], typer.Option("--lm", metavar="MODEL", help="Word n-gram LM (ARPA or KenLM binary; `asrkit lm build` makes one).")
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="LM weight.")] = 0.5,
+    beta: Annotated[float, typer.Option("--beta", help="Word insertion bonus (with --lm).")] = 1.0,
+    hotword: Annotated[Optional[list[str]], typer.Option("--hotword", help="A word to favour in the LM search (repeatable).")] = None,
+    hotword_weight: Annotated[float, typer.Option("--hotword-weight", help="Score bonus of a hotword.")] = 10.0,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Processes for the LM beam search (0: in this process).")] = 0,
     lexicon: Annotated[
         Optional[Path],
         typer.Option(
@@ -142,7 +150,10 @@ def decode(
     """Transcribe audio: lines `id<TAB>text` (id = manifest id or file stem)."""
     from asrkit.decode.run import decode as run
 
-    run(model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon, submission=submission, ctm=ctm, chunk_seconds=chunk_seconds)
+    run(
+        model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon, submission=submission, ctm=ctm,
+        chunk_seconds=chunk_seconds, lm=lm, alpha=alpha, beta=beta, hotwords=hotword, hotword_weight=hotword_weight, workers=workers,
+    )
 
 
 @app.command()

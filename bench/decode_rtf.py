@@ -1,4 +1,4 @@
-"""Whole-process real-time factor of `asrkit decode` on 1,000 isolated FSDD recordings (beam 10).
+"""Whole-process real-time factor of `asrkit decode` on 1,000 isolated FSDD recordings (beam 10; optionally with an LM).
 
 Writes bench/results/decode.json. Needs a trained model (default exp/digits/best.pt: run `make digits`).
 """
@@ -35,6 +35,8 @@ def main() -> int:
     ap.add_argument("--beam", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--lexicon", default=None, help="also time lexicon-constrained decoding with this word list or manifest")
+    ap.add_argument("--lm", default=None, help="also time decoding with this word LM (ARPA or KenLM binary)")
+    ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--out", default=str(ROOT / "bench/results/decode.json"))
     args = ap.parse_args()
     if not Path(args.model).is_file():
@@ -57,6 +59,12 @@ def main() -> int:
             subprocess.run(base, check=True)
             times.append(time.perf_counter() - t0)
         n_lines = len(Path(f"{tmp}/hyp.txt").read_text().splitlines())
+        lm_times = []
+        if args.lm:
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                subprocess.run([*base, "--lm", args.lm, "--alpha", str(args.alpha)], check=True)
+                lm_times.append(time.perf_counter() - t0)
         lex_times = []
         if args.lexicon:
             for _ in range(args.repeats):
@@ -75,6 +83,11 @@ def main() -> int:
         "rtf_best": round(best / audio_s, 4),
         "rtf_median": round(sorted(times)[len(times) // 2] / audio_s, 4),
         "target_rtf": 0.05,
+        "lm": args.lm,
+        "lm_alpha": args.alpha if args.lm else None,
+        "lm_wall_seconds": [round(t, 3) for t in lm_times],
+        "lm_rtf_best": round(min(lm_times) / audio_s, 4) if lm_times else None,
+        "lm_target_rtf": 0.1,
         "lexicon": args.lexicon,
         "lexicon_wall_seconds": [round(t, 3) for t in lex_times],
         "lexicon_rtf_best": round(min(lex_times) / audio_s, 4) if lex_times else None,

@@ -87,6 +87,23 @@ def test_digits_pipeline_end_to_end(tmp_path: Path, fsdd_slice: Path) -> None:
         assert times == sorted(times) and all(0 <= x <= durations[r["id"]] + 0.05 for x in times)
         assert [(row[2], row[4]) for row in ctm_rows if row[0] == r["id"]] == [(f"{w['start']:.3f}", w["label"]) for w in r["words"]]
 
+    # a word LM built from the training texts, fused by the LM beam search (JSON output included)
+    lm = tmp_path / "lm.arpa"
+    run_cli("lm", "build", str(data / "train.jsonl"), "-o", str(lm), "--order", "3")
+    with_lm = run_cli(
+        "decode", "--model", str(exp / "best.pt"), "--lm", str(lm), "--alpha", "1.0", "--json", "--quiet", str(data / "test.jsonl")
+    ).stdout
+    lm_recs = [json.loads(line) for line in with_lm.splitlines()]
+    assert [r["id"] for r in lm_recs] == test_ids
+    assert all(r["nbest"][0]["text"] == r["text"] and [w["label"] for w in r["words"]] == r["text"].split() for r in lm_recs)
+    for bad, msg in (
+        (["--lm", str(lm), "--lexicon", str(data / "train.jsonl")], "give one of them"),
+        (["--hotword", "nine"], "give an --lm too"),
+        (["--lm", str(tmp_path / "missing.arpa")], "not found"),
+    ):
+        res = run_cli("decode", "--model", str(exp / "best.pt"), *bad, "--quiet", str(data / "test.jsonl"), check=False)
+        assert res.returncode == 2 and msg in res.stderr and "Traceback" not in res.stderr, res.stderr
+
     greedy = run_cli("decode", "--model", str(exp / "best.pt"), "--beam", "1", "--quiet", str(data / "test.jsonl")).stdout
     assert [line.split("\t")[0] for line in greedy.splitlines()] == test_ids
 

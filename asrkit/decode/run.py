@@ -151,12 +151,20 @@ def decode(
     submission: str | Path | None = None,
     ctm: str | Path | None = None,
     chunk_seconds: float = 20.0,
+    lm: str | Path | None = None,
+    alpha: float = 0.5,
+    beta: float = 1.0,
+    hotwords: list[str] | None = None,
+    hotword_weight: float = 10.0,
+    workers: int = 0,
 ) -> dict[str, Hypothesis]:
     """Decode audio files, directories or manifests with a checkpoint; writes `id<TAB>text` (or JSONL).
 
     `model`: a checkpoint; None takes $ASRKIT_MODEL or the newest exp/*/best.pt (and says which).
     `lexicon`: a word list or a manifest whose words constrain the beam search (see `load_lexicon`;
     with a lexicon, beam 1 searches with beam 2 since greedy decoding cannot honour it).
+    `lm`: a word n-gram (ARPA or KenLM binary) fused by pyctcdecode's beam search with weight `alpha`
+    and word bonus `beta`; `hotwords` get `hotword_weight`; `workers` > 1 decodes in a process pool.
     `as_json`: JSON lines with the n-best, token and word timestamps in seconds. `ctm`: also write
     the words as NIST CTM. Inputs longer than `chunk_seconds` run through the model in overlapping
     windows cut in pauses (`asrkit.decode.chunked`), so memory stays bounded. `submission`: also write the Kaggle `index,label` CSV (phoneme models;
@@ -164,6 +172,12 @@ def decode(
     """
     from asrkit.models.acoustic import AcousticModel
 
+    if lm is not None and lexicon is not None:
+        raise InputError("--lm and --lexicon both restrict the words: give one of them")
+    if hotwords and lm is None:
+        raise InputError("--hotword boosts words in the LM beam search: give an --lm too")
+    if lm is not None and not Path(lm).is_file():
+        raise InputError(f"language model {lm} not found")
     lex_words = read_lexicon_words(lexicon) if lexicon is not None else None  # fail before the model loads
     path, why = resolve_model(model)
     if why:
@@ -174,6 +188,13 @@ def decode(
     if am.task == "classifier" and lex_words is not None:
         raise InputError(f"--lexicon constrains CTC decoding; {path} is a classifier (it outputs one of its {len(tok)} labels)")
     lex = _build_lexicon(lex_words, lexicon, tok) if lex_words is not None else None
+    lm_decoder = None
+    if lm is not None:
+        if am.task != "ctc":
+            raise InputError(f"--lm decodes CTC outputs; {path} has a {am.task} head")
+        from asrkit.decode.lm import LMDecoder
+
+        lm_decoder = LMDecoder(tok, lm, alpha, beta, hotwords, hotword_weight, max(beam, 1), tok.blank)
     if submission is not None and tok.kind != "phoneme":
         raise InputError(f"--submission writes phoneme strings; {path} was trained on {tok.kind} targets")
     with_times = as_json or ctm is not None
@@ -207,11 +228,14 @@ def decode(
                     best = lp.argmax(-1)
                     ids = best.tolist()
                     nbests.append([Hypothesis(ids, "", float(lp.gather(-1, best[:, None]).sum()), list(range(len(ids))))])
+            elif lm_decoder is not None:
+                nbests = lm_decoder.decode_batch([lp.numpy() for lp in lps], workers)
             else:
                 nbests = _ctc_nbest(am, lps, beam, lex)
             for (it, _), lp, hyps in zip(batch, lps, nbests):
                 for h in hyps:
-                    h.text = tok.decode(h.tokens) if am.task == "frame" else tok.decode(h.tokens).strip()
+                    if lm_decoder is None:  # the LM's hypotheses come with their text
+                        h.text = tok.decode(h.tokens) if am.task == "frame" else tok.decode(h.tokens).strip()
                 results[it.id] = hyps[0]
                 if with_times:
                     times = None
