@@ -166,6 +166,7 @@ def align(
     no_plots: Annotated[bool, typer.Option("--no-plots", help="No per-utterance heatmaps.")] = False,
     compare: Annotated[bool, typer.Option("--compare", help="Compare checkpoints: a statistics table per model and one figure.")] = False,
     utt: Annotated[Optional[str], typer.Option("--utt", help="With --compare: the utterance to draw (default: the first).")] = None,
+    name: Annotated[Optional[list[str]], typer.Option("--name", help="With --compare: a display name per checkpoint, in order.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """CTC alignments: posteriors over the blank-extended labels and the Viterbi path; or --compare several models.
@@ -192,15 +193,15 @@ def align(
         from asrkit.align.compare import compare as run_compare
         from asrkit.align.compare import stats_table
 
-        res = run_compare(ckpts, rest, out, utt=utt, limit=limit, text=text, quiet=quiet)
+        res = run_compare(ckpts, rest, out, utt=utt, limit=limit, text=text, names=name or None, quiet=quiet)
         console = Console() if sys.stdout.isatty() else Console(width=160)  # a pipe or file gets the whole table
         console.print(stats_table(res["rows"], title=f"alignment statistics (delays against {res['rows'][0]['name']})"))
         typer.echo(f"wrote compare.png, compare.json, compare.csv into {out} (figure: {res['utterance']})", err=True)
         return
     if len(ckpts) > 1:
         raise InputError(f"{len(ckpts)} checkpoints: align with one, or compare them with --compare")
-    if utt is not None:
-        raise InputError("--utt goes with --compare")
+    if utt is not None or name:
+        raise InputError("--utt and --name go with --compare")
     from asrkit.align.run import align as run
 
     rows = run(ckpts[0], rest, out, text=text, plots=not no_plots, limit=limit, quiet=quiet)

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from asrkit.align.compare import alignment_stats
+from asrkit.align.compare import alignment_stats, model_names
 from asrkit.align.core import best_state_path, ctc_posteriors
 from asrkit.align.run import utterance_spans
 from asrkit.align.textgrid import write_textgrid
@@ -134,6 +134,7 @@ def test_statistics_on_hand_made_alignments() -> None:
     assert sb["delay_s"] == pytest.approx(0.005)  # (+10 ms + 0 ms) / 2, in seconds despite the different frame shifts
     assert sb["abs_delay_s"] == pytest.approx(0.005)
     assert alignment_stats([a], reference=[b])["delay_s"] == pytest.approx(-0.005)
+    assert model_names(["x/exp1/best.pt", "y/exp1/best.pt", "z/avg.pt"]) == ["exp1", "exp1-2", "avg"]
 
 
 # --- the CLI end to end with tiny trained models --------------------------------------------------------------
@@ -205,20 +206,22 @@ def test_cli_compare_writes_figure_and_table(tiny_models: tuple[Path, Path, Path
     second = json.loads(manifest.read_text().splitlines()[1])["id"]
     out = tmp_path / "cmp"
     capsys.readouterr()
-    assert main(["align", "--compare", str(bilstm), str(dnn), str(manifest), "-o", str(out), "--utt", second, "--quiet"]) == 0
+    args = ["align", "--compare", str(bilstm), "-m", str(dnn), str(manifest), "-o", str(out), "--utt", second, "--quiet"]
+    assert main([*args, "--name", "DNN", "--name", "BiLSTM"]) == 0
     stdout = capsys.readouterr().out
-    assert "blank" in stdout and "bilstm" in stdout and "dnn" in stdout
+    assert "blank" in stdout and "BiLSTM" in stdout and "DNN" in stdout
     res = json.loads((out / "compare.json").read_text())
     assert res["utterance"] == second
     rows = res["rows"]
-    assert [r["name"] for r in rows] == ["bilstm", "dnn"]
+    # -m checkpoints come first, then the positional ones; names follow that order
+    assert [(r["name"], r["checkpoint"]) for r in rows] == [("DNN", str(dnn)), ("BiLSTM", str(bilstm))]
     assert rows[0]["delay_s"] == 0 and rows[0]["abs_delay_s"] == 0
     n_utts = len(manifest.read_text().splitlines())
     for r in rows:
         assert r["utterances"] + r["skipped"] == n_utts
         assert 0 < r["blank_fraction"] < 1 and 0 < r["peakiness"] <= 1 and r["state_entropy"] >= 0 and r["output_entropy"] > 0
     table = list(csv.DictReader((out / "compare.csv").open()))
-    assert [t["name"] for t in table] == ["bilstm", "dnn"]
+    assert [t["name"] for t in table] == ["DNN", "BiLSTM"]
     assert float(table[1]["blank_fraction"]) == pytest.approx(rows[1]["blank_fraction"])
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # an unknown utterance for the figure is a usage error

@@ -140,7 +140,7 @@ def compare(
         raise InputError("--compare needs at least one checkpoint")
     names = list(names) if names is not None else model_names(models)
     if len(names) != len(models):
-        raise InputError(f"{len(names)} names for {len(models)} models")
+        raise InputError(f"{len(names)} names for {len(models)} checkpoints: give one --name per checkpoint")
     items = collect_inputs(list(inputs))
     if text is not None:
         for it in items:
