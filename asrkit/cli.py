@@ -158,18 +158,53 @@ def decode(
 
 @app.command()
 def align(
-    inputs: Annotated[list[str], typer.Argument(help="A manifest with transcripts, or audio files with --text.")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for <id>.npz and <id>.png.")] = Path("alignments"),
+    inputs: Annotated[list[str], typer.Argument(help="A manifest with transcripts, or audio with --text; --compare: *.pt first.")],
+    model: Annotated[Optional[list[Path]], typer.Option("--model", "-m", help="Checkpoint (repeatable with --compare).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (<id>.npz/.ctm/.TextGrid/.png; compare.*).")] = Path("alignments"),
     text: Annotated[Optional[str], typer.Option("--text", help="Transcript for audio-file inputs.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Align only the first N utterances.")] = None,
-    no_plots: Annotated[bool, typer.Option("--no-plots", help="Write .npz only.")] = False,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="No per-utterance heatmaps.")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="Compare checkpoints: a statistics table per model and one figure.")] = False,
+    utt: Annotated[Optional[str], typer.Option("--utt", help="With --compare: the utterance to draw (default: the first).")] = None,
+    name: Annotated[Optional[list[str]], typer.Option("--name", help="With --compare: a display name per checkpoint, in order.")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """CTC soft alignments (posteriors over the blank-extended labels) with the Viterbi path, as .npz and heatmaps."""
+    """CTC alignments: posteriors over the blank-extended labels and the Viterbi path; or --compare several models.
+
+    asrkit align -m exp/digits/best.pt data/digits/test.jsonl
+    asrkit align --compare exp/dnn/best.pt exp/gru/best.pt exp/digits/best.pt data/digits/test.jsonl --limit 100
+    """
+    from asrkit.errors import InputError
+
+    ckpts = [str(m) for m in model or []]
+    rest = list(inputs)
+    if compare:
+        ckpts += [a for a in rest if a.endswith(".pt")]
+        rest = [a for a in rest if not a.endswith(".pt")]
+    elif any(a.endswith(".pt") for a in rest):
+        raise InputError("a checkpoint among the inputs: give it with --model, or compare checkpoints with --compare")
+    if not ckpts:
+        raise InputError("no checkpoint: give --model (or checkpoints with --compare)")
+    if not rest:
+        raise InputError("no inputs: give a manifest with transcripts, or audio files with --text")
+    if compare:
+        from rich.console import Console
+
+        from asrkit.align.compare import compare as run_compare
+        from asrkit.align.compare import stats_table
+
+        res = run_compare(ckpts, rest, out, utt=utt, limit=limit, text=text, names=name or None, quiet=quiet)
+        console = Console() if sys.stdout.isatty() else Console(width=160)  # a pipe or file gets the whole table
+        console.print(stats_table(res["rows"], title=f"alignment statistics (delays against {res['rows'][0]['name']})"))
+        typer.echo(f"wrote compare.png, compare.json, compare.csv into {out} (figure: {res['utterance']})", err=True)
+        return
+    if len(ckpts) > 1:
+        raise InputError(f"{len(ckpts)} checkpoints: align with one, or compare them with --compare")
+    if utt is not None or name:
+        raise InputError("--utt and --name go with --compare")
     from asrkit.align.run import align as run
 
-    rows = run(model, inputs, out, text=text, plots=not no_plots, limit=limit, quiet=quiet)
+    rows = run(ckpts[0], rest, out, text=text, plots=not no_plots, limit=limit, quiet=quiet)
     typer.echo(f"aligned {sum(r['loglik'] > float('-inf') for r in rows)} of {len(rows)} utterances into {out}", err=True)
 
 

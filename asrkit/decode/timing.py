@@ -29,7 +29,12 @@ def _viterbi_spans(log_probs: torch.Tensor, tokens: Sequence[int], blank: int) -
         states = best_state_path(log_probs.float(), list(tokens), blank).tolist()
     except ValueError:
         return None
-    spans: list[list[int]] = [[-1, -1] for _ in tokens]
+    return frames_from_path(states, len(tokens))
+
+
+def frames_from_path(states: Sequence[int], n_tokens: int) -> list[tuple[int, int]]:
+    """Frame span [first, last + 1) of each token on a blank-extended state path (odd state 2k+1 = token k)."""
+    spans: list[list[int]] = [[-1, -1] for _ in range(n_tokens)]
     for t, s in enumerate(states):
         if s % 2 == 1:
             k = s // 2
@@ -97,6 +102,18 @@ def timestamps(
     frames = token_frames(log_probs, tokens, blank, anchors)
     if len(frames) != len(tokens):
         return [], []
+    return spans_from_frames(log_probs, tokens, frames, symbols, frame_shift, space)
+
+
+def spans_from_frames(
+    log_probs: torch.Tensor,
+    tokens: Sequence[int],
+    frames: Sequence[tuple[int, int]],
+    symbols: Sequence[str],
+    frame_shift: float,
+    space: int | None = None,
+) -> tuple[list[Span], list[Span]]:
+    """(token spans, word spans) in seconds from each token's frame span (see `timestamps`)."""
     toks: list[Span] = []
     for k, (a, b) in zip(tokens, frames):
         conf = float(log_probs[a:b, k].float().exp().mean())
