@@ -178,22 +178,28 @@ def test_fallback_rows_are_redone_in_log_space(monkeypatch):
     torch.testing.assert_close(g, g_ok, rtol=0, atol=1e-12)
 
 
-def test_two_threads_chunks_and_one_thread_agree(monkeypatch):
+def test_eager_scripted_two_threads_and_chunks_agree(monkeypatch):
     lp, tg = _bench_like(5, 200, 40, 20, seed=3)
     lens = (torch.tensor([200, 120, 64, 199, 150]), torch.tensor([40, 30, 10, 1, 0]))
     threads = torch.get_num_threads()
+    runs = {}
     try:
         torch.set_num_threads(1)
-        ll1, g1 = ctc_posteriors(lp, tg, 0, *lens)
-        torch.set_num_threads(2)  # forward and backward loops in two threads
-        ll2, g2 = ctc_posteriors(lp, tg, 0, *lens)
+        runs["eager"] = ctc_posteriors(lp, tg, 0, *lens)  # this size runs the loops eagerly
+        monkeypatch.setattr(core, "_SCRIPT_CELLS", 0)
+        assert core._step_fns(True)[2], "TorchScript loops did not compile"
+        runs["scripted"] = ctc_posteriors(lp, tg, 0, *lens)
+        torch.set_num_threads(2)  # scripted forward and backward loops in two threads, small gamma chunks
+        runs["two_threads"] = ctc_posteriors(lp, tg, 0, *lens)
+        torch.set_num_threads(1)
+        monkeypatch.setattr(core, "_CHUNK_BYTES", 1)  # one utterance per chunk
+        runs["chunks"] = ctc_posteriors(lp, tg, 0, *lens)
     finally:
         torch.set_num_threads(threads)
-    monkeypatch.setattr(core, "_CHUNK_BYTES", 1)  # one utterance per chunk
-    ll3, g3 = ctc_posteriors(lp, tg, 0, *lens)
-    for ll, g in ((ll2, g2), (ll3, g3)):
-        torch.testing.assert_close(ll, ll1, rtol=1e-7, atol=0)
-        torch.testing.assert_close(g, g1, rtol=0, atol=1e-7)
+    ll1, g1 = runs.pop("eager")
+    for name, (ll, g) in runs.items():
+        torch.testing.assert_close(ll, ll1, rtol=1e-7, atol=0, msg=name)
+        torch.testing.assert_close(g, g1, rtol=0, atol=1e-7, msg=name)
     ref = -F.ctc_loss(lp.double().transpose(0, 1), tg, *lens, reduction="none")
     torch.testing.assert_close(ll1.double(), ref, rtol=1e-6, atol=0)
 

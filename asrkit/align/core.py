@@ -21,6 +21,9 @@ from asrkit.fsutil import atomic_save_png, atomic_write
 
 _NEG_INF = float("-inf")
 _CHUNK_BYTES = 1 << 30  # work memory of one batched soft-alignment pass
+# The scaled recursions renormalise every this many frames (a frame can shrink the total by its emissions;
+# float64 has room for that, and an underflow is caught and sent to the log-space fallback).
+_RENORM_EVERY = 4
 
 
 def _compute_dtype(device: torch.device) -> torch.dtype:
@@ -220,53 +223,106 @@ class _FlushDenormals:
             torch.set_flush_denormal(False)
 
 
-def _forward_loop(P: Tensor, E: Tensor, idx: Tensor, skip: Tensor, c: Tensor) -> None:
+def _forward_steps(P: Tensor, E: Tensor, idx: Tensor, skip: Tensor, c: Tensor, every: int) -> None:
     """Scaled alphas into P[1:] from P[0] (rows of two zero pads and S states, flat, after two leading zeros).
 
-    Per frame: q = p + shift1(p) + skip * shift2(p); p' = q * em; c = row sums of p'; p' /= c.
+    Per frame: q = p + shift1(p) + skip * shift2(p); p' = q * em; every `every` frames, c = row sums of p'
+    and p' /= c.  Written in TorchScript's subset of Python: large inputs run it scripted (see `_step_fns`).
     """
-    R, W = idx.shape
-    em = torch.empty((R, W), dtype=P.dtype, device=P.device)
-    q = torch.empty(R * W, dtype=P.dtype, device=P.device)
+    R = idx.shape[0]
+    W = idx.shape[1]
+    em = torch.empty([R, W], dtype=P.dtype, device=P.device)
+    q = torch.empty([R * W], dtype=P.dtype, device=P.device)
     em_flat = em.view(-1)
     T = E.shape[0]
-    # Views made up front (unbind is one C++ call): the loop body is then only the six ops.
-    stay, step1, step2 = P[:T, 2:].unbind(0), P[:T, 1:-1].unbind(0), P[:T, :-2].unbind(0)
-    post, rows = P[1:, 2:].unbind(0), P[1:, 2:].view(T, R, W).unbind(0)
-    ems, cs = E.unbind(0), c.view(T, R, 1).unbind(0)
-    with _FlushDenormals(P.device):
-        for k in range(T):
-            torch.add(stay[k], step1[k], out=q)
-            q.addcmul_(step2[k], skip)
-            torch.gather(ems[k], 1, idx, out=em)
-            torch.mul(q, em_flat, out=post[k])
-            torch.sum(rows[k], 1, keepdim=True, out=cs[k])
-            rows[k].div_(cs[k])
+    for k in range(T):
+        prev = P[k]
+        torch.add(prev[2:], prev[1:-1], out=q)
+        q.addcmul_(prev[:-2], skip)
+        torch.gather(E[k], 1, idx, out=em)
+        post = P[k + 1, 2:]
+        torch.mul(q, em_flat, out=post)
+        if k % every == every - 1 or k == T - 1:
+            rows = post.view(R, W)
+            ck = c[k].view(R, 1)
+            torch.sum(rows, 1, keepdim=True, out=ck)
+            rows.div_(ck)
 
 
-def _backward_loop(B: Tensor, start: Tensor, E: Tensor, idx: Tensor, skip_next: Tensor, c: Tensor) -> None:
-    """Scaled betas (without frame t's emission) into B[t], from frame T-1 down, starting from b' = `start`.
+def _backward_steps(B: Tensor, b: Tensor, E: Tensor, idx: Tensor, skip_next: Tensor, c: Tensor, every: int) -> None:
+    """Scaled betas (without frame t's emission) into B[t], from frame T-1 down, from b' = `b` (modified).
 
-    Per frame: B[t] = b + shift1(b) + skip_next * shift2(b) (shifts to the left); b = B[t] * em_t, renormalised.
-    `start` has R*W cells and two trailing zeros.
+    Per frame: B[t] = b + shift1(b) + skip_next * shift2(b) (shifts to the left); b = B[t] * em_t, renormalised
+    every `every` frames.  `b` has R*W cells and two trailing zeros.  TorchScript-compatible like `_forward_steps`.
     """
-    R, W = idx.shape
-    em = torch.empty((R, W), dtype=B.dtype, device=B.device)
+    R = idx.shape[0]
+    W = idx.shape[1]
+    em = torch.empty([R, W], dtype=B.dtype, device=B.device)
     em_flat = em.view(-1)
-    b = start.clone()
     body = b[:-2]
     rows = body.view(R, W)
-    stay, step1, step2 = b[:-2], b[1:-1], b[2:]
-    betas, ems, cs = B.unbind(0), E.unbind(0), c.view(-1, R, 1).unbind(0)
-    with _FlushDenormals(B.device):
-        for t in range(E.shape[0] - 1, -1, -1):
-            beta = betas[t]
-            torch.add(stay, step1, out=beta)
-            beta.addcmul_(step2, skip_next)
-            torch.gather(ems[t], 1, idx, out=em)
-            torch.mul(beta, em_flat, out=body)
-            torch.sum(rows, 1, keepdim=True, out=cs[t])
-            rows.div_(cs[t])
+    T = E.shape[0]
+    for i in range(T):
+        t = T - 1 - i
+        beta = B[t]
+        torch.add(b[:-2], b[1:-1], out=beta)
+        beta.addcmul_(b[2:], skip_next)
+        torch.gather(E[t], 1, idx, out=em)
+        torch.mul(beta, em_flat, out=body)
+        if t % every == 0:
+            ct = c[t].view(R, 1)
+            torch.sum(rows, 1, keepdim=True, out=ct)
+            rows.div_(ct)
+
+
+_SCRIPTED: tuple | None = None
+_SCRIPT_CELLS = 1 << 20  # frames x cells above which the loops run as TorchScript (compiled once per process)
+
+
+def _step_fns(big: bool) -> tuple:
+    """(forward, backward, scripted?): the TorchScript versions for big inputs where they compile, else eager.
+
+    Scripted, the ~5000 small ops of a loop skip Python's per-op overhead (about 40% of a loop at T=1000)
+    and release the GIL, so the two loops can run in two threads.  torch.jit.script is deprecated in favour
+    of torch.compile, which would unroll these loops; where it is gone or fails, the eager loops run.
+    """
+    global _SCRIPTED
+    if big and _SCRIPTED is None:
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _SCRIPTED = (torch.jit.script(_forward_steps), torch.jit.script(_backward_steps), True)
+        except Exception:  # noqa: BLE001 - any failure to compile means: use the eager loops
+            _SCRIPTED = (_forward_steps, _backward_steps, False)
+    return _SCRIPTED if big and _SCRIPTED is not None else (_forward_steps, _backward_steps, False)
+
+
+def _run_loops(P: Tensor, B: Tensor, b_start: Tensor, E: Tensor, idx: Tensor, skip: Tensor, skip_next: Tensor,
+               c_f: Tensor, c_b: Tensor) -> None:
+    """Run the forward and backward recursions; scripted on two CPU threads when torch has two or more."""
+    device = P.device
+    fwd, bwd, scripted = _step_fns(E.shape[0] * P.shape[1] >= _SCRIPT_CELLS)
+
+    def run_fwd() -> None:
+        with _FlushDenormals(device):
+            fwd(P, E, idx, skip, c_f, _RENORM_EVERY)
+
+    def run_bwd() -> None:
+        with _FlushDenormals(device):
+            bwd(B, b_start, E, idx, skip_next, c_b, _RENORM_EVERY)
+
+    if scripted and device.type == "cpu" and torch.get_num_threads() >= 2:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(run_fwd)
+            run_bwd()
+            job.result()
+    else:
+        run_fwd()
+        run_bwd()
 
 
 def _scaled_forward_backward(
@@ -286,8 +342,8 @@ def _scaled_forward_backward(
     (log c_t + m_t) are summed in float64 for the log-likelihood; beta likewise from the end.  No exp or
     log per cell: each step is six in-place torch ops on all utterances' states at once, laid out as one
     flat vector of rows [0, 0, s_0 .. s_{S-1}], so that the shifts are offsets of one view.  Frames past an
-    utterance's end emit blanks only, so its betas wait there at its final state.  With two or more torch
-    threads on the CPU, the forward and backward loops run side by side in two threads.
+    utterance's end emit blanks only, so its betas wait there at its final state.  See `_run_loops` for
+    how the two loops run (TorchScript, two threads).
 
     `dtype` is that of the recursion.  Within one frame, the alphas of states far behind the probability
     mass can be e^-500 of the front and still carry posterior mass (random log-probs at T=1000 need that
@@ -345,21 +401,9 @@ def _scaled_forward_backward(
     B = torch.empty((t_max, M), dtype=dtype, device=device)
     b_start = torch.zeros(M + 2, dtype=dtype, device=device)
     b_start[:M].view(n, W).scatter_(1, (2 + 2 * tg_len).unsqueeze(1), 1.0)
-    c_f = torch.empty((t_max, n), dtype=dtype, device=device)
-    c_b = torch.empty((t_max, n), dtype=dtype, device=device)
-    fwd = (_forward_loop, (P, E, idx, skip.view(M), c_f))
-    bwd = (_backward_loop, (B, b_start, E, idx, skip_next.view(M), c_b))
-    if device.type == "cpu" and torch.get_num_threads() >= 2 and t_max >= 64:
-        # torch ops release the GIL, so the two loops overlap on two cores.
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(1) as pool:
-            job = pool.submit(fwd[0], *fwd[1])
-            bwd[0](*bwd[1])
-            job.result()
-    else:
-        fwd[0](*fwd[1])
-        bwd[0](*bwd[1])
+    c_f = torch.ones((t_max, n), dtype=dtype, device=device)  # frames that are not renormalised keep scale 1
+    c_b = torch.ones((t_max, n), dtype=dtype, device=device)
+    _run_loops(P, B, b_start, E, idx, skip.view(M), skip_next.view(M), c_f, c_b)
     del E
 
     tiny = torch.finfo(dtype).tiny * 1e6
@@ -381,9 +425,23 @@ def _scaled_forward_backward(
     loglik = scale_f.sum(1) + end.log()
     bad |= ~(end > tiny) | ~torch.isfinite(loglik)
 
-    # gamma_t(s) = alpha_t(s) beta_t(s) / P(x); with the scales, alpha_hat * beta_hat renormalised per frame.
-    g = beta_hat * alpha_hat if log_tables else beta_hat.mul_(alpha_hat)  # pad cells: alpha is zero
-    den = g.sum(2)  # (T, n)
+    # gamma_t(s) = alpha_t(s) beta_t(s) / P(x): alpha_hat * beta_hat renormalised per frame, a few frames at a
+    # time so that the product stays in cache between its sum, its scaling and its copy to the output.
+    gamma = torch.empty((n, t_max, S), dtype=out_dtype, device=device)
+    den = torch.empty((t_max, n), dtype=dtype, device=device)
+    # Chunks of ~2^18 cells on one thread; with more, chunks under torch's grain size (32768) so that each op
+    # runs inline: hundreds of tiny OpenMP regions cost more than they gain, much more on a busy machine.
+    step = max(1, ((1 << 18) if torch.get_num_threads() == 1 else 32767) // M) if device.type == "cpu" else t_max
+    work = torch.empty((min(step, t_max), n, W), dtype=dtype, device=device)
+    for t0 in range(0, t_max, step):
+        t1 = min(t_max, t0 + step)
+        g = work[: t1 - t0]
+        torch.mul(alpha_hat[t0:t1], beta_hat[t0:t1], out=g)  # pad cells: alpha is zero
+        d = den[t0:t1]
+        torch.sum(g, 2, out=d)
+        g.mul_(torch.where(ok_t[t0:t1] & (d > 0), 1.0 / d, 0.0).unsqueeze(2))
+        gamma[:, t0:t1].copy_(g[:, :, 2:].transpose(0, 1))
+    del work
     cum = scale_f.cumsum(1)
     tail = scale_b.flip(1).cumsum(1).flip(1) - scale_b  # sum over u > t
     # Every frame must see the whole probability: sum_s alpha_t(s) beta_t(s) = P(x).  Where one does not,
@@ -392,10 +450,6 @@ def _scaled_forward_backward(
     tol = 64 * torch.finfo(dtype).eps * (loglik.abs() + t_max)
     drift = torch.where(frame_ok, (per_frame - loglik.unsqueeze(1)).abs(), zero64).amax(1)
     bad |= ~(drift <= tol)
-    inv = torch.where(ok_t & (den > 0), 1.0 / den, torch.zeros_like(den))
-    g.mul_(inv.unsqueeze(2))
-    gamma = torch.empty((n, t_max, S), dtype=out_dtype, device=device)
-    gamma.copy_(g[:, :, 2:].transpose(0, 1))
 
     # Zero frames: the empty target has probability one, anything else is impossible.
     empty = in_len == 0
