@@ -14,7 +14,6 @@ from asrkit.align import (
     best_state_path,
     ctc_alpha_beta,
     ctc_posteriors,
-    encode_transcript,
     extend_with_blanks,
     forced_align,
     plot_alignment,
@@ -22,7 +21,6 @@ from asrkit.align import (
     segments,
 )
 from asrkit.align import core
-from asrkit.errors import InputError
 
 # (T, V, targets): includes repeated labels ("aa", "abba", "aaa") and a path that is just feasible.
 SHAPES = [
@@ -439,21 +437,6 @@ def test_segments_on_a_peaky_input():
     # A path that spells something else is refused.
     with pytest.raises(ValueError, match="does not spell"):
         segments(path, scores, [2, 3, 1, 3], PEAKY_SYMBOLS, 0.02)
-
-
-def test_encode_transcript_names_unknown_tokens():
-    from asrkit.text import CharTokenizer, PhonemeTokenizer
-
-    tok = CharTokenizer([" ", "a", "b"])
-    assert encode_transcript(tok, "ab ba") == [tok.index[c] for c in "ab ba"]
-    with pytest.raises(InputError) as e:
-        encode_transcript(tok, "abc déjà", utt_id="u7")
-    msg = str(e.value)
-    assert "\n" not in msg and "u7" in msg and all(repr(c) in msg for c in "cdéj")
-    ph = PhonemeTokenizer(["AA", "B"])
-    assert encode_transcript(ph, "AA B AA") == [ph.index["AA"], ph.index["B"], ph.index["AA"]]
-    with pytest.raises(InputError, match="'ZH'"):
-        encode_transcript(ph, "AA ZH")
 
 
 @pytest.mark.parametrize("T,targets", [(2, [1, 2, 3]), (2, [1, 1]), (3, [1, 2, 2]), (0, [1])])

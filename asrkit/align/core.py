@@ -546,22 +546,6 @@ def ctc_posteriors(
     return loglik, gamma
 
 
-def encode_transcript(tokenizer, text: str | Sequence[str], utt_id: str | None = None) -> list[int]:
-    """Target ids of an already normalised transcript (characters, or phonemes for a phoneme tokenizer).
-
-    Every token the model does not know is named in one one-line `InputError`, with the utterance.
-    """
-    from asrkit.errors import InputError
-
-    tokens = text.split() if getattr(tokenizer, "kind", "char") == "phoneme" and isinstance(text, str) else list(text)
-    unknown = sorted({t for t in tokens if t not in tokenizer.index or tokenizer.index[t] == tokenizer.blank})
-    if unknown:
-        where = f"utterance {utt_id!r}: " if utt_id else ""
-        names = ", ".join(repr(t) for t in unknown)
-        raise InputError(f"{where}the model does not know the token(s) {names} (its vocabulary has {len(tokenizer.index)} symbols)")
-    return [tokenizer.index[t] for t in tokens]
-
-
 def forced_align(log_probs: Tensor, targets: Sequence[int] | Tensor, blank: int = 0) -> tuple[Tensor, Tensor]:
     """Viterbi CTC alignment of one utterance, via `torchaudio.functional.forced_align`.
 
