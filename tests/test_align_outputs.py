@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from asrkit.align.compare import alignment_stats, model_names
-from asrkit.align.core import best_state_path, ctc_posteriors
+from asrkit.align import best_state_path, ctc_posteriors
 from asrkit.align.run import utterance_spans
 from asrkit.align.textgrid import write_textgrid
 from asrkit.align.utt import UttAlignment

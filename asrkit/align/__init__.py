@@ -1,16 +1,7 @@
 """Alignment: CTC forward-backward posteriors, Viterbi forced alignment, segments, files and pictures."""
 
-from asrkit.align.core import (
-    Segment,
-    best_state_path,
-    ctc_alpha_beta,
-    ctc_posteriors,
-    extend_with_blanks,
-    forced_align,
-    plot_alignment,
-    save_alignment,
-    segments,
-)
+from asrkit.align.core import ctc_alpha_beta, ctc_posteriors, extend_with_blanks, save_alignment
+from asrkit.align.viterbi import Segment, best_state_path, forced_align, segments
 
 __all__ = [
     "Segment",
@@ -19,7 +10,6 @@ __all__ = [
     "ctc_posteriors",
     "extend_with_blanks",
     "forced_align",
-    "plot_alignment",
     "save_alignment",
     "segments",
 ]

@@ -65,7 +65,8 @@ def encode_transcript(tok, text: str, utt_id: str) -> tuple[str, list[int]]:
 
 def align_utterance(am, utt_id: str, tokens: list[int], feats: torch.Tensor, text: str = "") -> UttAlignment:
     """Run the model on `feats` and align `tokens`: CTC posteriors and the Viterbi state path."""
-    from asrkit.align.core import best_state_path, ctc_posteriors, extend_with_blanks
+    from asrkit.align.core import ctc_posteriors, extend_with_blanks
+    from asrkit.align.viterbi import best_state_path
 
     tok = am.tokenizer
     (lp,) = am.log_probs([feats])

@@ -23,7 +23,7 @@ class Span:
 
 def _viterbi_spans(log_probs: torch.Tensor, tokens: Sequence[int], blank: int) -> list[tuple[int, int]] | None:
     """Frame spans of `tokens` on the Viterbi path of `log_probs`; None when the frames cannot hold them."""
-    from asrkit.align.core import best_state_path
+    from asrkit.align.viterbi import best_state_path
 
     try:
         states = best_state_path(log_probs.float(), list(tokens), blank).tolist()
