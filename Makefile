@@ -139,9 +139,9 @@ speech-commands: setup
 
 bench: setup
 	$(PY) -m uv pip install --python $(PY) -q -e '.[bench]'
+	@test -f $(EXP)/best.pt || $(MAKE) digits
 	$(PY) bench/beam_speed.py
 	$(PY) bench/align_speed.py
-	@test -f $(EXP)/best.pt || $(MAKE) digits
 	$(ASRKIT) lm build $(DATA)/train.jsonl -o $(EXP)/lm.arpa --order 3
 	$(PY) bench/decode_rtf.py --lexicon $(DATA)/train.jsonl --lm $(EXP)/lm.arpa
 	$(PY) bench/lm_speed.py
