@@ -2,5 +2,8 @@
 or asrkit's production code in the tests. Nothing here imports torch."""
 
 from asrkit.reference.decoding import BeamSearchDecoder, GreedySearchDecoder
+from asrkit.reference.gru_cell import GRUCell
+from asrkit.reference.lstm_cell import LSTMCell
+from asrkit.reference.rnn_cell import RNNCell
 
-__all__ = ["BeamSearchDecoder", "GreedySearchDecoder"]
+__all__ = ["BeamSearchDecoder", "GRUCell", "GreedySearchDecoder", "LSTMCell", "RNNCell"]
