@@ -1,9 +1,13 @@
 """NumPy-only reference implementations of the building blocks, written to be read; each is checked against PyTorch
 or asrkit's production code in the tests. Nothing here imports torch."""
 
+from asrkit.reference.ctc import CTC, CTCLoss, LogCTC, log_backward, log_forward
 from asrkit.reference.decoding import BeamSearchDecoder, GreedySearchDecoder
 from asrkit.reference.gru_cell import GRUCell
 from asrkit.reference.lstm_cell import LSTMCell
 from asrkit.reference.rnn_cell import RNNCell
 
-__all__ = ["BeamSearchDecoder", "GRUCell", "GreedySearchDecoder", "LSTMCell", "RNNCell"]
+__all__ = [
+    "BeamSearchDecoder", "CTC", "CTCLoss", "GRUCell", "GreedySearchDecoder", "LSTMCell", "LogCTC", "RNNCell",
+    "log_backward", "log_forward",
+]
