@@ -142,6 +142,7 @@ bench: setup
 	@test -f $(EXP)/best.pt || $(MAKE) digits
 	$(PY) bench/beam_speed.py
 	$(PY) bench/align_speed.py
+	$(PY) bench/reference_ctc.py
 	$(ASRKIT) lm build $(DATA)/train.jsonl -o $(EXP)/lm.arpa --order 3
 	$(PY) bench/decode_rtf.py --lexicon $(DATA)/train.jsonl --lm $(EXP)/lm.arpa
 	$(PY) bench/lm_speed.py
