@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from asrkit.decode.ctc import Hypothesis, Lexicon, _partial_word
+from asrkit.decode.ctc import Hypothesis, Lexicon, _check_blank, _partial_word
 from asrkit.errors import InputError
 
 __all__ = ["prefix_beam_search", "prefix_beam_search_batch"]
@@ -15,7 +15,7 @@ __all__ = ["prefix_beam_search", "prefix_beam_search_batch"]
 _NO_FSA = (np.full((1, 1), -1, np.int32), np.ones(1, np.bool_))
 
 
-def _as_float32(x: Any, ndim: int, shape_name: str) -> np.ndarray:
+def as_float32(x: Any, ndim: int, shape_name: str) -> np.ndarray:
     """A C-contiguous float32 array of `ndim` dimensions from a NumPy array or torch tensor."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
@@ -28,8 +28,7 @@ def _as_float32(x: Any, ndim: int, shape_name: str) -> np.ndarray:
 def _options(V: int, beam_size: int, blank: int, token_min_logp: float | None, top_k: int | None,
              prune_beam: float | None, lexicon: Lexicon | None) -> tuple:
     """Validate the search options; returns the kernel's argument tuple after the log-probs."""
-    if not 0 <= blank < V:
-        raise InputError(f"blank index {blank} is outside the vocabulary of size {V}")
+    _check_blank(blank, V)
     if beam_size < 1:
         raise InputError(f"beam_size must be at least 1, got {beam_size}")
     if top_k is not None and top_k < 1:
@@ -97,7 +96,7 @@ def prefix_beam_search(
     """
     from asrkit.decode.beam_kernel import beam_one
 
-    lp = _as_float32(log_probs, 2, "(T, V)")
+    lp = as_float32(log_probs, 2, "(T, V)")
     opts = _options(lp.shape[1], beam_size, blank, token_min_logp, top_k, prune_beam, lexicon)
     n, tokens, frames, lens, scores, states = beam_one(lp, *opts)
     return _finish(n, tokens, frames, lens, scores, states, lexicon, opts[6])
@@ -117,7 +116,7 @@ def prefix_beam_search_batch(
     """`prefix_beam_search` for a padded (B, T, V) batch cut to `lengths`; utterances run in parallel."""
     from asrkit.decode.beam_kernel import beam_batch
 
-    lp = _as_float32(log_probs, 3, "(B, T, V)")
+    lp = as_float32(log_probs, 3, "(B, T, V)")
     B, T, V = lp.shape
     if lengths is None:
         lens = np.full(B, T, np.int64)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from asrkit.decode.beam import as_float32
 from asrkit.decode.ctc import Hypothesis
 from asrkit.errors import InputError
 from asrkit.text import BLANK, normalize_text
@@ -116,12 +117,11 @@ def _labels(tokenizer: Any, blank: int) -> tuple[list[str], dict[str, int]]:
 
 
 def _as_float32(log_probs: Any, vocab: int) -> np.ndarray:
-    """A C-contiguous float32 (T, V) array from a NumPy array or torch tensor."""
-    if hasattr(log_probs, "detach"):
-        log_probs = log_probs.detach().cpu().numpy()
-    arr = np.ascontiguousarray(log_probs, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[1] != vocab:
-        raise InputError(f"expected log-probabilities of shape (T, {vocab}), got shape {arr.shape}")
+    """A C-contiguous float32 (T, vocab) array from a NumPy array or torch tensor."""
+    shape = f"(T, {vocab})"
+    arr = as_float32(log_probs, 2, shape)
+    if arr.shape[1] != vocab:
+        raise InputError(f"expected log-probabilities of shape {shape}, got shape {arr.shape}")
     return arr
 
 

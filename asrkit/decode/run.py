@@ -62,11 +62,11 @@ def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list
     a large input list never holds more than one batch of features in memory.
     """
     hop = model.feature_settings["hop_ms"] / 1000
-    order = sorted(items, key=lambda it: _duration(it, hop))
+    # one header read per input: the length both sorts and fills the batches
+    order = sorted((_duration(it, hop), i, it) for i, it in enumerate(items))
     cur: list = []
     longest = 0.0
-    for it in order:
-        d = _duration(it, hop)
+    for d, _, it in order:
         if cur and max(longest, d) * (len(cur) + 1) > max_seconds:
             yield [(x, model.item_features(x.audio, x.features)) for x in cur]
             cur, longest = [], 0.0
