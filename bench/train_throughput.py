@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def subset_data_dir(src: Path, dst: Path, n: int, seed: int) -> None:
     """A data dir with `n` random training utterances (manifest + cached features); dev is kept whole."""
+    from asrkit.data.featcache import load_features, save_features
     from asrkit.data.manifest import read_manifest, write_manifest
 
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("feats", "train.jsonl"))
@@ -44,8 +45,8 @@ def subset_data_dir(src: Path, dst: Path, n: int, seed: int) -> None:
             u.audio = str((src / u.audio).resolve())
     write_manifest(dst / "train.jsonl", utts)
     (dst / "feats").mkdir()
-    feats = torch.load(src / "feats" / "train.pt", weights_only=True)
-    torch.save({u.id: feats[u.id] for u in utts}, dst / "feats" / "train.pt")
+    feats = load_features(src / "feats" / "train.pt")
+    save_features(dst / "feats" / "train.pt", {u.id: feats[u.id] for u in utts})
     shutil.copy(src / "feats" / "dev.pt", dst / "feats" / "dev.pt")
 
 
@@ -152,6 +153,7 @@ def main() -> int:
 
     from asrkit.config import load_recipe
     from asrkit.data.manifest import read_manifest
+    from asrkit.data.featcache import load_features
     from asrkit.data.loader import BucketBatchSampler
     from asrkit.data.prepare import prepare
     from asrkit.text import CharTokenizer
@@ -167,7 +169,7 @@ def main() -> int:
         sub = load_recipe(args.recipe, sets)
         utts = read_manifest(data / "train.jsonl")
         tok = CharTokenizer.load(data / "vocab.txt")
-        feats = torch.load(data / "feats" / "train.pt", weights_only=True)
+        feats = load_features(data / "feats" / "train.pt")
         frames = [feats[u.id].shape[0] for u in utts]
         sampler = BucketBatchSampler(frames, int(sub.train.batch_seconds / (sub.features.hop_ms / 1000)), seed=sub.train.seed)
         sampler.set_epoch(0)

@@ -17,6 +17,7 @@ from asrkit.assets import fsdd_root
 from asrkit.config import recipe_from_dict
 from asrkit.data.corpora import digits, get_corpus
 from asrkit.data.manifest import read_manifest
+from asrkit.data.featcache import load_features
 from asrkit.data.prepare import load_split, prepare
 from asrkit.errors import InputError
 from asrkit.text import CharTokenizer
@@ -264,7 +265,7 @@ def test_prepare_is_deterministic(small_fixture, tmp_path):
         ua = [(u.id, u.text, u.duration) for u in read_manifest(a / f"{name}.jsonl")]
         ub = [(u.id, u.text, u.duration) for u in read_manifest(b / f"{name}.jsonl")]
         assert ua == ub and ua
-    fa, fb = torch.load(a / "feats" / "test.pt", weights_only=True), torch.load(b / "feats" / "test.pt", weights_only=True)
+    fa, fb = load_features(a / "feats" / "test.pt"), load_features(b / "feats" / "test.pt")
     assert all(torch.equal(fa[k], fb[k]) for k in fa)
 
 

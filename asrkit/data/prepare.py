@@ -11,6 +11,7 @@ import torch
 
 from asrkit.config import Recipe, resolve_targets
 from asrkit.data.corpora import get_corpus
+from asrkit.data.featcache import load_features, save_features
 from asrkit.data.manifest import Utterance, read_manifest, write_manifest
 from asrkit.errors import InputError
 from asrkit.features import CMVNStats, feature_settings, make_extractor
@@ -179,7 +180,7 @@ def compute_features(recipe: Recipe, out: Path, names: list[str], quiet: bool = 
                     stats.add(f)
                 feats[u.id] = f.to(torch.float16)
                 prog.advance(task)
-            atomic_write(out / "feats" / f"{name}.pt", lambda tmp, feats=feats: torch.save(feats, tmp))
+            save_features(out / "feats" / f"{name}.pt", feats)
     atomic_write(out / "cmvn.pt", lambda tmp: torch.save(stats.to_dict(), tmp))
 
 
@@ -189,4 +190,4 @@ def load_split(data_dir: Path, name: str) -> tuple[list[Utterance], dict[str, to
     f = data_dir / "feats" / f"{name}.pt"
     if not m.is_file() or not f.is_file():
         raise InputError(f"{m} or its features are missing; run `asrkit prepare` first")
-    return read_manifest(m), torch.load(f, weights_only=True)
+    return read_manifest(m), load_features(f)
