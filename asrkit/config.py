@@ -135,7 +135,7 @@ class TrainConfig:
     warmup: float = 0.1
     clip: float = 5.0
     accum_steps: int = 1  # gradient accumulation: batches per optimizer step
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (mixed precision, CUDA only; CPU runs fp32)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 mixed precision: CUDA; bf16 also on CPUs with native bf16 (else fp32)
     plateau_factor: float = 0.5  # schedule plateau: lr factor when the dev metric stalls
     plateau_patience: int = 1  # schedule plateau: epochs without improvement before lowering lr
     early_stop: int = 0  # stop after this many epochs without dev improvement; 0 = never

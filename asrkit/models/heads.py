@@ -24,7 +24,8 @@ class FrameHead(nn.Linear):
 
     def forward(self, y: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T', D) → (B, T', V) log-probs, lengths unchanged."""
-        return super().forward(y).log_softmax(-1), lengths
+        # log_softmax in fp32 even under autocast: CPU autocast would keep it in bf16 (8-bit mantissa log-probs)
+        return super().forward(y).float().log_softmax(-1), lengths
 
 
 class LastPool(nn.Module):
@@ -98,7 +99,7 @@ class ClassifierHead(nn.Module):
 
     def forward(self, y: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T', D) → (B, V) log-probs; the lengths (frames pooled) pass through."""
-        return self.out(self.pool(y, lengths)).log_softmax(-1), lengths
+        return self.out(self.pool(y, lengths)).float().log_softmax(-1), lengths
 
 
 def build_head(kind: str, in_dim: int, n_outputs: int, pool: str = "mean", split: int | None = None, ends: bool = False) -> nn.Module:

@@ -90,10 +90,27 @@ def _set_rng_state(s: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(s["cuda"], device)
 
 
-def _autocast(precision: str, device: torch.device):
-    if device.type != "cuda" or precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+def cpu_bf16_supported() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 / AMX), the only CPUs where bf16 autocast pays."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `train.precision` on `device`, or None for fp32: CUDA bf16/fp16, CPU bf16 where native."""
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cpu" and precision == "bf16" and cpu_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def _autocast(dtype: torch.dtype | None, device: torch.device):
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def train(recipe: Recipe, quiet: bool = False, fresh: bool = False) -> Path:
@@ -168,8 +185,8 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
     total_steps = sum(math.ceil(len(p) / cfg.accum_steps) for p in plan)
     opt = make_optimizer(model.parameters(), cfg)
     sched = make_scheduler(opt, cfg, total_steps, higher_is_better=hib)
-    amp_on = device.type == "cuda" and cfg.precision != "fp32"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_on and cfg.precision == "fp16")
+    amp = amp_dtype(cfg.precision, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
 
     meta = {"model_config": model_cfg, "tokenizer": tok.to_dict(), "features": feats_cfg, "cmvn": cmvn_stats, "recipe": recipe.to_dict()}
     st = RunState()
@@ -220,8 +237,9 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
             )
 
     with Progress(quiet) as prog:
-        if cfg.precision != "fp32" and not amp_on:
-            prog.log(f"train.precision {cfg.precision} needs CUDA; training in fp32 on {device}")
+        if cfg.precision != "fp32" and amp is None:
+            need = "CUDA or a CPU with native bf16 (AVX512-BF16/AMX)" if cfg.precision == "bf16" else "CUDA"
+            prog.log(f"train.precision {cfg.precision} needs {need}; training in fp32 on {device}")
         prog.log(
             f"{recipe.name}: {len(train_ds)} train utts ({sum(u.duration for u in train_ds.utts) / 3600:.2f} h), "
             f"{len(dev_ds)} dev; model {model_cfg['name']} with {count_parameters(model):,} parameters on {device}"
@@ -249,7 +267,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
                 b = train_ds.batch(batches[bi]).to(device)
                 sync = contextlib.nullcontext() if (last_in_group or not d.enabled) else net.no_sync()
                 with sync:
-                    with _autocast(cfg.precision, device):
+                    with _autocast(amp, device):
                         lp, out_len = net(b.feats, b.lengths)
                     loss = _loss(lp, out_len, b, head)
                     finite = d.all_true(bool(torch.isfinite(loss)))
