@@ -29,7 +29,7 @@ help:
 	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
 	@echo "make bench-speakers  leave-one-speaker-out digits (4 trainings, ~1 h on 2 cores) -> bench/results/speakers.json"
 	@echo "make echo      the GRU echo memory task, fixed and variable delay (generated data, ~2 min each)"
-	@echo "make librispeech  the LibriSpeech recipe (LIBRISPEECH=folder holding LibriSpeech/; needs a GPU to be practical)"
+	@echo "make librispeech  the LibriSpeech recipe (LIBRISPEECH=folder holding LibriSpeech/, LM=word n-gram ARPA/binary to add LM decoding; needs a GPU to be practical)"
 	@echo "make librispeech-tiny  the LibriSpeech recipe end to end on the 15 real sample utterances in ../shared/data (smoke run)"
 	@echo "make bench-librispeech  one training step of the LibriSpeech model, projected to train-clean-100 -> bench/results/librispeech_step.json"
 	@echo "make test-all  the test suite including slow checks"
@@ -84,6 +84,9 @@ echo: setup
 
 LIBRISPEECH ?= $(or $(ASRKIT_DATA),$(HOME)/.cache/asrkit)/librispeech
 LS_SETS := --set data.root=$(LIBRISPEECH)
+LM ?=
+LM_ALPHA ?= 0.5
+LM_BETA ?= 1.0
 librispeech: setup
 	$(ASRKIT) prepare recipes/librispeech.yaml $(LS_SETS)
 	$(ASRKIT) train recipes/librispeech.yaml $(LS_SETS)
@@ -93,6 +96,10 @@ librispeech: setup
 	    echo "== $$s, beam $$beam ==" && $(ASRKIT) score --ref data/librispeech/$$s.jsonl --hyp exp/librispeech/$$s.beam$$beam.hyp || exit 1; \
 	  done; \
 	done
+	@if [ -n "$(LM)" ]; then for s in dev test; do \
+	  $(ASRKIT) decode --model exp/librispeech/averaged.pt --beam 50 --lm $(LM) --alpha $(LM_ALPHA) --beta $(LM_BETA) --output exp/librispeech/$$s.lm.hyp data/librispeech/$$s.jsonl && \
+	  echo "== $$s, beam 50 + word LM $(LM) (alpha $(LM_ALPHA), beta $(LM_BETA)) ==" && $(ASRKIT) score --ref data/librispeech/$$s.jsonl --hyp exp/librispeech/$$s.lm.hyp || exit 1; \
+	done; else echo "(no LM=...: word-LM decoding skipped; e.g. LM=3-gram.pruned.1e-7.arpa from openslr.org/11)"; fi
 
 # the recipe's pipeline on the real LibriSpeech sample (dev-clean-2 trains, its test-clean utterances are the held-out set): proves the plumbing, not the WER
 LS_TINY := --set data.root=../shared/data/librispeech --set data.out_dir=data/librispeech-tiny --set train.exp_dir=exp/librispeech-tiny \
