@@ -1,3 +1,17 @@
-"""asrkit: a command-line speech-recognition toolkit."""
+"""asrkit: a command-line speech-recognition toolkit.
+
+`asrkit.load(checkpoint)` gives a `Recognizer` (transcribe, align, classify): see `asrkit.api`.
+"""
 
 __version__ = "0.1.0"
+
+__all__ = ["load", "Recognizer", "__version__"]
+
+
+def __getattr__(name: str):
+    # lazy: `import asrkit` (and the CLI's start) must not pay for torch until the API is used
+    if name in ("load", "Recognizer"):
+        from asrkit import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'asrkit' has no attribute {name!r}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import yaml
 
 from asrkit.decode.chunked import chunked_log_probs, cut_energy, plan_windows
 from asrkit.features import sliding_cmvn, utterance_cmvn
-from conftest import asrkit_cmd
+from conftest import TINY_SPEAKER, asrkit_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -144,46 +143,10 @@ def test_sliding_cmvn_matches_windowed_statistics() -> None:
 
 # ---- a real (tiny) model -------------------------------------------------------------------------------------
 
-TINY_SPEAKER = "jackson"
-
-
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A one-layer BiLSTM trained for ~20 s on one speaker's embedded FSDD recordings (8 kHz, no resampling)."""
-    from asrkit.assets import fsdd_root
-    from asrkit.config import recipe_from_dict
-    from asrkit.data.prepare import prepare
-    from asrkit.train.trainer import train
-
-    tmp = tmp_path_factory.mktemp("chunked_tiny")
-    src, dst = fsdd_root() / "recordings", tmp / "fsdd" / "recordings"
-    dst.mkdir(parents=True)
-    for d in range(10):
-        for i in range(6):
-            shutil.copy(src / f"{d}_{TINY_SPEAKER}_{i}.flac", dst)
-        shutil.copy(src / f"{d}_george_0.flac", dst)  # the held-out speaker the split needs
-    base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
-    base["data"].update(
-        root=str(tmp / "fsdd"),
-        out_dir=str(tmp / "data"),
-        sample_rate=8000,
-        split="speakers",
-        test_speakers=["george"],
-        dev_indices=[5],
-        speed_perturb=[],
-        connected={"per_split": {"train": 150, "dev": 5, "test": 1}, "min_words": 2, "max_words": 5, "gap_seconds": [0.05, 0.5]},
-    )
-    base["features"].update(specaugment=None)
-    base["model"].update(name="bilstm", frontend="stack", hidden=64, layers=1, subsample=3, dropout=0.0)
-    base["train"].update(exp_dir=str(tmp / "exp"), epochs=20, batch_seconds=20, lr=0.02, threads=1)
-    recipe = recipe_from_dict(base)
-    threads = torch.get_num_threads()
-    try:
-        prepare(recipe, quiet=True)
-        train(recipe, quiet=True)
-    finally:
-        torch.set_num_threads(threads)
-    return tmp / "exp" / "best.pt"
+def tiny_model(tiny_digits_model: Path) -> Path:
+    """The shared tiny BiLSTM digits model (tests/conftest.py)."""
+    return tiny_digits_model
 
 
 def _join(recordings: list[Path], sr: int, gap_s: float, seed: int) -> list[np.ndarray]:

@@ -22,20 +22,22 @@ __all__ = [
 
 
 class Hypothesis:
-    """One decoded label sequence with its log score and per-token emission frames.
+    """One decoded label sequence with its log score and per-token emission frames (+ word times in seconds).
 
     It unpacks as `(tokens, score)`, so an n-best list reads `for ids, score in hyps`. `tokens` and
     `timesteps` may be given as integer arrays: they become lists on first use, so an n-best list
     whose lower entries are never read costs no list building.
     """
 
-    __slots__ = ("_tokens", "text", "score", "_timesteps")
+    __slots__ = ("_tokens", "text", "score", "_timesteps", "words", "token_spans")
 
     def __init__(self, tokens: Sequence[int], text: str = "", score: float = 0.0, timesteps: Sequence[int] | None = None):
         self._tokens = tokens
         self.text = text
         self.score = score
         self._timesteps = [] if timesteps is None else timesteps
+        self.words: list = []  # Span(word, start s, end s, conf), filled when timestamps are asked for
+        self.token_spans: list = []  # Span per token, likewise
 
     @property
     def tokens(self) -> list[int]:

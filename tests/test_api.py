@@ -1,0 +1,136 @@
+"""The Python API (asrkit.load → Recognizer): its doctests, and agreement with the CLI on the same model."""
+
+from __future__ import annotations
+
+import doctest
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import asrkit
+import asrkit.api
+from asrkit.assets import fsdd_root
+from asrkit.errors import InputError
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def rec(tiny_digits_model: Path) -> asrkit.api.Recognizer:
+    return asrkit.load(tiny_digits_model, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def joined(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, Path]:
+    """Three digits of the held-out speaker joined with short pauses, as samples and as a FLAC file (8 kHz)."""
+    parts = []
+    for d in (3, 1, 4):
+        wav, sr = sf.read(fsdd_root() / "recordings" / f"{d}_george_1.flac", dtype="float32")
+        assert sr == 8000
+        parts += [wav, np.zeros(1200, np.float32)]
+    wav = np.concatenate(parts)
+    path = tmp_path_factory.mktemp("api") / "three.flac"
+    sf.write(path, wav, 8000)
+    return sf.read(path, dtype="float32")[0], path  # the samples as the file holds them (FLAC is 16-bit)
+
+
+def test_doctests_run(rec, joined, tiny_digits_model: Path) -> None:
+    wav, _ = joined
+    globs = {"asrkit": asrkit, "checkpoint": tiny_digits_model, "wav": wav, "rec": rec}
+    result = doctest.testmod(asrkit.api, extraglobs=globs, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted >= 10 and result.failed == 0, result
+
+
+def test_path_and_samples_give_the_same_transcript(rec, joined) -> None:
+    wav, path = joined
+    a, b = rec.transcribe(path), rec.transcribe(wav, sample_rate=8000)
+    assert a.text and a == b
+    assert [(w.label, w.start, w.end) for w in a.words] == [(w.label, w.start, w.end) for w in b.words]
+    assert a.text == " ".join(w.label for w in a.words)
+    starts = [w.start for w in a.words]
+    assert starts == sorted(starts) and a.words[-1].end <= len(wav) / 8000 + rec.frame_shift
+
+
+def test_api_equals_the_cli(rec, joined, tiny_digits_model: Path, tmp_path: Path) -> None:
+    _, path = joined
+    out = tmp_path / "hyp.jsonl"
+    run_cli("decode", "--model", str(tiny_digits_model), "--json", "--output", str(out), str(path))
+    cli = json.loads(out.read_text())
+    hyp = rec.transcribe(path)
+    assert cli["text"] == hyp.text and cli["score"] == pytest.approx(hyp.score, abs=1e-4)
+    assert [w["label"] for w in cli["words"]] == [w.label for w in hyp.words]
+    assert [w["start"] for w in cli["words"]] == [round(w.start, 3) for w in hyp.words]
+
+
+def test_a_batch_equals_one_by_one_and_nbest(rec, joined) -> None:
+    wav, path = joined
+    short = wav[: len(wav) // 2]
+    batch = [rec.transcribe(path), rec.transcribe(short, sample_rate=8000)]
+    together = rec.transcribe([wav, short], sample_rate=8000)
+    assert [h.text for h in together] == [h.text for h in batch]
+    nb = rec.transcribe(wav, sample_rate=8000, beam=10, nbest=5)
+    assert 1 < len(nb) <= 5 and nb[0].text == together[0].text
+    assert [h.score for h in nb] == sorted((h.score for h in nb), reverse=True)
+
+
+def test_resampled_input_and_stereo(rec, joined) -> None:
+    import torchaudio.functional as AF
+
+    wav, _ = joined
+    up = AF.resample(torch.from_numpy(wav), 8000, 16000).numpy()
+    stereo = np.stack([wav, wav], axis=1)
+    base = rec.transcribe(wav, sample_rate=8000)
+    assert rec.transcribe(stereo, sample_rate=8000) == base
+    assert rec.transcribe(up, sample_rate=16000).text == base.text  # resampled back to the model's 8 kHz
+
+
+def test_align_gives_word_times_and_says_when_it_cannot(rec, joined) -> None:
+    wav, _ = joined
+    hyp = rec.transcribe(wav, sample_rate=8000)
+    a = rec.align(wav, hyp.text, sample_rate=8000)
+    assert a.feasible and [w.label for w in a.words] == hyp.text.split()
+    assert len(a.tokens) == len(hyp.text)
+    too_long = rec.align(wav[:2000], "one two three four five six", sample_rate=8000)
+    assert not too_long.feasible and too_long.words == []
+    with pytest.raises(InputError, match="not in the model's vocabulary"):
+        rec.align(wav, "x-ray", sample_rate=8000)
+
+
+def test_bad_calls_are_one_line_errors(rec, joined) -> None:
+    wav, path = joined
+    with pytest.raises(InputError, match="sample_rate"):
+        rec.transcribe(wav)
+    with pytest.raises(InputError, match="a file says its own rate"):
+        rec.transcribe(path, sample_rate=8000)
+    with pytest.raises(InputError, match="NaN"):
+        rec.transcribe(np.full(800, np.nan, np.float32), sample_rate=8000)
+    with pytest.raises(InputError, match="no samples"):
+        rec.transcribe(np.zeros(0, np.float32), sample_rate=8000)
+    with pytest.raises(InputError, match="classifier model"):
+        rec.classify(wav, sample_rate=8000)
+    with pytest.raises(InputError, match="beam must be at least 1"):
+        rec.transcribe(wav, sample_rate=8000, beam=0)
+
+
+def test_classify_with_a_classifier_checkpoint(tiny_digits_model: Path, joined, tmp_path: Path) -> None:
+    """A classifier built from the tiny model's settings: the API's ranking is the model's own softmax."""
+    from asrkit.models import build_model
+    from asrkit.models.acoustic import AcousticModel
+
+    state = torch.load(tiny_digits_model, weights_only=True)
+    labels = ["zero", "one", "two"]
+    cfg = {**state["model_config"], "head": "classifier", "pool": "mean", "n_tokens": len(labels)}
+    torch.manual_seed(0)
+    state = {**state, "model_config": cfg, "tokenizer": {"kind": "labels", "symbols": labels}, "model": build_model(cfg).state_dict()}
+    rec = asrkit.api.Recognizer(AcousticModel(state, "cpu"))
+    wav, _ = joined
+    c = rec.classify(wav, sample_rate=8000, top=3)
+    lp = rec.model.classify([rec.features(wav, sample_rate=8000)])[0]
+    assert c.label == labels[int(lp.argmax())] and c.probability == pytest.approx(float(lp.max().exp()))
+    assert sorted(p for _, p in c.top) == sorted(lp.exp().tolist()) and sum(p for _, p in c.top) == pytest.approx(1.0, abs=1e-5)
+    assert [x.label for x in rec.classify([wav, wav[:4000]], sample_rate=8000)][0] == c.label
+    with pytest.raises(InputError, match="transcribe\\(\\) decodes CTC models"):
+        rec.transcribe(wav, sample_rate=8000)
