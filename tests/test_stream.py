@@ -1,0 +1,173 @@
+"""Streaming: chunked features and model equal the whole-recording run; partials; the byte-stream readers."""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asrkit.assets import fsdd_root
+from asrkit.audio import load_audio
+from asrkit.decode.beam import prefix_beam_search
+from asrkit.errors import InputError
+from asrkit.features import make_extractor
+from asrkit.models import build_model
+from asrkit.models.acoustic import AcousticModel
+from asrkit.stream import StreamingLogMel, StreamingRecognizer, streamable_reason
+from asrkit.stream.run import file_chunks, pcm_chunks, stream_decode
+
+RECORDINGS = sorted((fsdd_root() / "recordings").glob("*_george_1.flac"))[:3]
+
+
+@pytest.mark.parametrize("sr", [8000, 16000])
+def test_streaming_log_mel_equals_the_whole_recording(sr: int) -> None:
+    ex = make_extractor({"sample_rate": sr, "n_mels": 40, "win_ms": 25, "hop_ms": 10, "f_min": 0, "f_max": None})
+    g = torch.Generator().manual_seed(sr)
+    half = ex.mel.spectrogram.n_fft // 2
+    for n in [half + 1, half + 77, 1000, 12345]:
+        x = torch.randn(n, generator=g)
+        ref = ex(x)
+        for chunk in [1, 80, 333, n] if n < 2000 else [80, 1001, n]:  # sample by sample only where it is quick
+            st = StreamingLogMel(ex)
+            y = torch.cat([st.push(x[i : i + chunk]) for i in range(0, n, chunk)] + [st.finish()])
+            assert y.shape == ref.shape and torch.allclose(y, ref, atol=1e-4), (n, chunk)
+
+
+def _model(name: str, frontend: str, context: int = 0, cmvn: str = "global", head: str = "ctc") -> AcousticModel:
+    cfg = {
+        "name": name, "head": head, "pool": "mean", "frontend": frontend, "subsample": 3 if frontend == "stack" else 1,
+        "hidden": 48, "layers": 2, "dropout": 0.0, "context": context, "n_feats": 40, "n_tokens": 12,
+    }
+    torch.manual_seed(0)
+    m = build_model(cfg)
+    feats = {"type": "logmel", "n_mels": 40, "win_ms": 25.0, "hop_ms": 10.0, "f_min": 0.0, "f_max": 4000.0, "cmvn": cmvn, "sample_rate": 8000}
+    symbols = ["<blank>", " ", "e", "f", "i", "n", "o", "r", "t", "u", "v", "w"]
+    stats = {"mean": torch.full((40,), -6.0), "std": torch.full((40,), 3.0)}
+    state = {"format": 1, "model_config": cfg, "tokenizer": {"kind": "char", "symbols": symbols}, "features": feats, "cmvn": stats, "model": m.state_dict()}
+    return AcousticModel(state, "cpu")
+
+
+@pytest.mark.parametrize(
+    "name,frontend,context", [("gru", "stack", 0), ("lstm", "none", 0), ("rnn", "stack", 0), ("dnn", "stack", 2), ("dnn", "none", 1)]
+)
+def test_every_streamable_entry_equals_offline(name: str, frontend: str, context: int) -> None:
+    am = _model(name, frontend, context)
+    for f in RECORDINGS[:2]:
+        wav = load_audio(f, 8000)
+        offline = am.log_probs([am.features(wav)])[0]
+        for chunk in [800, 333]:  # 100 ms, and chunks that cut frames and front-end groups anywhere
+            rec = StreamingRecognizer(am, beam=10)
+            for i in range(0, len(wav), chunk):
+                rec.push(wav[i : i + chunk])
+            res = rec.finish()
+            assert rec.log_probs.shape == offline.shape
+            assert torch.allclose(rec.log_probs, offline, atol=1e-5)
+            assert res.hypothesis.tokens == prefix_beam_search(offline.numpy(), 10, 0)[0].tokens
+            assert res.events[-1].final and res.events[-1].text == res.hypothesis.text
+
+
+def test_partials_grow_to_the_greedy_reading() -> None:
+    am = _model("gru", "stack")
+    wav = torch.cat([load_audio(f, 8000) for f in RECORDINGS])
+    rec = StreamingRecognizer(am, beam=1)
+    for i in range(0, len(wav), 800):
+        rec.push(wav[i : i + 800])
+    res = rec.finish()
+    partials = [e for e in res.events if not e.final]
+    assert partials and [e.audio_seconds for e in partials] == sorted(e.audio_seconds for e in partials)
+    assert all(a.text != b.text for a, b in zip(partials, partials[1:]))  # an event only when the text changed
+    assert partials[-1].text == res.hypothesis.text  # beam 1: the final reading is the greedy one
+    assert len(res.word_latencies()) == len(res.hypothesis.words)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"name": "bilstm", "frontend": "stack"}, "backwards"),
+        ({"name": "gru", "frontend": "conv"}, "front-end"),
+        ({"name": "gru", "frontend": "stack", "cmvn": "utterance"}, "cmvn"),
+        ({"name": "gru", "frontend": "stack", "head": "classifier"}, "classifier head"),
+    ],
+)
+def test_models_that_cannot_stream_say_why(kwargs: dict, match: str) -> None:
+    am = _model(**kwargs)
+    assert match in streamable_reason(am)
+    with pytest.raises(InputError, match=match):
+        StreamingRecognizer(am)
+
+
+def _wav_bytes(x: np.ndarray, rate: int, width: int, channels: int = 1) -> bytes:
+    scale = {1: 127, 2: 32767, 4: 2147483647}[width]
+    ints = np.round(np.repeat(x[:, None], channels, 1) * scale).astype({1: np.int16, 2: np.int16, 4: np.int32}[width])
+    data = (ints + 128).astype(np.uint8).tobytes() if width == 1 else ints.tobytes()
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(data)
+    return buf.getvalue()
+
+
+class _Pipe(io.RawIOBase):
+    """A non-seekable byte stream, like stdin from a pipe."""
+
+    def __init__(self, data: bytes):
+        self._b = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        return self._b.read(n)
+
+
+@pytest.mark.parametrize("width,channels", [(1, 1), (2, 1), (2, 2), (4, 1)])
+def test_wav_on_stdin_reads_like_the_file(width: int, channels: int) -> None:
+    x = np.sin(np.linspace(0, 200, 4000)).astype(np.float32) * 0.5
+    got = np.concatenate(list(pcm_chunks(_Pipe(_wav_bytes(x, 8000, width, channels)), 8000, 0.1)))
+    assert len(got) == len(x) and np.allclose(got, x, atol=1.0 / {1: 100, 2: 30000, 4: 1e9}[width])
+
+
+def test_raw_pcm_on_stdin_and_its_errors() -> None:
+    x = (np.sin(np.linspace(0, 50, 3001)) * 20000).astype("<i2")
+    chunks = list(pcm_chunks(_Pipe(x.tobytes()), 8000, 0.1))
+    assert [len(c) for c in chunks][:2] == [800, 800] and np.array_equal(np.concatenate(chunks), x / 32768.0)
+    with pytest.raises(InputError, match="middle of a 16-bit sample"):
+        list(pcm_chunks(_Pipe(x.tobytes() + b"\x01"), 8000, 0.1))
+    with pytest.raises(InputError, match="resample it first"):
+        list(pcm_chunks(_Pipe(x.tobytes()), 8000, 0.1, raw_rate=16000))
+    with pytest.raises(InputError, match="resample it first"):
+        list(pcm_chunks(_Pipe(_wav_bytes(x / 32768.0, 16000, 2)), 8000, 0.1))
+
+
+def test_file_chunks_resample_and_downmix(tmp_path: Path) -> None:
+    wav, sr = sf.read(RECORDINGS[0], dtype="float32")
+    stereo = tmp_path / "s.wav"
+    sf.write(stereo, np.stack([wav, wav], 1), sr)
+    assert np.allclose(np.concatenate(list(file_chunks(stereo, 8000, 0.1))), wav, atol=1e-4)
+    assert len(np.concatenate(list(file_chunks(stereo, 16000, 0.1)))) == 2 * len(wav)
+    with pytest.raises(InputError, match="not found"):
+        list(file_chunks(tmp_path / "missing.wav", 8000, 0.1))
+
+
+def test_stream_decode_prints_partials_then_the_offline_final(tmp_path: Path) -> None:
+    am = _model("gru", "stack")
+    ckpt = tmp_path / "gru.pt"
+    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
+                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    audio = tmp_path / "in.flac"
+    sf.write(audio, np.concatenate([sf.read(f, dtype="float32")[0] for f in RECORDINGS]), 8000)
+    out = io.StringIO()
+    res = stream_decode(ckpt, audio, chunk_ms=100, beam=10, out=out)
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith("final\t") and lines[-1].split("\t")[2] == res.hypothesis.text
+    assert all(line.startswith("partial\t") for line in lines[:-1])
+    offline = am.log_probs([am.features(load_audio(audio, 8000))])[0]
+    assert res.hypothesis.tokens == prefix_beam_search(offline.numpy(), 10, 0)[0].tokens
+    assert res.rtf > 0
