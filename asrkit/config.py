@@ -270,8 +270,17 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
 
 
 def _set_path(d: dict, dotted: str, value: Any) -> None:
+    """Set `a.b.c` in nested dicts; a part that the recipe schema says is a value, not a section, is refused."""
     keys = dotted.split(".")
+    cls: Any = Recipe
     for k in keys[:-1]:
+        if cls is not None and k in (hints := typing.get_type_hints(cls)):
+            tp = hints[k]
+            cls = next((a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)), None)
+            if cls is None and typing.get_origin(tp) is not dict:
+                raise InputError(f"--set {dotted}: {k!r} is not a section")
+        else:
+            cls = None  # unknown keys are reported (with a suggestion) when the recipe is built
         nxt = d.get(k)
         if nxt is None:
             nxt = d[k] = {}
