@@ -331,10 +331,29 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     return recipe
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise InputError(f"recipe {self.name} line {line}: key {key!r} is given twice (first on line {seen[key]}); keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def parse_recipe_text(text: str, where: str) -> Any:
-    """YAML text → Python data; a syntax error (or a value YAML cannot build) raises InputError with the line."""
+    """YAML text → Python data; a syntax error, a duplicate key (or a value YAML cannot build) raises InputError with the line."""
+    loader = None
     try:
-        return yaml.safe_load(text)
+        loader = _RecipeLoader(text)  # the reader checks the characters here already
+        loader.name = where
+        return loader.get_single_data()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
@@ -342,6 +361,9 @@ def parse_recipe_text(text: str, where: str) -> Any:
         raise InputError(f"recipe {where}{line}: invalid YAML ({problem})") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as e:  # e.g. a date like 2024-13-45 that YAML reads as a timestamp
         raise InputError(f"recipe {where}: a value YAML cannot read ({type(e).__name__}: {e}); quote it") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def recipe_from_dict(raw: dict) -> Recipe:

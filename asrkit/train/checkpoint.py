@@ -24,11 +24,13 @@ def _load_error(p: Path, e: Exception) -> InputError:
     text = str(e)
     if isinstance(e, EOFError) or p.stat().st_size == 0:
         return InputError(f"checkpoint {p} is empty or cut short; use another checkpoint (e.g. last.pt or checkpoints/*.pt)")
-    if "Weights only load failed" in text or "Unsupported global" in text or "Unsupported operand" in text:
+    if "GLOBAL" in text or "Unsupported global" in text:  # a pickle that names Python callables: never unpickled
         return InputError(
             f"checkpoint {p} is not an asrkit checkpoint: not a plain weights file, and asrkit refuses to unpickle "
             "other Python objects (loading them could run code)"
         )
+    if "Weights only load failed" in text or "invalid load key" in text:
+        return InputError(f"checkpoint {p} is not a PyTorch checkpoint file (neither a zip archive nor a readable pickle)")
     if "zip archive" in text or "central directory" in text or "PytorchStreamReader" in text:
         return InputError(f"checkpoint {p} is truncated or damaged (not a complete PyTorch file); use another checkpoint")
     reason = text.splitlines()[0][:120] if text else type(e).__name__

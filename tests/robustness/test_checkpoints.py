@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,9 @@ def _bad(kit: Path, kind: str) -> Path:
     elif kind == "empty":
         p.write_bytes(b"")
     elif kind == "random":
-        p.write_bytes(os.urandom(4096))
+        p.write_bytes(random.Random(8).randbytes(4096))  # fixed bytes: some random first bytes are pickle opcodes
+    elif kind == "text":
+        p.write_text('{"id": "u1", "audio": "a.wav"}\n')
     elif kind == "tensor":
         torch.save(torch.zeros(3), p)
     elif kind == "foreign_state_dict":
@@ -63,7 +66,8 @@ def _bad(kit: Path, kind: str) -> Path:
 CASES = [
     ("truncated", "truncated or damaged"),
     ("empty", "empty or cut short"),
-    ("random", "not an asrkit checkpoint"),
+    ("random", "not a PyTorch checkpoint file"),
+    ("text", "not a PyTorch checkpoint file"),
     ("tensor", "not an asrkit checkpoint"),
     ("foreign_state_dict", "not an asrkit checkpoint"),
     ("model_not_tensors", "not a dict of named tensors"),

@@ -29,7 +29,7 @@ from asrkit.errors import InputError
 from asrkit.score import read_transcripts
 
 SHORT = 60  # examples per target in the default run (the whole file: a few seconds)
-LONG = int(os.environ.get("ASRKIT_FUZZ_EXAMPLES", "6000"))  # per target in the fuzz pass (-m fuzz)
+LONG = int(os.environ.get("ASRKIT_FUZZ_EXAMPLES", "3000"))  # per target in the fuzz pass (-m fuzz)
 
 _TMP = Path(tempfile.mkdtemp(prefix="asrkit-fuzz-"))
 

@@ -218,6 +218,9 @@ def _recipe(tmp_path: Path, text: str | bytes) -> Path:
         ("model:\n  hidden: 8\n   layers: 2\n", "r.yaml line 3: invalid YAML"),
         ("data:\n  root: [unclosed\n", "r.yaml line 3: invalid YAML"),
         ("data:\n  root: 2024-13-45\n", "a value YAML cannot read"),
+        ("train:\n  epochs: 3\nmodel:\n  hidden: 8\ntrain:\n  lr: 0.1\n", "r.yaml line 5: key 'train' is given twice (first on line 1)"),
+        ("model:\n  hidden: 8\n  hidden: 16\n", "line 3: key 'hidden' is given twice"),
+        ("data:\n  root: \x1f\n", "invalid YAML (unacceptable character #x001f"),  # found by the fuzz pass
         ("", "is empty"),
         ("# only a comment\n", "is empty"),
         ("- a\n- b\n", "expected a mapping at the top level"),
@@ -267,3 +270,28 @@ def test_a_good_recipe_with_overrides_still_loads(tmp_path: Path) -> None:
     for f in sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml")):
         load_recipe(f)  # every shipped recipe passes the stricter checks
     assert os.path.basename(p) == "r.yaml"
+
+
+# --- audio named in a Kaldi data directory, at prepare ------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "segments, needle",
+    [
+        (None, "wav.scp: u1: audio file"),
+        ("u1 rec1 0.0 1.0\n", "wav.scp: rec1: audio file"),
+        ("u1 rec1 zero 1.0\n", "segments: u1: start and end must be seconds"),
+        ("u1 rec1 1.0 0.5\n", "segments: u1: need 0 <= start < end"),
+    ],
+)
+def test_prepare_refuses_missing_audio_named_in_a_kaldi_dir(tmp_path: Path, segments: str | None, needle: str) -> None:
+    from asrkit.data.corpora.kaldi import read_data_dir
+
+    folder = tmp_path / "kaldi" / "train"
+    folder.mkdir(parents=True)
+    (folder / "wav.scp").write_text("rec1 gone.wav\n" if segments else "u1 gone.wav\n")
+    if segments:
+        (folder / "segments").write_text(segments)
+    (folder / "text").write_text("u1 hello\n")
+    with pytest.raises(InputError) as e:
+        read_data_dir(folder, tmp_path / "out", "train")
+    assert needle in str(e.value) and "\n" not in str(e.value)
