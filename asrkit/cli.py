@@ -225,7 +225,11 @@ def score(
     from asrkit.score import format_details, format_report, read_transcripts
     from asrkit.score import score as run
 
+    from asrkit.errors import InputError
+
     refs, hyps = read_transcripts(ref), read_transcripts(hyp)
+    if not refs:
+        raise InputError(f"--ref {ref} holds no transcripts: nothing to score against")
     rep = run(refs, hyps, frames=frames)
     if confusion is not None:
         from asrkit.confusion import write_confusion
@@ -273,6 +277,24 @@ def _click_exception_class() -> type[Exception]:
     return ClickException
 
 
+def _usage_line(e: Exception, args: list[str]) -> str:
+    """A click usage error as one line: `asrkit lm build: error: <message> (see asrkit lm build --help)`."""
+    ctx = getattr(e, "ctx", None)
+    path = ctx.command_path if ctx is not None and ctx.command_path else "asrkit"
+    if path == "asrkit":  # an option parse error can surface in the root context: name the subcommand from argv
+        words = [a for a in args if not a.startswith("-")]
+        if words and words[0] in _subcommands():
+            path = f"asrkit {words[0]}"
+    message = " ".join(e.format_message().split())  # click may wrap or add newlines: keep one line
+    return f"{path}: error: {message} (see {path} --help)"
+
+
+def _subcommands() -> set[str]:
+    """Names of the top-level subcommands and groups."""
+    names = {c.name for c in app.registered_commands if c.name} | {g.name for g in app.registered_groups if g.name}
+    return names | {c.callback.__name__ for c in app.registered_commands if c.name is None and c.callback}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; known errors print one line on stderr with the DESIGN exit codes."""
     from asrkit.errors import AsrkitError
@@ -294,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         if type(e).__name__ == "NoArgsIsHelpError":
             e.show()  # prints the help
             return 2
-        cmd = f" {e.ctx.info_name}" if getattr(e, "ctx", None) is not None and e.ctx.info_name != "asrkit" else ""
-        print(f"asrkit{cmd}: error: {e.format_message()} (see asrkit{cmd} --help)", file=sys.stderr)
+        print(_usage_line(e, args), file=sys.stderr)
         return 2
     except AsrkitError as e:
         if debug:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -235,6 +236,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise InputError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -267,8 +270,17 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
 
 
 def _set_path(d: dict, dotted: str, value: Any) -> None:
+    """Set `a.b.c` in nested dicts; a part that the recipe schema says is a value, not a section, is refused."""
     keys = dotted.split(".")
+    cls: Any = Recipe
     for k in keys[:-1]:
+        if cls is not None and k in (hints := typing.get_type_hints(cls)):
+            tp = hints[k]
+            cls = next((a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)), None)
+            if cls is None and typing.get_origin(tp) is not dict:
+                raise InputError(f"--set {dotted}: {k!r} is not a section")
+        else:
+            cls = None  # unknown keys are reported (with a suggestion) when the recipe is built
         nxt = d.get(k)
         if nxt is None:
             nxt = d[k] = {}
@@ -285,26 +297,32 @@ def parse_overrides(overrides: list[str] | None) -> list[tuple[str, Any]]:
         if "=" not in o:
             raise InputError(f"--set {o!r}: expected key=value, e.g. train.epochs=5")
         k, v = o.split("=", 1)
+        k = k.strip()
+        if not all(part.strip() for part in k.split(".")):
+            raise InputError(f"--set {o!r}: the key {k!r} has an empty part; expected key=value, e.g. train.epochs=5")
         try:
-            out.append((k.strip(), yaml.safe_load(v) if v else None))
-        except yaml.YAMLError:
-            out.append((k.strip(), v))
+            out.append((k, yaml.safe_load(v) if v else None))
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):  # not YAML (or a bad YAML date): the literal text
+            out.append((k, v))
     return out
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read a recipe YAML, apply `--set` overrides and validate every key and type."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"recipe {p} is a directory; give a YAML file, e.g. recipes/digits.yaml")
     if not p.is_file():
         raise InputError(f"recipe {p} not found")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise InputError(f"recipe {p}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"recipe {p} is not UTF-8 text; a recipe is a YAML file like recipes/digits.yaml") from None
+    raw = parse_recipe_text(text, str(p))
+    if raw is None:
+        raise InputError(f"recipe {p} is empty; start from one of recipes/*.yaml (at least data.corpus)")
     if not isinstance(raw, dict):
-        raise InputError(f"recipe {p}: expected a mapping at the top level")
+        raise InputError(f"recipe {p}: expected a mapping at the top level (key: value lines), got a {type(raw).__name__}")
     raw.setdefault("name", p.stem)
     for k, v in parse_overrides(overrides):
         _set_path(raw, k, v)
@@ -313,7 +331,45 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     return recipe
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise InputError(f"recipe {self.name} line {line}: key {key!r} is given twice (first on line {seen[key]}); keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def parse_recipe_text(text: str, where: str) -> Any:
+    """YAML text → Python data; a syntax error, a duplicate key (or a value YAML cannot build) raises InputError with the line."""
+    loader = None
+    try:
+        loader = _RecipeLoader(text)  # the reader checks the characters here already
+        loader.name = where
+        return loader.get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(f"recipe {where}{line}: invalid YAML ({problem})") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:  # e.g. a date like 2024-13-45 that YAML reads as a timestamp
+        raise InputError(f"recipe {where}: a value YAML cannot read ({type(e).__name__}: {e}); quote it") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def recipe_from_dict(raw: dict) -> Recipe:
+    """Build and type-check a Recipe from nested dicts (unknown keys, wrong types → InputError with the key path)."""
+    if not isinstance(raw, dict):
+        raise InputError(f"recipe: expected a mapping at the top level, got {type(raw).__name__}")
     return _build(Recipe, raw, "")
 
 
@@ -321,6 +377,7 @@ def validate(r: Recipe) -> None:
     """Value checks that types alone do not catch."""
     checks = [
         (r.data.sample_rate > 0, "data.sample_rate must be positive"),
+        (r.data.max_duration > 0, "data.max_duration must be positive (seconds)"),
         (r.data.split in ("official", "speakers"), "data.split must be 'official' or 'speakers'"),
         (r.data.split != "speakers" or r.data.test_speakers, "data.split 'speakers' needs data.test_speakers"),
         (1 <= r.data.connected.min_words <= r.data.connected.max_words, "data.connected: need 1 <= min_words <= max_words"),
@@ -338,6 +395,10 @@ def validate(r: Recipe) -> None:
         *_speech_commands_checks(r.data.speech_commands),
         (r.data.targets in TARGETS, f"data.targets must be one of {', '.join(TARGETS)}"),
         (r.data.phonemes.layout in ("hw3p2", "an4"), "data.phonemes.layout must be hw3p2 or an4"),
+        (r.data.echo.delay >= 0 and r.data.echo.max_delay >= 0, "data.echo: delay and max_delay must be >= 0"),
+        (r.data.echo.length > 0, "data.echo.length must be positive"),
+        (all(n >= 0 for n in r.data.echo.per_split.values()), "data.echo.per_split counts must be >= 0"),
+        *_specaugment_checks(r.features.specaugment),
         (r.features.type in ("logmel", "precomputed"), "features.type must be logmel or precomputed"),
         (r.features.n_mels > 0, "features.n_mels must be positive"),
         (r.features.cmvn in ("none", "utterance", "global"), "features.cmvn must be none, utterance or global"),
@@ -365,6 +426,9 @@ def validate(r: Recipe) -> None:
         (r.train.epochs > 0, "train.epochs must be positive"),
         (r.train.batch_seconds > 0, "train.batch_seconds must be positive"),
         (r.train.lr > 0, "train.lr must be positive"),
+        (r.train.weight_decay >= 0, "train.weight_decay must be >= 0"),
+        (0 <= r.train.warmup < 1, "train.warmup must be in [0, 1) (a fraction of the steps)"),
+        (r.train.threads >= 0, "train.threads must be >= 0 (0 = the default)"),
         (r.train.optimizer in ("adamw", "sgd"), "train.optimizer must be adamw or sgd"),
         (r.train.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}"),
         (r.train.accum_steps >= 1, "train.accum_steps must be >= 1"),
@@ -382,6 +446,17 @@ def validate(r: Recipe) -> None:
     for ok, msg in checks:
         if not ok:
             raise InputError(f"recipe {r.name}: {msg}")
+
+
+def _specaugment_checks(sa: SpecAugmentConfig | None) -> list[tuple[bool, str]]:
+    """SpecAugment sizes: counts and widths >= 0, the time width a fraction of the utterance."""
+    if sa is None:
+        return []
+    p = "features.specaugment"
+    return [
+        (min(sa.freq_masks, sa.freq_width, sa.time_masks) >= 0, f"{p}: freq_masks, freq_width and time_masks must be >= 0"),
+        (0 <= sa.time_width <= 1, f"{p}.time_width must be in [0, 1] (a fraction of the utterance)"),
+    ]
 
 
 def _speech_commands_checks(sc: SpeechCommandsConfig) -> list[tuple[bool, str]]:

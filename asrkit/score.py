@@ -22,16 +22,22 @@ _OPS = {"equal": "OK", "substitute": "SUB", "delete": "DEL", "insert": "INS"}
 def read_transcripts(path: str | Path) -> dict[str, str]:
     """Read an `id<TAB>text` file (or `id text`; text may be empty), or a JSONL manifest's texts, into {id: text}."""
     path = Path(path)
-    if path.suffix == ".jsonl":
-        from asrkit.data.manifest import iter_manifest
-
-        return {u.id: " ".join(_reference_of(u).split()) for u in iter_manifest(path, resolve=False)}
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a transcript file (id<TAB>text lines or a JSONL manifest)")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: transcript file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise InputError(f"{path}: cannot read transcript file ({e.__class__.__name__}: {e})") from None
+    try:
+        text_all = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text; a transcript file has id<TAB>text lines") from None
+    if path.suffix == ".jsonl":
+        return _read_jsonl_texts(path, text_all)
+    lines = text_all.splitlines()
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for lineno, line in enumerate(lines, 1):
@@ -52,13 +58,43 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
     return out
 
 
-def _reference_of(u) -> str:
-    """What a manifest utterance should be recognised as: its class label, its phonemes, or its transcript."""
-    if u.label is not None:
-        return u.label
-    if u.phonemes is not None:
-        return " ".join(u.phonemes)
-    return u.text or ""
+def _read_jsonl_texts(path: Path, text: str) -> dict[str, str]:
+    """{id: text} from JSON lines: a manifest (its label, phonemes or text) or `asrkit decode --json` output."""
+    import json
+
+    out: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{where}: malformed JSON ({e.msg}, column {e.colno})") from None
+        except RecursionError:
+            raise InputError(f"{where}: malformed JSON (nested too deeply)") from None
+        if not isinstance(d, dict):
+            raise InputError(f"{where}: expected a JSON object with 'id' and 'text', got {type(d).__name__}")
+        utt = d.get("id")
+        if not isinstance(utt, str) or not utt.strip():
+            raise InputError(f"{where}: missing or empty 'id'")
+        ph = d.get("phonemes")
+        if d.get("label") is not None:
+            ref = d["label"]
+        elif ph is not None:
+            if not (isinstance(ph, list) and all(isinstance(x, str) for x in ph)):
+                raise InputError(f"{where}: utterance {utt!r}: 'phonemes' must be a list of strings")
+            ref = " ".join(ph)
+        else:
+            ref = d.get("text") or ""
+        if not isinstance(ref, str):
+            raise InputError(f"{where}: utterance {utt!r}: the text or label must be a string, got {ref!r:.60}")
+        if utt in out:
+            raise InputError(f"{where}: duplicate utterance id {utt!r} (first on line {first_line[utt]})")
+        out[utt] = " ".join(ref.split())
+        first_line[utt] = lineno
+    return out
 
 
 def _norm(text: str) -> str:

@@ -30,9 +30,12 @@ def collect_inputs(inputs: list[str | Path]) -> list[InputItem]:
                 raise InputError(f"directory {p} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
             items += [InputItem(f.stem, str(f)) for f in found]
         elif p.suffix == ".jsonl":
+            before = len(items)
             for u in iter_manifest(p):
                 text = u.text if u.phonemes is None else " ".join(u.phonemes)
                 items.append(InputItem(u.id, u.audio, text, u.features, u.duration or None))
+            if len(items) == before:
+                raise InputError(f"manifest {p} holds no utterances")
         elif p.is_file() and p.suffix == ".npy":
             items.append(InputItem(p.stem, None, None, str(p)))
         elif p.is_file():

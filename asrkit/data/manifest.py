@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -44,43 +45,64 @@ class Utterance:
 _FIELDS = {f for f in Utterance.__dataclass_fields__ if f != "extra"}
 
 
+_STR_FIELDS = ("audio", "text", "speaker", "label", "features")
+
+
 def parse_line(line: str, where: str) -> Utterance:
+    """One JSONL manifest line → Utterance; any problem raises InputError naming `where` (file:line)."""
     try:
         d = json.loads(line)
     except json.JSONDecodeError as e:
-        raise InputError(f"{where}: malformed JSON ({e.msg})") from None
+        raise InputError(f"{where}: malformed JSON ({e.msg}, column {e.colno})") from None
+    except RecursionError:
+        raise InputError(f"{where}: malformed JSON (nested too deeply)") from None
     if not isinstance(d, dict):
-        raise InputError(f"{where}: expected a JSON object")
-    if not isinstance(d.get("id"), str) or not d["id"]:
+        raise InputError(f"{where}: expected a JSON object {{\"id\": ..., \"audio\": ...}}, got {type(d).__name__}")
+    if not isinstance(d.get("id"), str) or not d["id"].strip():
         raise InputError(f"{where}: missing or empty 'id'")
+    uid = d["id"]
     if d.get("audio") is None and d.get("features") is None:
-        raise InputError(f"{where}: utterance {d['id']!r} has neither 'audio' nor 'features'")
+        raise InputError(f"{where}: utterance {uid!r} has neither 'audio' nor 'features'")
+    for k in _STR_FIELDS:
+        if d.get(k) is not None and not isinstance(d[k], str):
+            raise InputError(f"{where}: bad field type in utterance {uid!r}: {k!r} must be a string, got {d[k]!r:.60}")
+    ph = d.get("phonemes")
+    if ph is not None and not (isinstance(ph, list) and all(isinstance(x, str) for x in ph)):
+        raise InputError(f"{where}: bad field type in utterance {uid!r}: 'phonemes' must be a list of strings")
     known = {k: v for k, v in d.items() if k in _FIELDS}
     extra = {k: v for k, v in d.items() if k not in _FIELDS}
-    try:
-        u = Utterance(**known, extra=extra)
-        u.duration = float(u.duration)
-        u.sample_rate = int(u.sample_rate)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{where}: bad field type ({e})") from None
+    for k, v in (("duration", d.get("duration", 0.0)), ("sample_rate", d.get("sample_rate", 0))):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise InputError(f"{where}: bad field type in utterance {uid!r}: {k!r} must be a number >= 0, got {v!r:.60}")
+    if isinstance(known.get("sample_rate"), float) and not float(known["sample_rate"]).is_integer():
+        raise InputError(f"{where}: bad field type in utterance {uid!r}: 'sample_rate' must be a whole number, got {known['sample_rate']!r}")
+    u = Utterance(**known, extra=extra)
+    u.duration = float(u.duration)
+    u.sample_rate = int(u.sample_rate)
     return u
 
 
 def iter_manifest(path: str | Path, resolve: bool = True) -> Iterator[Utterance]:
     """Stream utterances from a JSONL manifest; errors name the file and line."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"manifest {p} is a directory, not a JSONL file")
     if not p.is_file():
         raise InputError(f"manifest {p} not found")
     base = p.resolve().parent
-    seen: set[str] = set()
-    with p.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    seen: dict[str, int] = {}
+    with p.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{p}:{n}: not UTF-8 text; a manifest has one JSON object per line") from None
             if not line.strip():
                 continue
             u = parse_line(line, f"{p}:{n}")
             if u.id in seen:
-                raise InputError(f"{p}:{n}: duplicate utterance id {u.id!r}")
-            seen.add(u.id)
+                raise InputError(f"{p}:{n}: duplicate utterance id {u.id!r} (first on line {seen[u.id]})")
+            seen[u.id] = n
             yield u.resolve(base) if resolve else u
 
 

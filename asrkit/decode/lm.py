@@ -159,6 +159,10 @@ class LMDecoder:
         self.lm_path = None if lm is None else Path(lm)
         if self.lm_path is not None:
             self.unigrams = self._read_unigrams(self.lm_path)
+            words = {w for w in self.unigrams or () if w not in ("<s>", "</s>", "<unk>")}
+            if words and not any(set(w) <= self._index.keys() for w in words):
+                chars = "".join(sorted(self._index)).strip()
+                raise InputError(f"language model {self.lm_path}: none of its {len(words)} words can be spelled with the model's characters {chars!r}; it was built for another vocabulary")
         try:
             with _quiet_build():
                 self._decoder = build_ctcdecoder(

@@ -21,6 +21,11 @@ class AcousticModel:
         self.feature_settings = state["features"]
         self.cmvn_stats = state.get("cmvn")
         self.sample_rate = int(self.feature_settings["sample_rate"])
+        n_out = self.config.get("n_tokens")
+        if n_out != len(self.tokenizer):
+            from asrkit.errors import InputError
+
+            raise InputError(f"its vocabulary has {len(self.tokenizer)} symbols but its model has {n_out} outputs; it mixes two runs")
         self.model = build_model(self.config)
         # the front-end knows its true rate (`none` never subsamples, whatever the config says)
         self.subsample = int(getattr(getattr(self.model, "frontend", None), "subsample", self.config.get("subsample", 1)))
@@ -40,8 +45,16 @@ class AcousticModel:
     def load(cls, path: str | Path, device: str | None = None) -> AcousticModel:
         from asrkit.train.checkpoint import load_checkpoint
 
+        from asrkit.errors import InputError
+
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(load_checkpoint(path, "cpu"), dev)
+        state = load_checkpoint(path, "cpu")
+        try:
+            return cls(state, dev)
+        except InputError as e:
+            raise InputError(f"{path}: {e}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # a model config, vocabulary or feature settings asrkit did not write
+            raise InputError(f"{path}: the checkpoint's model config, vocabulary or feature settings are incomplete ({type(e).__name__}: {e})") from None
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """(samples,) at the model's rate → normalised (frames, n_mels)."""

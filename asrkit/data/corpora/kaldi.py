@@ -81,11 +81,19 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
             continue
         if uid not in segments:
             raise InputError(f"{folder / 'text'}: utterance {uid!r} has no entry in segments")
-        rec, start, end = segments[uid][0], float(segments[uid][1]), float(segments[uid][2])
+        rec = segments[uid][0]
+        try:
+            start, end = float(segments[uid][1]), float(segments[uid][2])
+        except ValueError:
+            raise InputError(f"{folder / 'segments'}: {uid}: start and end must be seconds, got {' '.join(segments[uid][1:3])!r}") from None
+        if start < 0 or (end != -1 and end <= start):  # Kaldi: end -1 = to the end of the recording
+            raise InputError(f"{folder / 'segments'}: {uid}: need 0 <= start < end (or end -1), got {start} {end}")
         if rec not in wav:
             raise InputError(f"{folder / 'segments'}: recording {rec!r} of {uid} has no entry in wav.scp")
         src = Path(wav[rec][0])
         src = src if src.is_absolute() else folder / src
+        if not src.is_file():
+            raise InputError(f"{folder / 'wav.scp'}: {rec}: audio file {src} not found")
         with sf.SoundFile(str(src)) as f:
             sr = f.samplerate
             f.seek(int(start * sr))

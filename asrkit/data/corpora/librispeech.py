@@ -29,7 +29,7 @@ CHECKSUMS = {
 # Mini LibriSpeech (OpenSLR 31): small subsets with the same layout; no published sha256
 MINI = {"dev-clean-2": "https://www.openslr.org/resources/31/", "train-clean-5": "https://www.openslr.org/resources/31/"}
 DEFAULT_SPLITS = {"train": ["train-clean-100"], "dev": ["dev-clean"], "test": ["test-clean"]}
-_UTT = re.compile(r"^(\d+)-(\d+)-(\d+)$")
+_UTT = re.compile(r"(\d+)-(\d+)-(\d+)", re.ASCII)
 
 
 def splits_of(recipe: Recipe) -> dict[str, list[str]]:
@@ -101,14 +101,24 @@ def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) ->
 
 def read_transcripts(path: Path) -> dict[str, str]:
     """`<utt-id> <TEXT>` lines of a chapter's .trans.txt; errors name the file and line."""
-    out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        lines = Path(path).read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text at byte {e.start}; re-extract the LibriSpeech archive") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the transcript ({e.strerror or type(e).__name__})") from None
+    out: dict[str, str] = {}
+    first: dict[str, int] = {}
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         uid, _, text = line.strip().partition(" ")
-        if not _UTT.match(uid):
+        if not _UTT.fullmatch(uid):
             raise InputError(f"{path}:{n}: expected '<speaker>-<chapter>-<utterance> TEXT', got {line[:60]!r}")
+        if uid in out:
+            raise InputError(f"{path}:{n}: duplicate utterance id {uid} (first on line {first[uid]})")
         out[uid] = text.strip()
+        first[uid] = n
     return out
 
 
