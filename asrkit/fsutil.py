@@ -156,7 +156,8 @@ def _test_hold(path: Path, tmp: str) -> None:
         return
     data = Path(tmp).read_bytes()
     os.truncate(tmp, len(data) // 2)
-    Path(folder, "ready").write_text(tmp)
+    Path(folder, "ready.tmp").write_text(tmp)
+    os.replace(Path(folder, "ready.tmp"), Path(folder, "ready"))  # the test sees the file only once it is whole
     time.sleep(120)
     Path(tmp).write_bytes(data)
 
