@@ -320,3 +320,18 @@ def test_train_refuses_a_missing_or_half_prepared_data_dir(echo, tmp_path, capsy
     for split in ("train", "dev"):  # torch.save names its records after the (temporary) file: compare the tensors
         a, b = featcache.load_features(data / "feats" / f"{split}.pt"), featcache.load_features(echo["data"] / "feats" / f"{split}.pt")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_during_prepare_keeps_the_earlier_preparation(echo, tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(echo["data"], data)
+    before = _snapshot(data)
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(featcache.torch, "save", ctrl_c)  # Ctrl-C while the first feature cache is written
+    rc, err = _cli(capsys, "prepare", str(echo["recipe"]), "--quiet", "--force", "--set", f"data.out_dir={data}")
+    monkeypatch.undo()
+    assert rc == 130 and _one_clean_line(err) == "asrkit: interrupted"
+    assert _snapshot(data) == before and not (data / ".partial").exists()
