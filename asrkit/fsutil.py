@@ -95,6 +95,8 @@ def _write_error(e: OSError, path: Path) -> Exception:
         return no_space(path)
     if e.errno in _UNWRITABLE:
         return InputError(f"cannot write {path}: {e.strerror.lower()}; choose another path or fix its permissions")
+    if e.errno == errno.EEXIST:  # mkdir met a file where a folder of the path should be
+        return InputError(f"cannot write {path}: {e.filename} is not a directory; choose another path")
     return e
 
 
