@@ -335,3 +335,21 @@ def test_ctrl_c_during_prepare_keeps_the_earlier_preparation(echo, tmp_path, cap
     monkeypatch.undo()
     assert rc == 130 and _one_clean_line(err) == "asrkit: interrupted"
     assert _snapshot(data) == before and not (data / ".partial").exists()
+
+
+def test_an_unwritable_output_is_one_line_naming_it(echo, tmp_path, capsys):
+    from asrkit.fsutil import atomic_write_text
+
+    (tmp_path / "file").write_text("x")
+    cases = [(tmp_path / "file" / "out.hyp", f"{tmp_path / 'file'} is not a directory"), (tmp_path / "file" / "sub" / "out.hyp", "not a directory"),
+             (tmp_path, "is a directory")]
+    for bad, why in cases:
+        with pytest.raises(InputError, match=f"cannot write {bad}: {why}"):
+            atomic_write_text(bad, "text")
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+    # `asrkit decode --output` at a directory: exit 2 and its name, not an IsADirectoryError about a temporary file
+    out = tmp_path / "hyps"
+    out.mkdir()
+    rc, err = _cli(capsys, "decode", "--quiet", "--beam", "1", "--model", str(echo["ref"] / "best.pt"), "--output", str(out), str(echo["data"] / "dev.jsonl"))
+    assert rc == 2 and f"cannot write {out}: is a directory" in _one_clean_line(err)
