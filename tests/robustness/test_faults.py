@@ -1,5 +1,5 @@
-"""Faults (issue 8): SIGKILL inside a checkpoint write, Ctrl-C during training, a full disk during prepare,
-two runs on one experiment dir, and train on a missing or half-prepared data dir.
+"""Faults (issue 8): SIGKILL inside a checkpoint write, Ctrl-C during training and prepare, a full disk during
+prepare, two runs on one experiment dir, train on a missing or half-prepared data dir, unwritable outputs.
 
 Every case checks the exit code, that stderr names the culprit in one line without a traceback, and that what
 was on disk before is intact. The recipe is the smallest that trains: echo (generated one-hot strings, no audio)
@@ -30,8 +30,8 @@ from asrkit.data.loader import FeatureDataset
 from asrkit.errors import InputError
 from asrkit.fsutil import RunLock
 from asrkit.train.checkpoint import load_checkpoint
-from conftest import ROOT, asrkit_cmd
 
+ROOT = Path(__file__).resolve().parents[2]
 BATCHES = 12  # per epoch: 96 strings, 8 per batch
 
 
@@ -76,13 +76,19 @@ def echo(tmp_path_factory) -> dict:
 
 
 @pytest.fixture
-def sigint_default():
-    """SIGINT with Python's default handler for the test (a shell that started us in the background ignores it)."""
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+def keep_threads():
+    """Training in this process sets torch's thread count (train.threads): give the other tests theirs back."""
     threads = torch.get_num_threads()
     yield
-    signal.signal(signal.SIGINT, old)
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def sigint_default(keep_threads):
+    """SIGINT with Python's default handler for the test (a shell that started us in the background ignores it)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -106,7 +112,7 @@ def _start_held(echo: dict, exp: Path, hold: str, folder: Path) -> subprocess.Po
     """`asrkit train` in a subprocess that stops inside the write `hold` (NAME@N); returns once it is there."""
     folder.mkdir()
     proc = subprocess.Popen(
-        [*asrkit_cmd(), *_train_args(echo, exp)],
+        [str(Path(sys.executable).parent / "asrkit"), *_train_args(echo, exp)],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "ASRKIT_TEST_HOLD_WRITE": f"{hold}:{folder}"},
@@ -286,7 +292,7 @@ def test_disk_full_on_a_real_tmpfs(echo, tmp_path, capsys):
         subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
-def test_train_refuses_a_missing_or_half_prepared_data_dir(echo, tmp_path, capsys):
+def test_train_refuses_a_missing_or_half_prepared_data_dir(echo, tmp_path, capsys, keep_threads):
     data = tmp_path / "data"
     args = ["train", str(echo["recipe"]), "--quiet", "--set", f"data.out_dir={data}", "--set", f"train.exp_dir={tmp_path / 'exp'}"]
 
