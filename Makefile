@@ -17,7 +17,7 @@ SC_EXP := exp/speech_commands$(T)
 SC_DATA := data/speech_commands$(T)
 SC_SET += $(if $(TINY),--set data.out_dir=$(SC_DATA) --set train.exp_dir=$(SC_EXP) --set model.hidden=64 --set model.layers=1 --set train.epochs=3 --set data.speech_commands.augment_copies=0)
 
-.PHONY: setup test test-all demo digits echo librispeech librispeech-tiny phonemes speech-commands bench bench-zoo bench-speakers bench-librispeech clean help
+.PHONY: setup test test-all fuzz demo digits echo librispeech librispeech-tiny phonemes speech-commands bench bench-zoo bench-speakers bench-librispeech clean help
 
 help:
 	@echo "make demo      set up, then prepare/train/decode/align/score the digits recipe (embedded FSDD data)"
@@ -33,6 +33,7 @@ help:
 	@echo "make librispeech-tiny  the LibriSpeech recipe end to end on the 15 real sample utterances in ../shared/data (smoke run)"
 	@echo "make bench-librispeech  one training step of the LibriSpeech model, projected to train-clean-100 -> bench/results/librispeech_step.json"
 	@echo "make test-all  the test suite including slow checks"
+	@echo "make fuzz      the long fuzz pass over the readers (hostile audio, text, manifests, recipes, checkpoints; minutes)"
 	@echo "TINY=1         with a recipe target (echo, phonemes, speech-commands): a small model and few epochs, a minute or two"
 
 setup: $(VENV)/.installed
@@ -40,7 +41,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(PY) -m uv pip install --python $(PY) -q -e '.[dev]'
+	$(PY) -m uv pip install --python $(PY) -q --compile-bytecode -e '.[dev]'  # .pyc files now: with PYTHONDONTWRITEBYTECODE set, every process would compile torch again (~6 s each)
 	$(PY) -c "from asrkit.decode.beam import compile_kernels; compile_kernels()"  # numba's cache: no process pays the compile later
 	touch $@
 
@@ -49,6 +50,9 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m ''
+
+fuzz: setup
+	$(PY) -m pytest -q -m fuzz tests/robustness
 
 demo: digits
 

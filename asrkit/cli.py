@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("ASRKIT_DEBUG") == "1"
     try:
-        app(args=args, prog_name="asrkit", standalone_mode=False)
+        rc = app(args=args, prog_name="asrkit", standalone_mode=False)
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
@@ -331,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"asrkit: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+    if rc == 130:  # typer turns a KeyboardInterrupt into this return value, silently
+        print("asrkit: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

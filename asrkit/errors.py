@@ -19,3 +19,9 @@ class WorkError(AsrkitError):
     """A failure while doing the work (a download that failed, a training run that diverged)."""
 
     exit_code = 1
+
+
+class Interrupted(AsrkitError):
+    """Stopped by Ctrl-C after saving what is needed to continue; the message says where and how to resume."""
+
+    exit_code = 130

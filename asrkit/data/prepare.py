@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from asrkit.data.featcache import load_features, save_features
 from asrkit.data.manifest import Utterance, read_manifest, write_manifest
 from asrkit.errors import InputError
 from asrkit.features import CMVNStats, feature_settings, make_extractor
-from asrkit.fsutil import atomic_write, atomic_write_text
+from asrkit.fsutil import atomic_write, atomic_write_text, disk_full, no_space
 from asrkit.progress import Progress
 from asrkit.text import (
     CharTokenizer,
@@ -33,7 +34,11 @@ def _fingerprint(recipe: Recipe, root: Path) -> dict:
 
 
 def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: bool = False) -> Path:
-    """Prepare the recipe's corpus into `recipe.data_dir`; skipped when already done with the same settings."""
+    """Prepare the recipe's corpus into `recipe.data_dir`; skipped when already done with the same settings.
+
+    Everything is built in `<data dir>/.partial/` and moved into place only once complete, so a failed or killed
+    run (disk full, Ctrl-C) leaves an earlier complete preparation as it was, never a mix of old and new files.
+    """
     corpus = get_corpus(recipe.data.corpus)
     root = corpus.locate(recipe, allow_download=download, quiet=quiet)
     out = recipe.data_dir
@@ -45,11 +50,25 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
                 return out
         except (ValueError, KeyError):
             pass
-    if out.exists():
-        for sub in ("audio", "feats"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-        stamp.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    build = out / PARTIAL
+    shutil.rmtree(build, ignore_errors=True)  # what a killed earlier run left
+    try:
+        build.mkdir(parents=True)
+        _build(recipe, corpus, root, build, fp, quiet)
+    except BaseException as e:
+        shutil.rmtree(build, ignore_errors=True)
+        if isinstance(e, Exception) and disk_full(e, out):
+            raise no_space(getattr(e, "filename", None) or build) from None
+        raise
+    _commit(build, out)
+    return out
+
+
+PARTIAL = ".partial"
+
+
+def _build(recipe: Recipe, corpus, root: Path, out: Path, fp: dict, quiet: bool) -> None:
+    """Manifests, vocabulary, features, CMVN and the completion stamp, all into `out`."""
     with Progress(quiet) as prog:
         task = prog.add(f"prepare {recipe.name}", total=corpus.count_work(recipe, root), unit="utt")
         manifests = corpus.prepare(recipe, out, root, progress=lambda n: prog.advance(task, n))
@@ -69,8 +88,20 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
         write_manifest(out / f"{name}.jsonl", utts)
         counts[name] = {"utterances": len(utts), "hours": round(sum(u.duration for u in utts) / 3600, 4)}
     compute_features(recipe, out, list(manifests), quiet=quiet)
-    atomic_write_text(stamp, json.dumps({"fingerprint": fp, "counts": counts}, indent=1))
-    return out
+    atomic_write_text(out / DONE, json.dumps({"fingerprint": fp, "counts": counts}, indent=1))
+
+
+def _commit(build: Path, out: Path) -> None:
+    """Move a complete build over the data dir: the stamp goes first and comes back last (no stamp: not prepared)."""
+    (out / DONE).unlink(missing_ok=True)
+    for sub in ("audio", "feats"):  # regenerated caches: nothing of the previous preparation may linger in them
+        shutil.rmtree(out / sub, ignore_errors=True)
+    for entry in sorted(build.iterdir(), key=lambda e: e.name == DONE):
+        dst = out / entry.name
+        if dst.is_dir() and not dst.is_symlink():
+            shutil.rmtree(dst)
+        os.replace(entry, dst)
+    build.rmdir()
 
 
 def derive_phonemes_from_text(recipe: Recipe, manifests: dict[str, list[Utterance]], out: Path) -> dict[str, list[Utterance]]:
@@ -93,7 +124,8 @@ def derive_phonemes_from_text(recipe: Recipe, manifests: dict[str, list[Utteranc
     report = oov_report(total)
     atomic_write_text(out / "oov.txt", "".join(f"{w}\t{n}\n" for w, n in total.most_common()))
     if total:
-        print(f"prepare: {report} (all listed in {out / 'oov.txt'})", file=sys.stderr)
+        final = out.parent if out.name == PARTIAL else out  # where the file lands once the preparation is complete
+        print(f"prepare: {report} (all listed in {final / 'oov.txt'})", file=sys.stderr)
     return manifests
 
 

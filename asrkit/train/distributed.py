@@ -55,6 +55,10 @@ class Dist:
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         return bool(t.item())
 
+    def any_true(self, flag: bool) -> bool:
+        """True on every rank if `flag` is true on any rank (a Ctrl-C seen by one rank stops them all at one step)."""
+        return flag if not self.enabled else not self.all_true(not flag)
+
     def shard(self, batches: list[list[int]]) -> list[list[int]]:
         """This rank's batches: every world-th one, after dropping the tail so every rank takes as many steps."""
         if not self.enabled:

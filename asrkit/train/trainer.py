@@ -6,6 +6,8 @@ import contextlib
 import math
 import random
 import shutil
+import signal
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -16,9 +18,9 @@ import torch
 from asrkit.config import Recipe, save_recipe
 from asrkit.data.loader import BucketBatchSampler, FeatureDataset
 from asrkit.data.prepare import load_split, load_tokenizer
-from asrkit.errors import InputError, WorkError
+from asrkit.errors import InputError, Interrupted, WorkError
 from asrkit.features import feature_settings
-from asrkit.fsutil import atomic_write
+from asrkit.fsutil import RunLock, atomic_write
 from asrkit.models import build_model, count_parameters
 from asrkit.progress import Progress
 from asrkit.train import distributed
@@ -113,19 +115,51 @@ def _autocast(dtype: torch.dtype | None, device: torch.device):
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
+LOCK = "train.lock"
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) asks the loop to stop at the next batch boundary after saving last.pt.
+
+    A second Ctrl-C stops at once (the atomic writes keep every file whole), except during a save, which it lets finish.
+    The handler is installed only where SIGINT has Python's default handler (not when the shell ignores it).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.saving = False
+        self._old = None
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and not self.saving:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
 def train(recipe: Recipe, quiet: bool = False, fresh: bool = False) -> Path:
     """Train the recipe's model; an experiment dir with a last.pt resumes from it. Under torchrun, one rank per process."""
     d = distributed.setup()
     ok = False
-    try:
-        best = _train(recipe, quiet or not d.main, fresh, d)
-        ok = True
-        return best
-    finally:
-        d.close(clean=ok)
+    with contextlib.ExitStack() as held:
+        try:
+            best = _train(recipe, quiet or not d.main, fresh, d, held)
+            ok = True
+            return best
+        finally:
+            d.close(clean=ok)
 
 
-def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Path:
+def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: contextlib.ExitStack) -> Path:
     cfg = recipe.train
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -136,7 +170,8 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
     exp = recipe.exp_dir
     last_path, best_path, ckpt_dir = exp / "last.pt", exp / "best.pt", exp / "checkpoints"
     if d.main:
-        exp.mkdir(parents=True, exist_ok=True)
+        # one run per experiment dir, taken before anything in it is touched (the kernel drops it if this process dies)
+        held.callback(RunLock(exp / LOCK, "experiment dir").release)
         for tmp in [*exp.glob(".*.tmp"), *ckpt_dir.glob(".*.tmp")]:
             tmp.unlink()  # left by a write that a kill interrupted; the file it was replacing is intact
         if fresh:
@@ -217,7 +252,20 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
     if d.enabled:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    stop = held.enter_context(StopRequest())
+
     def save_last() -> None:
+        stop.saving = True
+        try:
+            _save_last()
+        finally:
+            stop.saving = False
+
+    def interrupted(epoch: int, n_batches: int) -> Interrupted:
+        at = f"at epoch {epoch + 1} of {cfg.epochs}, batch {st.batch} of {n_batches}" if st.batch else f"before epoch {epoch + 1} of {cfg.epochs}"
+        return Interrupted(f"interrupted {at}; saved {last_path}: run the same command again to resume")
+
+    def _save_last() -> None:
         rng = d.gather(_rng_state(device))  # a collective: every rank calls it
         aug = d.gather(train_ds.generator.get_state())
         if d.main:
@@ -297,9 +345,15 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
                 st.step += 1
                 st.batch = bi + 1
                 loop_seconds += time.time() - tb
-                if cfg.save_every and st.step % cfg.save_every == 0 and st.batch < len(batches):
+                saved = bool(cfg.save_every and st.step % cfg.save_every == 0 and st.batch < len(batches))
+                if saved:
                     st.epoch_seconds, st.loop_seconds = time.time() - t0, loop_seconds
                     save_last()
+                if st.batch < len(batches) and d.any_true(stop.requested):  # the epoch's last batch: stop after its end
+                    if not saved:
+                        st.epoch_seconds, st.loop_seconds = time.time() - t0, loop_seconds
+                        save_last()
+                    raise interrupted(epoch, len(batches))
 
             if d.enabled:  # the epoch's loss over every rank's batches
                 sums = d.gather((st.loss_sum, st.n_utts, st.skipped))
@@ -343,6 +397,8 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist) -> Pat
             if st.done:
                 prog.log(f"early stop: dev {metric} has not improved for {st.bad_epochs} epochs")
             d.barrier()
+            if epoch + 1 < cfg.epochs and not st.done and d.any_true(stop.requested):
+                raise interrupted(epoch + 1, len(plan[epoch + 1]))
 
     if d.enabled:
         sums = d.gather(distributed.weights_checksum(model))
