@@ -55,6 +55,22 @@ def _duration(it: InputItem, hop: float) -> float:
     return 0.0
 
 
+SILENCE_PEAK = 1e-3  # -60 dBFS: audio with no louder sample is silence, which a CTC model's utterance CMVN would blow up into noise
+
+
+def _item_features(model, it: InputItem):
+    """Normalised features of one input; None for the audio of a CTC model that holds only silence (no sample above SILENCE_PEAK)."""
+    if it.audio is None or model.precomputed or model.task != "ctc":
+        return model.item_features(it.audio, it.features)
+    from asrkit.audio import load_audio
+
+    wav = load_audio(it.audio, model.sample_rate)
+    if float(wav.abs().max()) < SILENCE_PEAK:
+        print(f"decode: {it.audio} is silent (no sample above -60 dBFS): empty transcript", file=sys.stderr)
+        return None
+    return model.features(wav)
+
+
 def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list[tuple[InputItem, object]]]:
     """Featurised inputs in batches of similar length whose padded size stays under `max_seconds`.
 
@@ -68,12 +84,12 @@ def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list
     longest = 0.0
     for d, _, it in order:
         if cur and max(longest, d) * (len(cur) + 1) > max_seconds:
-            yield [(x, model.item_features(x.audio, x.features)) for x in cur]
+            yield [(x, _item_features(model, x)) for x in cur]
             cur, longest = [], 0.0
         cur.append(it)
         longest = max(longest, d)
     if cur:
-        yield [(x, model.item_features(x.audio, x.features)) for x in cur]
+        yield [(x, _item_features(model, x)) for x in cur]
 
 
 def read_lexicon_words(path: str | Path) -> list[str]:
@@ -208,6 +224,13 @@ def decode(
     with Progress(quiet) as prog:
         task = prog.add("decode", total=len(items), unit="utt")
         for batch in _batches(items, am, batch_seconds):
+            for it in [it for it, f in batch if f is None]:  # silence: an empty transcript, the model not run
+                results[it.id] = Hypothesis([], "", 0.0, [])
+                records[it.id] = _record(am, it.id, [results[it.id]], ([], []) if with_times else None)
+                prog.advance(task, 1)
+            batch = [(it, f) for it, f in batch if f is not None]
+            if not batch:
+                continue
             feats = [f for _, f in batch]
             if am.task == "classifier":
                 for (it, _), lp in zip(batch, am.classify(feats)):
