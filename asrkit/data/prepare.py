@@ -22,6 +22,7 @@ from asrkit.text import (
     FrameTokenizer,
     LabelSet,
     PhonemeTokenizer,
+    filter_transcripts,
     normalize_text,
 )
 
@@ -61,6 +62,7 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
             for u in utts:
                 if u.text is not None:
                     u.text = normalize_text(u.text)
+        manifests = filter_transcripts(manifests, recipe.data.alphabet, recipe.data.oov)  # out-of-vocabulary and empty texts
     if "train" not in manifests or not manifests["train"]:
         raise InputError(f"corpus {recipe.data.corpus}: the train split is empty")
     build_tokenizer(targets, manifests["train"], recipe.data.alphabet).save(out / "vocab.txt")
