@@ -16,6 +16,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".sph
 
 
 MIN_RATE, MAX_RATE = 1000, 768000  # Hz: what a speech file can have; a header outside this is damaged or not speech
+MAX_SAMPLE = 1e6  # float files may exceed 1.0 (integer-scaled floats reach 32768); beyond this the power spectrum overflows
 
 
 def _unreadable(p: Path, e: Exception) -> InputError:
@@ -52,8 +53,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
     Any format libsndfile reads (8/16/24/32-bit PCM, float, double; WAV, FLAC, OGG...). Several channels are
     averaged to one. Refused with a one-line InputError: a missing, 0-byte or unreadable file, one without a
-    single sample, a sample rate outside MIN_RATE..MAX_RATE (a damaged header), and NaN or infinite samples —
-    those are refused rather than replaced, since a file holding them is corrupt and any repair would be a guess.
+    single sample, a sample rate outside MIN_RATE..MAX_RATE (a damaged header), NaN or infinite samples and float
+    samples above MAX_SAMPLE — refused rather than replaced, since a file holding them is corrupt and any repair
+    would be a guess.
     """
     import soundfile as sf
 
@@ -73,6 +75,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
             f"audio file {p} contains {int(bad.sum())} NaN or infinite samples (the first at {first / sr:.3f} s); "
             "repair or remove the file"
         )
+    peak = float(np.abs(wav).max())
+    if peak > MAX_SAMPLE:
+        raise InputError(f"audio file {p} holds samples as large as {peak:.3g} (full scale is 1.0); is it damaged?")
     return np.ascontiguousarray(wav, dtype=np.float32), int(sr)
 
 

@@ -96,6 +96,10 @@ def _damaged(kind: str, d: Path) -> Path:
         x = _tone(0.5, SR)
         x[1234] = np.nan if kind == "nan" else -np.inf
         sf.write(p, x, SR, subtype="FLOAT")
+    elif kind == "huge_float":  # a float file with a damaged sample: its power spectrum once overflowed into NaN features
+        x = _tone(0.5, SR)
+        x[100] = 3e19
+        sf.write(p, x, SR, subtype="FLOAT")
     elif kind == "rate_500hz":  # a header whose sample rate is no speech rate (resampling it up would need 32x the memory)
         sf.write(p, _tone(1.0, 500), 500)
     return p
@@ -109,6 +113,7 @@ DAMAGED = {
     "flac_truncated": ("cannot read audio file",),
     "nan": ("NaN or infinite", "0.077 s"),
     "inf": ("NaN or infinite", "0.077 s"),
+    "huge_float": ("as large as 3e+19", "damaged"),
     "rate_500hz": ("500 Hz", "outside"),
 }
 
