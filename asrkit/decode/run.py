@@ -37,6 +37,28 @@ def resolve_model(model: str | Path | None) -> tuple[Path, str | None]:
     return found[-1], "the newest exp/*/best.pt"
 
 
+def check_output(path: str | Path, option: str) -> None:
+    """Refuse an output path that cannot be written (a directory, under a file, no permission) before any work is done."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option} {p} is a directory; give a file path")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{option} {p}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise InputError(f"{option} {p}: permission denied")
+
+
+def _write(path: str | Path, option: str, write) -> None:
+    """Run `write(path)`; a failure to write (disk full, a read-only file system) is one line naming the file."""
+    try:
+        write(path)
+    except OSError as e:
+        raise InputError(f"cannot write {option} {path}: {e.strerror or e}") from None
+
+
 def _duration(it: InputItem, hop: float) -> float:
     """An input's length in seconds without decoding it (manifest field, audio header, or .npy shape)."""
     if it.duration:
@@ -194,6 +216,9 @@ def decode(
         raise InputError("--hotword boosts words in the LM beam search: give an --lm too")
     if lm is not None and not Path(lm).is_file():
         raise InputError(f"language model {lm} not found")
+    for path, option in ((output, "--output"), (ctm, "--ctm"), (submission, "--submission")):
+        if path is not None:
+            check_output(path, option)  # before the model loads and the inputs decode
     lex_words = read_lexicon_words(lexicon) if lexicon is not None else None  # fail before the model loads
     path, why = resolve_model(model)
     if why:
@@ -275,13 +300,13 @@ def decode(
     if submission is not None:
         from asrkit.phonemes import write_submission
 
-        write_submission([results[i].text for i in order], submission)
+        _write(submission, "--submission", lambda p: write_submission([results[i].text for i in order], p))
     if ctm is not None:
         rows = [line for i in order for line in ctm_out.get(i, [])]
-        atomic_write_text(ctm, "\n".join(rows) + ("\n" if rows else ""))
+        _write(ctm, "--ctm", lambda p: atomic_write_text(p, "\n".join(rows) + ("\n" if rows else "")))
     text = "\n".join(lines) + ("\n" if lines else "")
     if output:
-        atomic_write_text(output, text)
+        _write(output, "--output", lambda p: atomic_write_text(p, text))
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

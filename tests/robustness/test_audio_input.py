@@ -301,3 +301,40 @@ def test_ten_minute_file_decodes_in_bounded_memory(model: Path, tmp_path: Path) 
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
     print(f"ten-minute decode: peak RSS {peak_kb / 1024:.0f} MB")
     assert peak_kb * 1024 < 1.5e9
+
+
+# ---- where decode writes ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["a_directory", "under_a_file", "ctm_under_a_file"])
+def test_unwritable_output_is_refused_before_decoding(where: str, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Once an IsADirectoryError/FileExistsError at the very end (exit 1, a temp file's name); now exit 2 up front."""
+    audio = tmp_path / "a.wav"
+    sf.write(audio, _tone(1.0, SR), SR)
+    (tmp_path / "file").write_text("keep me\n")
+    target = {"a_directory": tmp_path, "under_a_file": tmp_path / "file" / "out.txt", "ctm_under_a_file": tmp_path / "file" / "x.ctm"}[where]
+    option = "--ctm" if where.startswith("ctm") else "--output"
+    rc, out, err = run(capsys, "decode", "--quiet", "--model", str(model), option, str(target), str(audio))
+    assert_one_line_error(rc, err, target, option)
+    assert (tmp_path / "file").read_text() == "keep me\n"
+
+
+def test_disk_full_while_writing_keeps_the_previous_output(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import asrkit.fsutil as fsutil
+
+    audio, out_file = tmp_path / "a.wav", tmp_path / "hyp.txt"
+    sf.write(audio, _tone(1.0, SR), SR)
+    out_file.write_text("a\tthe previous run's transcript\n")
+
+    def full(tmp: str) -> None:
+        Path(tmp).write_text("a\tpart")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real = fsutil.atomic_write
+    monkeypatch.setattr(fsutil, "atomic_write", lambda path, write: real(path, full))
+    rc, _, err = run(capsys, "decode", "--quiet", "--model", str(model), "--output", str(out_file), str(audio))
+    assert_one_line_error(rc, err, out_file, "No space left on device")
+    assert out_file.read_text() == "a\tthe previous run's transcript\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "hyp.txt"]  # no temp file left
