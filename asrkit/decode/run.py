@@ -216,9 +216,9 @@ def decode(
         raise InputError("--hotword boosts words in the LM beam search: give an --lm too")
     if lm is not None and not Path(lm).is_file():
         raise InputError(f"language model {lm} not found")
-    for path, option in ((output, "--output"), (ctm, "--ctm"), (submission, "--submission")):
-        if path is not None:
-            check_output(path, option)  # before the model loads and the inputs decode
+    for dest, option in ((output, "--output"), (ctm, "--ctm"), (submission, "--submission")):
+        if dest is not None:
+            check_output(dest, option)  # before the model loads and the inputs decode
     lex_words = read_lexicon_words(lexicon) if lexicon is not None else None  # fail before the model loads
     path, why = resolve_model(model)
     if why:
