@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,12 @@ SHORT = settings(max_examples=100, deadline=None, suppress_health_check=[HealthC
 LONG = settings(max_examples=int(os.environ.get("ASRKIT_FUZZ_EXAMPLES", "4000")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow], database=None)
 _EXTRACTOR = LogMel(SR, 40)
-_DIR = Path(tempfile.mkdtemp(prefix="asrkit-fuzz-audio-"))
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the module's examples (each overwrites the last file; pytest removes old folders)."""
+    return tmp_path_factory.mktemp("fuzz_audio")
 
 
 def _seed(fmt: str, subtype: str, channels: int, rate: int) -> bytes:
@@ -77,9 +81,9 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
     return suffix, bytes(b)
 
 
-def _check(suffix: str, data: bytes) -> None:
+def _check(d: Path, suffix: str, data: bytes) -> None:
     """Run decode's reading steps on the file; only InputError may escape, and what is read must be sane."""
-    p = _DIR / f"x.{suffix}"
+    p = d / f"x.{suffix}"
     p.write_bytes(data)
     d = _duration(InputItem("x", str(p)), 0.01)
     assert d == math.inf or (d >= 0 and math.isfinite(d))
@@ -101,40 +105,40 @@ def _check(suffix: str, data: bytes) -> None:
 
 @SHORT
 @given(mutated())
-def test_mutated_files_short(case: tuple[str, bytes]) -> None:
-    _check(*case)
+def test_mutated_files_short(fuzz_dir: Path, case: tuple[str, bytes]) -> None:
+    _check(fuzz_dir, *case)
 
 
 @SHORT
 @given(st.sampled_from(["wav", "flac", "ogg"]), st.binary(max_size=512))
-def test_random_bytes_short(suffix: str, data: bytes) -> None:
-    _check(suffix, data)
+def test_random_bytes_short(fuzz_dir: Path, suffix: str, data: bytes) -> None:
+    _check(fuzz_dir, suffix, data)
 
 
 @SHORT
 @given(st.sampled_from(SEEDS), st.integers(0, 200))
-def test_truncated_files_short(seed: tuple[str, bytes], keep: int) -> None:
+def test_truncated_files_short(fuzz_dir: Path, seed: tuple[str, bytes], keep: int) -> None:
     suffix, data = seed
-    _check(suffix, data[:keep])
+    _check(fuzz_dir, suffix, data[:keep])
 
 
 @pytest.mark.fuzz
 @LONG
 @given(mutated())
-def test_mutated_files_long(case: tuple[str, bytes]) -> None:
-    _check(*case)
+def test_mutated_files_long(fuzz_dir: Path, case: tuple[str, bytes]) -> None:
+    _check(fuzz_dir, *case)
 
 
 @pytest.mark.fuzz
 @LONG
 @given(st.sampled_from(["wav", "flac", "ogg"]), st.binary(max_size=4096))
-def test_random_bytes_long(suffix: str, data: bytes) -> None:
-    _check(suffix, data)
+def test_random_bytes_long(fuzz_dir: Path, suffix: str, data: bytes) -> None:
+    _check(fuzz_dir, suffix, data)
 
 
 @pytest.mark.fuzz
 @LONG
 @given(st.sampled_from(SEEDS), st.data())
-def test_truncated_files_long(seed: tuple[str, bytes], data: st.DataObject) -> None:
+def test_truncated_files_long(fuzz_dir: Path, seed: tuple[str, bytes], data: st.DataObject) -> None:
     suffix, raw = seed
-    _check(suffix, raw[: data.draw(st.integers(0, len(raw)))])
+    _check(fuzz_dir, suffix, raw[: data.draw(st.integers(0, len(raw)))])
