@@ -138,6 +138,20 @@ def test_damaged_audio_is_named_in_one_line_by_prepare(kind: str, tmp_path: Path
     assert_one_line_error(rc, err, bad)
 
 
+@pytest.mark.parametrize("kind", ["text_file", "missing"])
+def test_damaged_segmented_recording_is_named_by_prepare(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A Kaldi `segments` file cutting utterances from a damaged or missing recording (once a bare LibsndfileError, exit 1)."""
+    bad = _damaged("text_file", tmp_path)  # writes ok.wav too
+    if kind == "missing":
+        bad = tmp_path / "gone.wav"
+    recipe = _kaldi_recipe(tmp_path, {"a1": tmp_path / "ok.wav", "bad": bad})
+    train = tmp_path / "kaldi" / "train"
+    (train / "wav.scp").write_text(f"rec1 {tmp_path / 'ok.wav'}\nrec2 {bad}\n")
+    (train / "segments").write_text("a1 rec1 0.0 0.4\nbad rec2 0.0 0.4\n")
+    rc, _, err = run(capsys, "prepare", "--quiet", str(recipe))
+    assert_one_line_error(rc, err, bad)
+
+
 def _kaldi_recipe(tmp: Path, train: dict[str, Path]) -> Path:
     """A recipe over a Kaldi data dir with these train recordings (one dev utterance, a copy of the first)."""
     first = next(iter(train.values()))

@@ -88,6 +88,7 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
             raise InputError(f"{folder / 'segments'}: recording {rec!r} of {uid} has no entry in wav.scp")
         src = Path(wav[rec][0])
         src = src if src.is_absolute() else folder / src
+        audio_info(src)  # a missing or damaged recording is an InputError naming it
         with sf.SoundFile(str(src)) as f:
             sr = f.samplerate
             f.seek(int(start * sr))
