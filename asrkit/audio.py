@@ -15,33 +15,92 @@ if TYPE_CHECKING:
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".sph")
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read an audio file as mono float32 in [-1, 1] and its sample rate; bad files raise InputError."""
+MIN_RATE, MAX_RATE = 1000, 768000  # Hz: what a speech file can have; a header outside this is damaged or not speech
+MAX_SAMPLE = 1e6  # float files may exceed 1.0 (integer-scaled floats reach 32768); beyond this the power spectrum overflows
+
+
+def _unreadable(p: Path, e: Exception) -> InputError:
+    """The one-line error for a file soundfile cannot open or decode (its own message without the repeated path)."""
+    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    reason = reason.replace(f"Error opening {str(p)!r}: ", "").strip().rstrip(".") or type(e).__name__
+    return InputError(f"cannot read audio file {p}: {reason}; is it damaged, or not audio?")
+
+
+def _check_rate(p: Path, sr: int) -> None:
+    if not MIN_RATE <= sr <= MAX_RATE:
+        raise InputError(f"audio file {p} says its sample rate is {sr} Hz, outside {MIN_RATE}-{MAX_RATE} Hz; is the header damaged?")
+
+
+def audio_info(path: str | Path) -> tuple[int, int]:
+    """(frames, sample rate) from an audio file's header without reading the samples; bad files raise InputError."""
     import soundfile as sf
 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"audio file {p} not found")
+    if p.stat().st_size == 0:
+        raise InputError(f"audio file {p} is empty (0 bytes)")
+    try:
+        info = sf.info(str(p))
+    except Exception as e:  # LibsndfileError, RuntimeError, TypeError...
+        raise _unreadable(p, e) from None
+    _check_rate(p, int(info.samplerate))
+    return int(info.frames), int(info.samplerate)
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read an audio file as mono float32 and its sample rate; bad files raise InputError naming the file.
+
+    Any format libsndfile reads (8/16/24/32-bit PCM, float, double; WAV, FLAC, OGG...). Several channels are
+    averaged to one. Refused with a one-line InputError: a missing, 0-byte or unreadable file, one without a
+    single sample, a sample rate outside MIN_RATE..MAX_RATE (a damaged header), NaN or infinite samples and float
+    samples above MAX_SAMPLE — refused rather than replaced, since a file holding them is corrupt and any repair
+    would be a guess.
+    """
+    import soundfile as sf
+
+    p = Path(path)
+    audio_info(p)  # the header first: a damaged one is named before any sample is read
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"cannot read audio file {p}: {reason}") from None
-    if data.shape[0] == 0:
-        raise InputError(f"audio file {p} is empty (zero samples)")
+    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError, MemoryError...
+        raise _unreadable(p, e) from None
+    if data.shape[0] == 0 or data.shape[1] == 0:
+        raise InputError(f"audio file {p} is empty (a valid header but zero samples)")
     wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(wav)):
-        raise InputError(f"audio file {p} contains NaN or infinite samples")
+    bad = ~np.isfinite(wav)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise InputError(
+            f"audio file {p} contains {int(bad.sum())} NaN or infinite samples (the first at {first / sr:.3f} s); "
+            "repair or remove the file"
+        )
+    peak = float(np.abs(wav).max())
+    if peak > MAX_SAMPLE:
+        raise InputError(f"audio file {p} holds samples as large as {peak:.3g} (full scale is 1.0); is it damaged?")
     return np.ascontiguousarray(wav, dtype=np.float32), int(sr)
 
 
+MAX_RATIO_TERM = 1000  # resampling by p/q costs ~p·q: rates whose exact ratio has larger terms use a close one
+
+
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
-    """Band-limited resampling (torchaudio); a no-op when the rates match."""
+    """Band-limited resampling (torchaudio); a no-op when the rates match.
+
+    Common rates (8k, 11.025k, 22.05k, 44.1k, 48k... to 16k) resample exactly. An odd rate such as 44101 Hz has a
+    reduced ratio with terms in the tens of thousands, which torchaudio turns into minutes of work and gigabytes;
+    such a ratio is replaced by the closest one with terms of at most MAX_RATIO_TERM (a length error under 1e-6).
+    """
     if orig_sr == new_sr:
         return wav
+    from fractions import Fraction
+
     import torchaudio.functional as AF
 
-    return AF.resample(wav, orig_sr, new_sr)
+    ratio = Fraction(new_sr, orig_sr)
+    if max(ratio.numerator, ratio.denominator) > MAX_RATIO_TERM:
+        ratio = ratio.limit_denominator(max(1, int(MAX_RATIO_TERM * min(1.0, orig_sr / new_sr))))
+    return AF.resample(wav, ratio.denominator, ratio.numerator)
 
 
 def speed_perturb(wav: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:

@@ -72,6 +72,7 @@ class DataConfig:
     targets: str = "auto"  # auto (chars for CTC, labels for a classifier, frames for a frame head) | chars | phonemes | labels | frames
     splits: dict[str, list[str]] = field(default_factory=dict)  # manifest name → corpus subsets (e.g. librispeech folders)
     alphabet: str | None = None  # chars targets: the fixed character set (space added); default: the training texts' characters
+    oov: str = "error"  # chars targets, a train/dev character outside the vocabulary: error | drop (the utterance) | map (é→e, else drop)
     split: str = "official"
     test_speakers: list[str] = field(default_factory=list)
     dev_indices: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
@@ -394,6 +395,7 @@ def validate(r: Recipe) -> None:
         ),
         *_speech_commands_checks(r.data.speech_commands),
         (r.data.targets in TARGETS, f"data.targets must be one of {', '.join(TARGETS)}"),
+        (r.data.oov in ("error", "drop", "map"), "data.oov must be error, drop or map"),
         (r.data.phonemes.layout in ("hw3p2", "an4"), "data.phonemes.layout must be hw3p2 or an4"),
         (r.data.echo.delay >= 0 and r.data.echo.max_delay >= 0, "data.echo: delay and max_delay must be >= 0"),
         (r.data.echo.length > 0, "data.echo.length must be positive"),

@@ -43,6 +43,10 @@ class LogMel(torch.nn.Module):
         )
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """Log-mels of any non-empty input: one shorter than half an FFT window is zero-padded to one frame's worth."""
+        short = self.mel.n_fft // 2 + 1 - wav.shape[-1]
+        if short > 0:  # the STFT's reflect padding needs more samples than half a window (a clip of a few ms)
+            wav = torch.nn.functional.pad(wav, (0, short))
         return torch.log(self.mel(wav) + LOG_FLOOR).transpose(-1, -2)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -12,11 +11,26 @@ from asrkit.errors import InputError
 BLANK = "<blank>"
 
 
+# typographic and look-alike apostrophes (’ ‘ ʼ ʹ ` ´ ′ ＇) become ', before NFKC can split ´ into a space and a mark;
+# invisible format characters (soft hyphen, zero-width (non-)joiner, word joiner, BOM) are removed; İ lower-cases to i
+_PRE = {**dict.fromkeys(map(ord, "\u2019\u2018\u02bc\u02b9`\u00b4\u2032\uff07"), "'"),
+        **dict.fromkeys(map(ord, "\u00ad\u200c\u200d\u2060\ufeff")), ord("\u0130"): "i"}
+
+
 def normalize_text(text: str) -> str:
-    """NFKC, lower case, keep letters/digits/apostrophes, collapse whitespace."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")  # typographic apostrophe → '
-    text = re.sub(r"[^\w' ]+|_+", " ", text)  # \w includes '_', which is punctuation here
-    return " ".join(text.split())
+    """NFKC, lower case, keep letters, digits, combining marks and apostrophes (’ ‘ ʼ ` → '), the rest → space, collapse whitespace.
+
+    Composed and decomposed accents give the same text (é), full-width forms their ASCII ones (１→1, Ａ→a), and
+    the vowel signs and viramas of scripts such as Devanagari stay inside their word.
+    """
+    text = unicodedata.normalize("NFC", unicodedata.normalize("NFKC", text.translate(_PRE)).lower())
+    out: list[str] = []
+    for c in text:
+        cat = unicodedata.category(c)[0]
+        # a combining mark is kept only on a letter or digit (a stray one left by punctuation is dropped)
+        keep = c == "'" or cat in "LN" or (cat == "M" and bool(out) and out[-1] != " ")
+        out.append(c if keep else " ")
+    return " ".join("".join(out).split())
 
 
 def _lookup(index: dict[str, int], symbols: Iterable[str], unit: str, inventory: str, utt_id: str | None) -> list[int]:
@@ -202,3 +216,79 @@ def tokenizer_from_dict(d: dict) -> CharTokenizer | PhonemeTokenizer | LabelSet 
     """The tokenizer a checkpoint stored, by its kind."""
     kinds = {c.kind: c for c in (LabelSet, FrameTokenizer, PhonemeTokenizer)}
     return kinds.get(d.get("kind"), CharTokenizer)(d["symbols"])
+
+
+OOV_POLICIES = ("error", "drop", "map")
+TOKENIZED_SPLITS = ("train", "dev")  # the manifests training encodes; test sets are references, scored as they are
+_TRANSLIT = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "þ": "th", "ð": "d", "ı": "i"}
+
+
+def transliterate(c: str, vocab: set[str]) -> str | None:
+    """A character outside `vocab` as vocabulary characters: accents stripped (é→e), a few letters spelled out (ß→ss); None if impossible."""
+    cand = _TRANSLIT.get(c) or "".join(x for x in unicodedata.normalize("NFKD", c) if not unicodedata.combining(x))
+    return cand if cand and cand != c and all(x in vocab for x in cand) else None
+
+
+def _counts(counter) -> str:
+    return ", ".join(f"{k!r} ×{n}" for k, n in counter.most_common(5)) + (", ..." if len(counter) > 5 else "")
+
+
+def filter_transcripts(manifests: dict[str, list], alphabet: str | None, policy: str = "error", log=None) -> dict[str, list]:
+    """Check the normalised transcripts of the train and dev manifests against the character vocabulary.
+
+    The vocabulary is `alphabet` plus space, else every character of the train texts. `policy` says what a
+    character outside it does: `error` stops with one naming the utterance and the character; `drop` drops the
+    utterance; `map` rewrites it with vocabulary characters (`transliterate`: é→e, ß→ss) and drops the utterance
+    only when one cannot be mapped (a transcript that no longer says what the audio says is never kept). Without
+    an alphabet, `error` leaves dev to training, which stops at its first such character with the same naming.
+    Train and dev utterances whose transcript is empty are dropped. Every drop and mapping is counted on `log`
+    (stderr); test manifests are left as they are. Returns the manifests, filtered.
+    """
+    import sys
+    from collections import Counter
+
+    if policy not in OOV_POLICIES:
+        raise InputError(f"data.oov must be one of {', '.join(OOV_POLICIES)}, got {policy!r}")
+    log = log or sys.stderr
+    source = "data.alphabet" if alphabet else "the characters of the train texts"
+    vocab = set(alphabet) | {" "} if alphabet else {c for u in manifests.get("train", []) for c in (u.text or "")}
+    out = dict(manifests)
+    for name in TOKENIZED_SPLITS:
+        if name not in manifests:
+            continue
+        kept, unknown, mapped, unmappable, empty = [], Counter(), Counter(), Counter(), 0
+        for u in manifests[name]:
+            bad = [c for c in (u.text or "") if c not in vocab] if alphabet or policy != "error" else []
+            if bad and policy == "error":
+                raise InputError(
+                    f"{name} utterance {u.id!r}: character {bad[0]!r} is not in the vocabulary ({source}); "
+                    "fix the transcript, or set data.oov to drop or map"
+                )
+            if bad:
+                unknown.update(bad)
+                if policy == "map":
+                    subs = {c: transliterate(c, vocab) for c in set(bad)}
+                    if all(subs.values()):
+                        mapped.update(f"{c}→{subs[c]}" for c in bad)
+                        u.text = " ".join("".join(subs.get(c, c) for c in u.text).split())
+                        bad = []
+                    else:
+                        unmappable.update(c for c in bad if subs[c] is None)
+                if bad:
+                    continue
+            if not (u.text or "").strip():
+                empty += 1
+                continue
+            kept.append(u)
+        total = len(manifests[name])
+        if mapped:
+            print(f"prepare: {name}: mapped {sum(mapped.values())} characters outside the vocabulary ({_counts(mapped)})", file=log)
+        dropped = total - len(kept) - empty
+        if dropped:
+            why = "with characters outside the vocabulary" + (" and no mapping" if policy == "map" else "")
+            chars = unmappable if policy == "map" else unknown
+            print(f"prepare: {name}: dropped {dropped} of {total} utterances {why} ({_counts(chars)}; data.oov: {policy})", file=log)
+        if empty:
+            print(f"prepare: {name}: dropped {empty} of {total} utterances with an empty transcript", file=log)
+        out[name] = kept
+    return out

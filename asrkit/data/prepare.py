@@ -23,6 +23,7 @@ from asrkit.text import (
     FrameTokenizer,
     LabelSet,
     PhonemeTokenizer,
+    filter_transcripts,
     normalize_text,
 )
 
@@ -80,6 +81,7 @@ def _build(recipe: Recipe, corpus, root: Path, out: Path, fp: dict, quiet: bool)
             for u in utts:
                 if u.text is not None:
                     u.text = normalize_text(u.text)
+        manifests = filter_transcripts(manifests, recipe.data.alphabet, recipe.data.oov)  # out-of-vocabulary and empty texts
     if "train" not in manifests or not manifests["train"]:
         raise InputError(f"corpus {recipe.data.corpus}: the train split is empty")
     build_tokenizer(targets, manifests["train"], recipe.data.alphabet).save(out / "vocab.txt")

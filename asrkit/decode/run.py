@@ -37,6 +37,28 @@ def resolve_model(model: str | Path | None) -> tuple[Path, str | None]:
     return found[-1], "the newest exp/*/best.pt"
 
 
+def check_output(path: str | Path, option: str) -> None:
+    """Refuse an output path that cannot be written (a directory, under a file, no permission) before any work is done."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option} {p} is a directory; give a file path")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{option} {p}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise InputError(f"{option} {p}: permission denied")
+
+
+def _write(path: str | Path, option: str, write) -> None:
+    """Run `write(path)`; a failure to write (disk full, a read-only file system) is one line naming the file."""
+    try:
+        write(path)
+    except OSError as e:
+        raise InputError(f"cannot write {option} {path}: {e.strerror or e}") from None
+
+
 def _duration(it: InputItem, hop: float) -> float:
     """An input's length in seconds without decoding it (manifest field, audio header, or .npy shape)."""
     if it.duration:
@@ -55,6 +77,22 @@ def _duration(it: InputItem, hop: float) -> float:
     return 0.0
 
 
+SILENCE_PEAK = 1e-3  # -60 dBFS: audio with no louder sample is silence, which a CTC model's utterance CMVN would blow up into noise
+
+
+def _item_features(model, it: InputItem):
+    """Normalised features of one input; None for the audio of a CTC model that holds only silence (no sample above SILENCE_PEAK)."""
+    if it.audio is None or model.precomputed or model.task != "ctc":
+        return model.item_features(it.audio, it.features)
+    from asrkit.audio import load_audio
+
+    wav = load_audio(it.audio, model.sample_rate)
+    if float(wav.abs().max()) < SILENCE_PEAK:
+        print(f"decode: {it.audio} is silent (no sample above -60 dBFS): empty transcript", file=sys.stderr)
+        return None
+    return model.features(wav)
+
+
 def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list[tuple[InputItem, object]]]:
     """Featurised inputs in batches of similar length whose padded size stays under `max_seconds`.
 
@@ -68,12 +106,12 @@ def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list
     longest = 0.0
     for d, _, it in order:
         if cur and max(longest, d) * (len(cur) + 1) > max_seconds:
-            yield [(x, model.item_features(x.audio, x.features)) for x in cur]
+            yield [(x, _item_features(model, x)) for x in cur]
             cur, longest = [], 0.0
         cur.append(it)
         longest = max(longest, d)
     if cur:
-        yield [(x, model.item_features(x.audio, x.features)) for x in cur]
+        yield [(x, _item_features(model, x)) for x in cur]
 
 
 def read_lexicon_words(path: str | Path) -> list[str]:
@@ -178,6 +216,9 @@ def decode(
         raise InputError("--hotword boosts words in the LM beam search: give an --lm too")
     if lm is not None and not Path(lm).is_file():
         raise InputError(f"language model {lm} not found")
+    for dest, option in ((output, "--output"), (ctm, "--ctm"), (submission, "--submission")):
+        if dest is not None:
+            check_output(dest, option)  # before the model loads and the inputs decode
     lex_words = read_lexicon_words(lexicon) if lexicon is not None else None  # fail before the model loads
     path, why = resolve_model(model)
     if why:
@@ -208,6 +249,13 @@ def decode(
     with Progress(quiet) as prog:
         task = prog.add("decode", total=len(items), unit="utt")
         for batch in _batches(items, am, batch_seconds):
+            for it in [it for it, f in batch if f is None]:  # silence: an empty transcript, the model not run
+                results[it.id] = Hypothesis([], "", 0.0, [])
+                records[it.id] = _record(am, it.id, [results[it.id]], ([], []) if with_times else None)
+                prog.advance(task, 1)
+            batch = [(it, f) for it, f in batch if f is not None]
+            if not batch:
+                continue
             feats = [f for _, f in batch]
             if am.task == "classifier":
                 for (it, _), lp in zip(batch, am.classify(feats)):
@@ -252,13 +300,13 @@ def decode(
     if submission is not None:
         from asrkit.phonemes import write_submission
 
-        write_submission([results[i].text for i in order], submission)
+        _write(submission, "--submission", lambda p: write_submission([results[i].text for i in order], p))
     if ctm is not None:
         rows = [line for i in order for line in ctm_out.get(i, [])]
-        atomic_write_text(ctm, "\n".join(rows) + ("\n" if rows else ""))
+        _write(ctm, "--ctm", lambda p: atomic_write_text(p, "\n".join(rows) + ("\n" if rows else "")))
     text = "\n".join(lines) + ("\n" if lines else "")
     if output:
-        atomic_write_text(output, text)
+        _write(output, "--output", lambda p: atomic_write_text(p, text))
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

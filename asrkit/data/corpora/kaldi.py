@@ -60,6 +60,8 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
     """Utterances of one Kaldi data directory; segmented recordings are cut and written as FLAC."""
     import soundfile as sf
 
+    from asrkit.audio import audio_info
+
     wav = _table(folder / "wav.scp")
     text = _table(folder / "text", min_fields=1)
     spk = _table(folder / "utt2spk") if (folder / "utt2spk").is_file() else {}
@@ -76,8 +78,8 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
             path = path if path.is_absolute() else folder / path
             if not path.is_file():
                 raise InputError(f"{folder / 'wav.scp'}: {uid}: audio file {path} not found")
-            info = sf.info(str(path))
-            utts.append(Utterance(uid, str(path.resolve()), info.frames / info.samplerate, info.samplerate, " ".join(words), spk.get(uid, [None])[0]))
+            frames, rate = audio_info(path)  # a damaged file is an InputError naming it
+            utts.append(Utterance(uid, str(path.resolve()), frames / rate, rate, " ".join(words), spk.get(uid, [None])[0]))
             continue
         if uid not in segments:
             raise InputError(f"{folder / 'text'}: utterance {uid!r} has no entry in segments")
@@ -94,6 +96,7 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
         src = src if src.is_absolute() else folder / src
         if not src.is_file():
             raise InputError(f"{folder / 'wav.scp'}: {rec}: audio file {src} not found")
+        audio_info(src)  # a damaged recording is an InputError naming it
         with sf.SoundFile(str(src)) as f:
             sr = f.samplerate
             f.seek(int(start * sr))

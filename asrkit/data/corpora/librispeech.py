@@ -124,7 +124,7 @@ def read_transcripts(path: Path) -> dict[str, str]:
 
 def scan_subset(folder: Path) -> list[Utterance]:
     """Every transcribed utterance of one subset folder, sorted by id."""
-    import soundfile as sf
+    from asrkit.audio import audio_info
 
     utts = []
     for trans in sorted(folder.glob("*/*/*.trans.txt")):
@@ -132,9 +132,9 @@ def scan_subset(folder: Path) -> list[Utterance]:
             audio = trans.parent / f"{uid}.flac"
             if not audio.is_file():
                 raise InputError(f"{trans} lists {uid} but {audio.name} is not in {trans.parent}")
-            info = sf.info(str(audio))
+            frames, rate = audio_info(audio)  # a damaged file is an InputError naming it
             spk = uid.split("-")[0]
-            utts.append(Utterance(uid, str(audio.resolve()), info.frames / info.samplerate, info.samplerate, text, spk, extra={"subset": folder.name}))
+            utts.append(Utterance(uid, str(audio.resolve()), frames / rate, rate, text, spk, extra={"subset": folder.name}))
     if not utts:
         raise InputError(f"{folder} holds no <speaker>/<chapter>/*.trans.txt transcripts")
     return utts
