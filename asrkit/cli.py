@@ -145,9 +145,30 @@ def decode(
         Optional[Path],
         typer.Option("--submission", metavar="CSV", help="Phoneme models: also write a Kaggle submission (index,label; one character per phoneme)."),
     ] = None,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="Unidirectional models: read one input ('-' = stdin, WAV or raw 16-bit PCM) in chunks, print partials."),
+    ] = False,
+    chunk_ms: Annotated[float, typer.Option("--chunk-ms", min=1.0, help="With --stream: milliseconds of audio per chunk.")] = 100.0,
+    raw_rate: Annotated[
+        Optional[int], typer.Option("--raw-rate", min=1, help="With --stream: the sample rate of raw PCM on stdin (default: the model's).")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Transcribe audio: lines `id<TAB>text` (id = manifest id or file stem)."""
+    """Transcribe audio: lines `id<TAB>text` (id = manifest id or file stem).
+
+    With --stream: lines `partial<TAB>seconds<TAB>text` as the transcript changes, then `final<TAB>seconds<TAB>text`.
+    """
+    if stream:
+        from asrkit.errors import InputError
+        from asrkit.stream.run import stream_decode
+
+        if len(inputs) != 1:
+            raise InputError(f"--stream reads one input (a file, or - for stdin), got {len(inputs)}")
+        if lm or lexicon or submission or ctm or output:
+            raise InputError("--stream prints to stdout and decodes without --lm/--lexicon/--submission/--ctm/--output")
+        stream_decode(model, inputs[0], chunk_ms=chunk_ms, beam=beam, raw_rate=raw_rate, as_json=as_json)
+        return
     from asrkit.decode.run import decode as run
 
     run(

@@ -171,3 +171,35 @@ def test_stream_decode_prints_partials_then_the_offline_final(tmp_path: Path) ->
     offline = am.log_probs([am.features(load_audio(audio, 8000))])[0]
     assert res.hypothesis.tokens == prefix_beam_search(offline.numpy(), 10, 0)[0].tokens
     assert res.rtf > 0
+
+
+def test_cli_streams_a_file_and_stdin_alike(tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import asrkit_cmd
+
+    am = _model("gru", "stack")
+    ckpt = tmp_path / "gru.pt"
+    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
+                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    wav = np.concatenate([sf.read(f, dtype="float32")[0] for f in RECORDINGS[:2]])
+    audio = tmp_path / "in.wav"
+    sf.write(audio, wav, 8000, subtype="PCM_16")
+    pcm = sf.read(audio, dtype="int16")[0].astype("<i2").tobytes()
+    cmd = [*asrkit_cmd(), "decode", "--stream", "--model", str(ckpt)]
+    from_file = subprocess.run([*cmd, str(audio)], capture_output=True, text=True, timeout=300)
+    from_stdin = subprocess.run([*cmd, "-"], input=pcm, capture_output=True, timeout=300)
+    assert from_file.returncode == 0 and from_stdin.returncode == 0, from_file.stderr + from_stdin.stderr.decode()
+    final = [line for line in from_file.stdout.splitlines() if line.startswith("final\t")]
+    assert len(final) == 1 and from_stdin.stdout.decode().splitlines()[-1] == final[0]
+
+
+
+def test_cli_stream_usage_errors_are_one_line(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "robustness"))
+    from cli_inproc import assert_one_line_error, cli
+
+    assert_one_line_error(cli("decode", "--stream", "a.wav", "b.wav"), "reads one input")
+    assert_one_line_error(cli("decode", "--stream", "--lm", "x.arpa", "a.wav"), "--stream prints to stdout")

@@ -23,6 +23,7 @@ from asrkit.assets import fsdd_root
 from asrkit.config import load_recipe
 from asrkit.data.featcache import load_features, save_features
 from asrkit.errors import InputError
+from asrkit.models import build_model, count_parameters
 from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
 from asrkit.train.trainer import amp_dtype, cpu_bf16_supported, train
 from conftest import ROOT, asrkit_cmd, run_cli
@@ -166,6 +167,11 @@ def _train_in_process(tiny: Path, exp: Path, *overrides: str) -> list[dict]:
 def test_best_n_checkpoints_and_averaging(tiny: Path, tmp_path: Path) -> None:
     exp = tmp_path / "exp"
     rows = _train_in_process(tiny, exp, "train.epochs=3", "train.keep_best=2", "train.average=2", "train.metric=loss")
+    card = (exp / "MODEL_CARD.md").read_text()
+    n_params = count_parameters(build_model(load_checkpoint(exp / "best.pt")["model_config"]))
+    manifests = len(list(load_recipe(tiny).data_dir.glob("*.jsonl")))
+    assert f"**{n_params:,} parameters.**" in card
+    assert card.count("\n| ") == (1 + manifests) + (1 + len(rows))  # the data table and the per-epoch results, each with a header
     kept = sorted(p.name for p in (exp / "checkpoints").glob("*.pt"))
     ranked = sorted(rows, key=lambda r: r["dev_loss"])
     assert kept == sorted(f"epoch-{r['epoch']}.pt" for r in ranked[:2])

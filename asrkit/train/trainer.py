@@ -22,6 +22,7 @@ from asrkit.errors import InputError, Interrupted, WorkError
 from asrkit.features import feature_settings
 from asrkit.fsutil import RunLock, atomic_write
 from asrkit.models import build_model, count_parameters
+from asrkit.train.card import write_model_card
 from asrkit.progress import Progress
 from asrkit.train import distributed
 from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
@@ -175,7 +176,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
         for tmp in [*exp.glob(".*.tmp"), *ckpt_dir.glob(".*.tmp")]:
             tmp.unlink()  # left by a write that a kill interrupted; the file it was replacing is intact
         if fresh:
-            for p in (last_path, best_path, exp / "averaged.pt", exp / "metrics.jsonl", exp / "curves.png"):
+            for p in (last_path, best_path, exp / "averaged.pt", exp / "metrics.jsonl", exp / "curves.png", exp / "MODEL_CARD.md"):
                 p.unlink(missing_ok=True)
             shutil.rmtree(ckpt_dir, ignore_errors=True)
         save_recipe(recipe, exp / "config.yaml")
@@ -411,6 +412,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
             paths = [exp / b["path"] for b in st.best[: cfg.average]]
             save_checkpoint(exp / "averaged.pt", average_checkpoints(paths))
         plot_curves(exp, metric)
+        write_model_card(recipe, exp, count_parameters(model), str(device), metric, hib, d.world)
         if not quiet:
             print_summary(exp, metric, hib, note="stopped early" if st.done else "")
     return best_path
