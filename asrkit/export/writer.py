@@ -32,8 +32,10 @@ def _check_output(output: Path) -> None:
     parent = output.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write {output}: {parent} is not a writable directory")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {output}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {output}: no permission to write in {parent}")
 
 
 def _load(checkpoint: str | Path) -> tuple[dict[str, Any], Any]:
