@@ -4,7 +4,8 @@ The traced graph takes (B, T, F) float32 features and (B,) int64 lengths and ret
 exactly as the PyTorch model does, with one condition: T must be a multiple of the model's subsampling (the
 front-ends' `pad to a multiple` is Python control flow that tracing would freeze). The runtime
 (`asrkit.export.runtime`) zero-pads every batch to such a T, which changes no output: the front-ends zero the
-padding anyway and the lengths stay those of the real frames.
+padding anyway and the lengths stay those of the real frames. ONNX has no projected LSTM: those layers are exported
+as an equivalent loop (`asrkit.export.graph`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,20 +100,13 @@ def _onnx_bytes(model: Any, inputs: tuple[Any, Any], task: str, meta: dict[str, 
     return proto.SerializeToString()
 
 
-def onnx_unsupported(config: dict[str, Any]) -> str | None:
-    """Why the ONNX exporter cannot take this model config, or None (torch's ONNX LSTM has no proj_size)."""
-    if config.get("name") in ("lstm", "bilstm") and int(config.get("projection") or 0) > 0:
-        return "ONNX has no LSTM with projections (model.projection > 0): export it with --format torchscript"
-    return None
-
-
 def _first_line(e: BaseException) -> str:
     """An exception's first line (exporter errors carry the whole traced graph after it)."""
     text = str(e).strip()
     return (text.splitlines()[0] if text else type(e).__name__)[:300]
 
 
-def _torchscript_writer(model: Any, inputs: tuple[Any, Any], meta: dict[str, Any]):
+def _torchscript_writer(model: Any, inputs: tuple[Any, Any], meta: dict[str, Any]) -> Callable[[str], None]:
     """A `write(tmp)` that saves the traced model with `meta` as its extra files."""
     import torch
 
@@ -132,21 +127,21 @@ def export_model(checkpoint: str | Path, fmt: str, output: str | Path) -> Path:
     """Export `checkpoint` as `fmt` ("onnx" | "torchscript") to `output` (written atomically); returns the path."""
     import torch
 
+    from asrkit.export.graph import onnx_ready
+
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     out = Path(output)
     _check_output(out)
     state, am = _load(checkpoint)
     model = am.model.cpu().eval()
-    if fmt == "onnx" and (why := onnx_unsupported(am.config)):
-        raise InputError(f"cannot export {checkpoint}: {why}")
     meta = build_metadata(state, am.task, am.subsample)
     n_feats = int(am.config.get("n_feats") or am.feature_settings["n_mels"])
     inputs = example_inputs(n_feats, am.subsample)
     try:
         with torch.no_grad():
             if fmt == "onnx":
-                data = _onnx_bytes(model, inputs, am.task, meta)
+                data = _onnx_bytes(onnx_ready(model), inputs, am.task, meta)
                 atomic_write(out, lambda tmp: Path(tmp).write_bytes(data))
             else:
                 atomic_write(out, _torchscript_writer(model, inputs, meta))
