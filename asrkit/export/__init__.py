@@ -1,0 +1,26 @@
+"""Model export: a training checkpoint → a self-contained ONNX or TorchScript file, and a runtime that decodes from it.
+
+>>> export_model("exp/digits/best.pt", "onnx", "digits.onnx")  # doctest: +SKIP
+>>> am = load_acoustic_model("digits.onnx")                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__all__ = ["FORMATS", "OnnxAcousticModel", "TorchScriptAcousticModel", "export_model", "load_acoustic_model"]
+
+_WHERE = {
+    "FORMATS": "writer",
+    "export_model": "writer",
+    "OnnxAcousticModel": "runtime",
+    "TorchScriptAcousticModel": "runtime",
+    "load_acoustic_model": "runtime",
+}
+
+
+def __getattr__(name: str):
+    # lazy: `asrkit.export.cli` is imported by the CLI, whose start must not pay for torch
+    if name in _WHERE:
+        from importlib import import_module
+
+        return getattr(import_module(f"asrkit.export.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'asrkit.export' has no attribute {name!r}")
