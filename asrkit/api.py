@@ -294,7 +294,7 @@ def load(path: str | Path | None = None, device: str | None = None) -> Recognize
     `device`: "cpu", "cuda", ...; by default CUDA when present.
     """
     from asrkit.decode.run import resolve_model
-    from asrkit.models.acoustic import AcousticModel
+    from asrkit.export import load_acoustic_model
 
     p, _ = resolve_model(path)
-    return Recognizer(AcousticModel.load(p, device), p)
+    return Recognizer(load_acoustic_model(p, device), p)

@@ -178,6 +178,18 @@ def decode(
 
 
 @app.command()
+def export(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint to export, e.g. exp/digits/best.pt.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model, e.g. digits.onnx.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript (onnx needs onnx and onnxruntime: pip install asrkit with the export extra).")] = "onnx",
+) -> None:
+    """Export a checkpoint to ONNX or TorchScript with everything decoding needs; decode it with --model FILE."""
+    from asrkit.export.cli import export_command
+
+    export_command(model, fmt, output)
+
+
+@app.command()
 def align(
     inputs: Annotated[list[str], typer.Argument(help="A manifest with transcripts, or audio with --text; --compare: *.pt first.")],
     model: Annotated[Optional[list[Path]], typer.Option("--model", "-m", help="Checkpoint (repeatable with --compare).")] = None,

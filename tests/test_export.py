@@ -318,3 +318,27 @@ def test_export_command(digits_fields: dict, tmp_path: Path, capsys: pytest.Capt
     assert out.is_file() and "wrote" in capsys.readouterr().err
     with pytest.raises(AsrkitError):
         export_command(str(ck), "pickle", str(tmp_path / "m.pkl"))
+
+
+def test_cli_export_then_decode_and_the_api_read_the_onnx_file(tiny_digits_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`asrkit export` → `asrkit decode --model x.onnx` gives the checkpoint's transcripts; asrkit.load reads it too."""
+    import sys
+
+    import asrkit
+    from asrkit.cli import main
+
+    sys.path.insert(0, str(Path(__file__).parent / "robustness"))
+    from cli_inproc import assert_one_line_error, cli
+
+    onnx_path = tmp_path / "tiny.onnx"
+    assert main(["export", "--model", str(tiny_digits_model), "--format", "onnx", "-o", str(onnx_path)]) == 0 and onnx_path.is_file()
+    clips = [str(p) for p in sorted((fsdd_root() / "recordings").glob("*_george_2.flac"))[:4]]
+    outs = {}
+    for name, model in (("pt", tiny_digits_model), ("onnx", onnx_path)):
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["decode", "--quiet", "--json", "--model", str(model), "--output", str(out), *clips]) == 0
+        outs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in outs["onnx"]] == [r["text"] for r in outs["pt"]]
+    assert [r["score"] for r in outs["onnx"]] == pytest.approx([r["score"] for r in outs["pt"]], abs=1e-3)
+    assert asrkit.load(onnx_path).transcribe(clips[0]).text == outs["pt"][0]["text"]
+    assert_one_line_error(cli("decode", "--stream", "--model", str(onnx_path), clips[0]), "stream the training checkpoint")

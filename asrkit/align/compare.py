@@ -133,7 +133,7 @@ def compare(
 ) -> dict:
     """Align `inputs` with every model; return {"utterance", "rows", "definitions"}; write compare.{png,json,csv} to out_dir."""
     from asrkit.data.inputs import collect_inputs
-    from asrkit.models.acoustic import AcousticModel
+    from asrkit.export import load_acoustic_model
     from asrkit.progress import Progress
 
     if len(models) < 1:
@@ -159,7 +159,7 @@ def compare(
 
     ams = []
     for m in models:
-        am = AcousticModel.load(m)
+        am = load_acoustic_model(m)
         if am.task != "ctc":
             raise InputError(f"{m} is a {am.task} model; CTC alignments need a model with the ctc head")
         ams.append(am)

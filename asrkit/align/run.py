@@ -50,9 +50,9 @@ def align(
     quiet: bool = False,
 ) -> list[dict]:
     """Align a manifest with transcripts, or audio files with `text`; per utterance <id>.npz/.ctm/.TextGrid/.png, plus all.ctm."""
-    from asrkit.models.acoustic import AcousticModel
+    from asrkit.export import load_acoustic_model
 
-    am = AcousticModel.load(model)
+    am = load_acoustic_model(model)
     if am.task != "ctc":
         raise InputError(f"{model} is a {am.task} model; CTC alignments need a model with the ctc head")
     tok = am.tokenizer

@@ -208,7 +208,7 @@ def decode(
     windows cut in pauses (`asrkit.decode.chunked`), so memory stays bounded. `submission`: also write the Kaggle `index,label` CSV (phoneme models;
     one character per phoneme, input order).
     """
-    from asrkit.models.acoustic import AcousticModel
+    from asrkit.export import load_acoustic_model
 
     if lm is not None and lexicon is not None:
         raise InputError("--lm and --lexicon both restrict the words: give one of them")
@@ -223,7 +223,7 @@ def decode(
     path, why = resolve_model(model)
     if why:
         print(f"decode: using {path} ({why})", file=sys.stderr)
-    am = AcousticModel.load(path)
+    am = load_acoustic_model(path)
     items = collect_inputs(inputs)
     tok = am.tokenizer
     if am.task == "classifier" and lex_words is not None:

@@ -22,6 +22,8 @@ def streamable_reason(am) -> str | None:
     from asrkit.models.recurrent import RecurrentModel
 
     model, name = am.model, am.config.get("name")
+    if not isinstance(model, torch.nn.Module):
+        return "an exported model runs whole recordings only; stream the training checkpoint (.pt) instead"
     if am.task != "ctc":
         return f"streaming transcribes CTC models; this one has a {am.task} head"
     if isinstance(model, RecurrentModel) and model.bidirectional:

@@ -120,7 +120,7 @@ def stream_decode(
     (with `as_json`, one JSON object per event; the final one adds word times and the real-time factor).
     """
     from asrkit.decode.run import resolve_model
-    from asrkit.models.acoustic import AcousticModel
+    from asrkit.export import load_acoustic_model
     from asrkit.stream.encoder import streamable_reason
 
     if chunk_ms <= 0:
@@ -128,7 +128,7 @@ def stream_decode(
     path, why = resolve_model(model)
     if why:
         print(f"decode: using {path} ({why})", file=sys.stderr)
-    am = AcousticModel.load(path)
+    am = load_acoustic_model(path)
     reason = streamable_reason(am)
     if reason:
         raise InputError(f"cannot stream {path}: {reason}")
