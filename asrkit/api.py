@@ -187,8 +187,15 @@ class Recognizer:
         lexicon: str | Path | Lexicon | None = None,
         with_times: bool = False,
         log_probs: Sequence[torch.Tensor] | None = None,
+        hotwords: Sequence[str] | None = None,
+        hotword_weight: float = 10.0,
+        workers: int = 0,
     ) -> list[list[Hypothesis]]:
-        """N-best lists (best first, with text) for a batch of normalised features; `with_times` adds word spans."""
+        """N-best lists (best first, with text) for a batch of normalised features; `with_times` adds word spans.
+
+        `log_probs`: the model's outputs when already computed (then `feats` is not run again); `hotwords`,
+        `hotword_weight` and `workers` (processes) go to the LM beam search.
+        """
         from asrkit.decode.timing import timestamps
 
         if lm is not None and lexicon is not None:
@@ -198,7 +205,7 @@ class Recognizer:
             return []
         tok = self.tokenizer
         if lm is not None:
-            nbests = self._lm(lm, alpha, beta, beam).decode_batch([lp.numpy() for lp in lps])
+            nbests = self._lm(lm, alpha, beta, beam, tuple(hotwords or ()), hotword_weight).decode_batch([lp.numpy() for lp in lps], workers)
         else:
             nbests = self._beam(lps, beam, self._lexicon(lexicon))
         space = getattr(tok, "index", {}).get(" ")
@@ -234,14 +241,17 @@ class Recognizer:
             self._lexicon_cache[key] = load_lexicon(lexicon, self.tokenizer)
         return self._lexicon_cache[key]
 
-    def _lm(self, lm: str | Path, alpha: float, beta: float, beam: int):
-        key = (str(lm), alpha, beta, beam)
+    def _lm(self, lm: str | Path, alpha: float, beta: float, beam: int, hotwords: tuple[str, ...] = (), hotword_weight: float = 10.0):
+        key = (str(lm), alpha, beta, beam, hotwords, hotword_weight)
         if key not in self._lm_cache:
             from asrkit.decode.lm import LMDecoder
 
+            if self.task != "ctc":
+                raise InputError(f"an LM decodes CTC outputs; this model has a {self.task} head")
             if not Path(lm).is_file():
                 raise InputError(f"language model {lm} not found")
-            self._lm_cache[key] = LMDecoder(self.tokenizer, lm, alpha, beta, None, 10.0, max(beam, 1), self.tokenizer.blank)
+            words = list(hotwords) or None
+            self._lm_cache[key] = LMDecoder(self.tokenizer, lm, alpha, beta, words, hotword_weight, max(beam, 1), self.tokenizer.blank)
         return self._lm_cache[key]
 
     # ---- align ---------------------------------------------------------------------------------------------
@@ -281,11 +291,20 @@ class Recognizer:
         many = isinstance(audio, (list, tuple))
         items = list(audio) if many else [audio]
         out = []
-        for lp in self.model.classify([self.features(a, sample_rate) for a in items]):
-            order = lp.argsort(descending=True)[: max(1, top)].tolist()
-            ranked = [(self.tokenizer.symbols[k], float(lp[k].exp())) for k in order]
-            out.append(Classification(ranked[0][0], ranked[0][1], ranked))
+        for ranked in self.classify_features([self.features(a, sample_rate) for a in items], top):
+            probs = [(label, math.exp(lp)) for label, lp in ranked]
+            out.append(Classification(probs[0][0], probs[0][1], probs))
         return out if many else out[0]
+
+    def classify_features(self, feats: Sequence[torch.Tensor], top: int = 5) -> list[list[tuple[str, float]]]:
+        """Per input, the `top` (label, log-probability) pairs, best first, for normalised features (one batch)."""
+        if self.task != "classifier":
+            raise InputError(f"classify() needs a classifier model; this one has a {self.task} head (use transcribe())")
+        out = []
+        for lp in self.model.classify(list(feats)):
+            order = lp.argsort(descending=True)[: max(1, top)].tolist()
+            out.append([(self.tokenizer.symbols[k], float(lp[k])) for k in order])
+        return out
 
 
 def load(path: str | Path | None = None, device: str | None = None) -> Recognizer:

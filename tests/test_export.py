@@ -286,7 +286,7 @@ def test_export_errors(digits_fields: dict, tmp_path: Path) -> None:
     _one_line_error(lambda: export_model(foreign, "onnx", tmp_path / "m.onnx"), "not an asrkit checkpoint")
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
-    _one_line_error(lambda: export_model(text, "torchscript", tmp_path / "m.ts"), "cannot load checkpoint")
+    _one_line_error(lambda: export_model(text, "torchscript", tmp_path / "m.ts"), "is not a PyTorch checkpoint file")
     _one_line_error(lambda: export_model(ck, "onnx", text / "m.onnx"), "cannot write")  # parent is a file
     _one_line_error(lambda: export_model(ck, "torchscript", tmp_path), "cannot write .*directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.pt", "m.pt", "notes.txt"]  # nothing half-written

@@ -10,10 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from asrkit.data.inputs import InputItem, collect_inputs
-from asrkit.decode.beam import prefix_beam_search_batch
-from asrkit.decode.chunked import chunked_log_probs
 from asrkit.decode.ctc import Hypothesis, Lexicon, lexicon_from_words
-from asrkit.decode.timing import Span, ctm_lines, timestamps
+from asrkit.decode.timing import Span, ctm_lines
 from asrkit.errors import InputError
 from asrkit.fsutil import atomic_write_text
 from asrkit.progress import Progress
@@ -147,18 +145,6 @@ def _build_lexicon(words: list[str], path: str | Path, tokenizer) -> Lexicon:
         raise InputError(f"lexicon file {path}: {e}") from None
 
 
-def _ctc_nbest(am, lps: list, beam: int, lex: Lexicon | None) -> list[list[Hypothesis]]:
-    """Beam search over a batch of (T_i, V) log-prob tensors, all utterances in one parallel call."""
-    import numpy as np
-
-    V = lps[0].shape[1]
-    lengths = np.array([lp.shape[0] for lp in lps], np.int64)
-    padded = np.zeros((len(lps), int(lengths.max()), V), np.float32)
-    for i, lp in enumerate(lps):
-        padded[i, : lp.shape[0]] = lp.numpy()
-    return prefix_beam_search_batch(padded, lengths, beam, am.tokenizer.blank, lexicon=lex)
-
-
 def _record(am, utt: str, hyps: list[Hypothesis], times: tuple[list[Span], list[Span]] | None = None, as_classifier: bool = False) -> dict:
     """The JSON line of one utterance: text, score, n-best, token and word timestamps (seconds)."""
     tok = am.tokenizer
@@ -229,20 +215,18 @@ def decode(
     if am.task == "classifier" and lex_words is not None:
         raise InputError(f"--lexicon constrains CTC decoding; {path} is a classifier (it outputs one of its {len(tok)} labels)")
     lex = _build_lexicon(lex_words, lexicon, tok) if lex_words is not None else None
-    lm_decoder = None
+    from asrkit.api import Recognizer
+
+    rec = Recognizer(am, path)  # the Python API's functions: `asrkit.load(path).transcribe(...)` gives the same answers
     if lm is not None:
         if am.task != "ctc":
             raise InputError(f"--lm decodes CTC outputs; {path} has a {am.task} head")
-        from asrkit.decode.lm import LMDecoder
-
-        lm_decoder = LMDecoder(tok, lm, alpha, beta, hotwords, hotword_weight, max(beam, 1), tok.blank)
+        rec._lm(lm, alpha, beta, beam, tuple(hotwords or ()), hotword_weight)  # built (and checked) before any input is read
     if submission is not None and tok.kind != "phoneme":
         raise InputError(f"--submission writes phoneme strings; {path} was trained on {tok.kind} targets")
     with_times = as_json or ctm is not None
-    hop = am.feature_settings["hop_ms"] / 1000
     if chunk_seconds < 1.0:
         raise InputError(f"--chunk-seconds must be at least 1 second, got {chunk_seconds}")
-    space = getattr(tok, "index", {}).get(" ")  # word boundaries (character models)
     results: dict[str, Hypothesis] = {}
     records: dict[str, dict] = {}
     ctm_out: dict[str, list[str]] = {}
@@ -258,37 +242,30 @@ def decode(
                 continue
             feats = [f for _, f in batch]
             if am.task == "classifier":
-                for (it, _), lp in zip(batch, am.classify(feats)):
-                    top = lp.argsort(descending=True)[: max(beam, 1)].tolist()
-                    hyps = [Hypothesis([k], tok.symbols[k], float(lp[k])) for k in top]
+                for (it, _), ranked in zip(batch, rec.classify_features(feats, max(beam, 1))):
+                    hyps = [Hypothesis([tok.index[label]], label, lp) for label, lp in ranked]
                     results[it.id] = hyps[0]
                     records[it.id] = _record(am, it.id, hyps, as_classifier=True)
                     prog.advance(task)
                 continue
-            if any(f.shape[0] * hop > chunk_seconds for f in feats):
-                # a long recording: overlapping windows through the model, their centres stitched (bounded memory)
-                lps = [chunked_log_probs(am, f, chunk_seconds, min(2.0, chunk_seconds / 8)) for f in feats]
-            else:
-                lps = am.log_probs(feats)
+            # a long recording runs in overlapping windows, their centres stitched (bounded memory)
+            lps = rec.log_probs_features(feats, chunk_seconds)
             if am.task == "frame":  # one label per frame: the arg-max of each
                 nbests = []
                 for lp in lps:
                     best = lp.argmax(-1)
                     ids = best.tolist()
-                    nbests.append([Hypothesis(ids, "", float(lp.gather(-1, best[:, None]).sum()), list(range(len(ids))))])
-            elif lm_decoder is not None:
-                nbests = lm_decoder.decode_batch([lp.numpy() for lp in lps], workers)
+                    nbests.append([Hypothesis(ids, tok.decode(ids), float(lp.gather(-1, best[:, None]).sum()), list(range(len(ids))))])
             else:
-                nbests = _ctc_nbest(am, lps, beam, lex)
-            for (it, _), lp, hyps in zip(batch, lps, nbests):
-                for h in hyps:
-                    if lm_decoder is None:  # the LM's hypotheses come with their text
-                        h.text = tok.decode(h.tokens) if am.task == "frame" else tok.decode(h.tokens).strip()
+                nbests = rec.decode_features(
+                    feats, beam, lm, alpha, beta, lex, with_times, lps, hotwords=hotwords, hotword_weight=hotword_weight, workers=workers
+                )
+            for (it, _), hyps in zip(batch, nbests):
                 results[it.id] = hyps[0]
                 if with_times:
                     times = None
                     if am.task == "ctc":
-                        times = timestamps(lp, hyps[0].tokens, tok.symbols, tok.blank, am.frame_shift, space, hyps[0].timesteps)
+                        times = (hyps[0].token_spans, hyps[0].words)
                         ctm_out[it.id] = ctm_lines(it.id, times[1])
                     records[it.id] = _record(am, it.id, hyps, times)
                 prog.advance(task, 1)

@@ -160,8 +160,8 @@ def model_kind(path: str | Path) -> str:
 def load_acoustic_model(path: str | Path, device: str | None = None) -> AcousticModel:
     """The model in `path`: an ONNX or TorchScript export of `asrkit export`, or a training checkpoint."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"model {p} not found")
+    if not p.is_file():  # a directory or a missing file: the checkpoint loader says which, in its words
+        return AcousticModel.load(p, device)
     kind = model_kind(p)
     if kind == "onnx":
         return OnnxAcousticModel(p, device)

@@ -29,7 +29,7 @@ def _load_error(p: Path, e: Exception) -> InputError:
             f"checkpoint {p} is not an asrkit checkpoint: not a plain weights file, and asrkit refuses to unpickle "
             "other Python objects (loading them could run code)"
         )
-    if "Weights only load failed" in text or "invalid load key" in text:
+    if "Weights only load failed" in text or "invalid load key" in text or isinstance(e, KeyError):  # KeyError: an unknown pickle opcode (text)
         return InputError(f"checkpoint {p} is not a PyTorch checkpoint file (neither a zip archive nor a readable pickle)")
     if "zip archive" in text or "central directory" in text or "PytorchStreamReader" in text:
         return InputError(f"checkpoint {p} is truncated or damaged (not a complete PyTorch file); use another checkpoint")
