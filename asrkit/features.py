@@ -93,6 +93,37 @@ def sliding_cmvn(feats: torch.Tensor, window: int) -> torch.Tensor:
     return ((f - mean) / std.clamp_min(STD_FLOOR)).to(feats.dtype)
 
 
+ONLINE_PRIOR_FRAMES = 100  # the global statistics count as this many frames of the recording (1 s at a 10 ms hop)
+
+
+class OnlineCMVN:
+    """Causal mean/variance normalisation: each frame by the statistics of the frames up to it (Kaldi's online CMVN).
+
+    The training set's global statistics start it as if they were `prior_frames` frames of the recording, so the
+    first frames are normalised sensibly; the recording's own frames then take over. Being causal, it gives the same
+    result whether the frames come all at once or chunk by chunk (`push` keeps the running sums).
+    """
+
+    def __init__(self, stats: dict, prior_frames: int = ONLINE_PRIOR_FRAMES):
+        mean, std = stats["mean"].double(), stats["std"].double()
+        self.n = float(prior_frames)
+        self.s1 = mean * prior_frames
+        self.s2 = (std * std + mean * mean) * prior_frames
+
+    def push(self, feats: torch.Tensor) -> torch.Tensor:
+        """(frames, dims) → the same frames normalised; the running statistics move on past them."""
+        if feats.shape[0] == 0:
+            return feats
+        f = feats.double()
+        n = self.n + torch.arange(1, f.shape[0] + 1, dtype=torch.float64)[:, None]
+        s1 = self.s1 + f.cumsum(0)
+        s2 = self.s2 + (f * f).cumsum(0)
+        mean = s1 / n
+        std = (s2 / n - mean * mean).clamp_min(0.0).sqrt()
+        self.n, self.s1, self.s2 = float(n[-1, 0]), s1[-1], s2[-1]
+        return ((f - mean) / std.clamp_min(STD_FLOOR)).to(feats.dtype)
+
+
 class CMVNStats:
     """Global mean/variance accumulated over a training set."""
 
@@ -114,9 +145,13 @@ class CMVNStats:
 
 
 def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torch.Tensor:
-    """Apply the configured CMVN mode ('none', 'utterance', 'global')."""
+    """Apply the configured CMVN mode ('none', 'utterance', 'global', 'online': causal, started from the global stats)."""
     if mode == "utterance":
         return utterance_cmvn(feats)
+    if mode == "online":
+        if stats is None:
+            raise ValueError("online CMVN needs statistics (cmvn.pt from prepare)")
+        return OnlineCMVN(stats).push(feats)
     if mode == "global":
         if stats is None:
             raise ValueError("global CMVN needs statistics (cmvn.pt from prepare)")

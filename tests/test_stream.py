@@ -203,3 +203,35 @@ def test_cli_stream_usage_errors_are_one_line(tmp_path: Path) -> None:
 
     assert_one_line_error(cli("decode", "--stream", "a.wav", "b.wav"), "reads one input")
     assert_one_line_error(cli("decode", "--stream", "--lm", "x.arpa", "a.wav"), "--stream prints to stdout")
+
+
+def test_online_cmvn_is_causal_and_chunking_does_not_change_it() -> None:
+    from asrkit.features import OnlineCMVN, normalize
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(500, 40, generator=g) * 3 + 5
+    stats = {"mean": torch.full((40,), 4.0), "std": torch.full((40,), 2.5)}
+    whole = normalize(x, "online", stats)
+    st = OnlineCMVN(stats)
+    chunked = torch.cat([st.push(x[i : i + 37]) for i in range(0, 500, 37)])
+    assert torch.allclose(whole, chunked, atol=1e-5)
+    assert torch.allclose(normalize(x[:123], "online", stats), whole[:123], atol=1e-6)  # no frame sees the future
+    # the recording's own statistics take over from the prior: late frames are near zero-mean, unit-variance
+    assert whole[300:].mean().abs() < 0.2 and (whole[300:].std() - 1).abs() < 0.2
+    # frame 0 is normalised by the prior (weight 100 frames) and itself
+    n, m = 101.0, (stats["mean"] * 100 + x[0]) / 101
+    v = ((stats["std"] ** 2 + stats["mean"] ** 2) * 100 + x[0] ** 2) / n - m**2
+    assert torch.allclose(whole[0], (x[0] - m) / v.sqrt(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name,frontend", [("gru", "stack"), ("dnn", "stack")])
+def test_online_cmvn_models_stream_exactly(name: str, frontend: str) -> None:
+    am = _model(name, frontend, 1 if name == "dnn" else 0, cmvn="online")
+    assert streamable_reason(am) is None
+    wav = load_audio(RECORDINGS[0], 8000)
+    offline = am.log_probs([am.features(wav)])[0]
+    rec = StreamingRecognizer(am, beam=10)
+    for i in range(0, len(wav), 555):
+        rec.push(wav[i : i + 555])
+    rec.finish()
+    assert torch.allclose(rec.log_probs, offline, atol=1e-5)

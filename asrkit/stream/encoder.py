@@ -34,7 +34,7 @@ def streamable_reason(am) -> str | None:
         return f"the {am.config.get('frontend')} front-end convolves over future frames; streaming needs the none or stack front-end"
     cmvn = am.feature_settings.get("cmvn")
     if cmvn == "utterance":
-        return "this model normalises features over the whole recording (features.cmvn: utterance); streaming needs cmvn global or none"
+        return "this model normalises features over the whole recording (features.cmvn: utterance); streaming needs cmvn online, global or none"
     if am.precomputed:
         return "this model reads precomputed features, not audio"
     return None
@@ -118,6 +118,10 @@ class StreamingEncoder:
 
 
 def normalizer(am):
-    """The per-frame normalisation of `am`'s features (global statistics or none): it needs no future frames."""
+    """The chunk-by-chunk normalisation of `am`'s features (online, global or none): none needs future frames."""
+    from asrkit.features import OnlineCMVN
+
     mode, stats = am.feature_settings.get("cmvn", "none"), am.cmvn_stats
+    if mode == "online":
+        return OnlineCMVN(stats).push  # running statistics carried from chunk to chunk
     return lambda f: normalize(f, mode, stats)
