@@ -60,7 +60,7 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
 
 def _read_jsonl_texts(path: Path, text: str) -> dict[str, str]:
     """{id: text} from JSON lines: a manifest (its label, phonemes or text) or `asrkit decode --json` output."""
-    import json
+    from asrkit.data.manifest import json_object_with_id
 
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
@@ -68,17 +68,8 @@ def _read_jsonl_texts(path: Path, text: str) -> dict[str, str]:
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{where}: malformed JSON ({e.msg}, column {e.colno})") from None
-        except RecursionError:
-            raise InputError(f"{where}: malformed JSON (nested too deeply)") from None
-        if not isinstance(d, dict):
-            raise InputError(f"{where}: expected a JSON object with 'id' and 'text', got {type(d).__name__}")
-        utt = d.get("id")
-        if not isinstance(utt, str) or not utt.strip():
-            raise InputError(f"{where}: missing or empty 'id'")
+        d = json_object_with_id(line, where, "with 'id' and 'text'")
+        utt = d["id"]
         ph = d.get("phonemes")
         if d.get("label") is not None:
             ref = d["label"]

@@ -48,8 +48,11 @@ _FIELDS = {f for f in Utterance.__dataclass_fields__ if f != "extra"}
 _STR_FIELDS = ("audio", "text", "speaker", "label", "features")
 
 
-def parse_line(line: str, where: str) -> Utterance:
-    """One JSONL manifest line → Utterance; any problem raises InputError naming `where` (file:line)."""
+def json_object_with_id(line: str, where: str, expected: str) -> dict:
+    """One JSON line that must be an object with a non-empty string 'id'; InputError naming `where` otherwise.
+
+    `expected` describes the object in the error for a non-object (e.g. `{"id": ..., "audio": ...}`).
+    """
     try:
         d = json.loads(line)
     except json.JSONDecodeError as e:
@@ -57,9 +60,15 @@ def parse_line(line: str, where: str) -> Utterance:
     except RecursionError:
         raise InputError(f"{where}: malformed JSON (nested too deeply)") from None
     if not isinstance(d, dict):
-        raise InputError(f"{where}: expected a JSON object {{\"id\": ..., \"audio\": ...}}, got {type(d).__name__}")
+        raise InputError(f"{where}: expected a JSON object {expected}, got {type(d).__name__}")
     if not isinstance(d.get("id"), str) or not d["id"].strip():
         raise InputError(f"{where}: missing or empty 'id'")
+    return d
+
+
+def parse_line(line: str, where: str) -> Utterance:
+    """One JSONL manifest line → Utterance; any problem raises InputError naming `where` (file:line)."""
+    d = json_object_with_id(line, where, '{"id": ..., "audio": ...}')
     uid = d["id"]
     if d.get("audio") is None and d.get("features") is None:
         raise InputError(f"{where}: utterance {uid!r} has neither 'audio' nor 'features'")
