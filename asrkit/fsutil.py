@@ -81,6 +81,24 @@ def disk_full(e: BaseException, where: str | Path) -> bool:
         return False
 
 
+def check_writable(path: str | Path, name: str | None = None) -> None:
+    """Refuse, before any work, an output path that cannot be written: a directory, one under a file, no permission.
+
+    The error names the path, after `name` (e.g. the option that gave it) or after "cannot write".
+    """
+    p = Path(path)
+    subject = f"{name} {p}" if name else f"cannot write {p}"
+    if p.is_dir():
+        raise InputError(f"{subject}: it is a directory; give a file path")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{subject}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise InputError(f"{subject}: permission denied")
+
+
 def no_space(path: str | Path) -> WorkError:
     """The one-line error for a write that found the disk full."""
     return WorkError(f"no space left on device while writing {path}; free some space and run the command again")

@@ -13,7 +13,7 @@ from asrkit.data.inputs import InputItem, collect_inputs
 from asrkit.decode.ctc import Hypothesis, Lexicon, lexicon_from_words
 from asrkit.decode.timing import Span, ctm_lines
 from asrkit.errors import InputError
-from asrkit.fsutil import atomic_write_text
+from asrkit.fsutil import atomic_write_text, check_writable
 from asrkit.progress import Progress
 
 
@@ -33,20 +33,6 @@ def resolve_model(model: str | Path | None) -> tuple[Path, str | None]:
     if not found:
         raise InputError("no model given: pass --model, set $ASRKIT_MODEL, or train one (looked for exp/*/best.pt)")
     return found[-1], "the newest exp/*/best.pt"
-
-
-def check_output(path: str | Path, option: str) -> None:
-    """Refuse an output path that cannot be written (a directory, under a file, no permission) before any work is done."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{option} {p} is a directory; give a file path")
-    parent = p.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"{option} {p}: {parent} is a file, not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise InputError(f"{option} {p}: permission denied")
 
 
 def _write(path: str | Path, option: str, write) -> None:
@@ -204,7 +190,7 @@ def decode(
         raise InputError(f"language model {lm} not found")
     for dest, option in ((output, "--output"), (ctm, "--ctm"), (submission, "--submission")):
         if dest is not None:
-            check_output(dest, option)  # before the model loads and the inputs decode
+            check_writable(dest, option)  # before the model loads and the inputs decode
     lex_words = read_lexicon_words(lexicon) if lexicon is not None else None  # fail before the model loads
     path, why = resolve_model(model)
     if why:

@@ -11,7 +11,6 @@ as an equivalent loop (`asrkit.export.graph`).
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,25 +18,12 @@ from typing import Any
 
 from asrkit.errors import InputError, WorkError
 from asrkit.export.meta import build_metadata, pack
-from asrkit.fsutil import atomic_write
+from asrkit.fsutil import atomic_write, check_writable
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17  # LayerNormalization is a native op from 17 on
 INPUT_NAMES = ["features", "lengths"]
 OUTPUT_NAMES = ["log_probs", "out_lengths"]
-
-
-def _check_output(output: Path) -> None:
-    """Fail before the (seconds-long) export when `output` cannot be written."""
-    if output.is_dir():
-        raise InputError(f"cannot write {output}: it is a directory")
-    parent = output.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"cannot write {output}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write {output}: no permission to write in {parent}")
 
 
 def _load(checkpoint: str | Path) -> tuple[dict[str, Any], Any]:
@@ -132,7 +118,7 @@ def export_model(checkpoint: str | Path, fmt: str, output: str | Path) -> Path:
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     out = Path(output)
-    _check_output(out)
+    check_writable(out)  # before the seconds-long export
     state, am = _load(checkpoint)
     model = am.model.cpu().eval()
     meta = build_metadata(state, am.task, am.subsample)
