@@ -111,7 +111,7 @@ class Recognizer:
         return self.model.features(self._samples(audio, sample_rate))
 
     def _samples(self, audio: np.ndarray | torch.Tensor, sample_rate: int | None) -> torch.Tensor:
-        from asrkit.audio import resample
+        from asrkit.audio import check_samples, resample
 
         if sample_rate is None:
             raise InputError("give the sample_rate of a sample array (asrkit resamples to the model's rate)")
@@ -124,8 +124,7 @@ class Recognizer:
             raise InputError(f"audio samples must be 1-D (or 2-D with channels), got shape {tuple(wav.shape)}")
         if wav.numel() == 0:
             raise InputError("the audio holds no samples")
-        if not torch.isfinite(wav).all():
-            raise InputError("the audio holds NaN or infinite samples")
+        check_samples(wav.detach().cpu().numpy(), int(sample_rate), "the audio")
         return resample(wav, int(sample_rate), self.sample_rate) if sample_rate != self.sample_rate else wav
 
     def log_probs(self, audio: Audio, sample_rate: int | None = None, chunk_seconds: float = 20.0) -> torch.Tensor:

@@ -68,17 +68,25 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise InputError(f"audio file {p} is empty (a valid header but zero samples)")
     wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    check_samples(wav, int(sr), f"audio file {p}")
+    return np.ascontiguousarray(wav, dtype=np.float32), int(sr)
+
+
+def check_samples(wav: np.ndarray, sample_rate: int, what: str, offset: float = 0.0) -> None:
+    """Refuse NaN or infinite samples and float samples above MAX_SAMPLE, naming `what` and the time of the first.
+
+    `offset`: seconds before `wav`'s first sample (a chunk of a longer stream).
+    """
     bad = ~np.isfinite(wav)
     if bad.any():
         first = int(np.argmax(bad))
         raise InputError(
-            f"audio file {p} contains {int(bad.sum())} NaN or infinite samples (the first at {first / sr:.3f} s); "
+            f"{what} contains {int(bad.sum())} NaN or infinite samples (the first at {offset + first / sample_rate:.3f} s); "
             "repair or remove the file"
         )
-    peak = float(np.abs(wav).max())
+    peak = float(np.abs(wav).max()) if wav.size else 0.0
     if peak > MAX_SAMPLE:
-        raise InputError(f"audio file {p} holds samples as large as {peak:.3g} (full scale is 1.0); is it damaged?")
-    return np.ascontiguousarray(wav, dtype=np.float32), int(sr)
+        raise InputError(f"{what} holds samples as large as {peak:.3g} (full scale is 1.0); is it damaged?")
 
 
 MAX_RATIO_TERM = 1000  # resampling by p/q costs ~p·q: rates whose exact ratio has larger terms use a close one

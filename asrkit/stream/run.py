@@ -26,19 +26,14 @@ def file_chunks(path: str | Path, sample_rate: int, chunk_seconds: float) -> Ite
     """Mono float32 chunks of an audio file at `sample_rate` (a file at another rate is resampled whole first)."""
     import soundfile as sf
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"audio file {p} not found")
-    try:
-        f = sf.SoundFile(str(p))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise InputError(f"cannot read audio {p}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    with f:
-        if f.samplerate != sample_rate:
-            from asrkit.audio import load_audio
+    from asrkit.audio import audio_info, load_audio
 
-            yield from _chunks_of(load_audio(p, sample_rate).numpy(), max(1, int(chunk_seconds * sample_rate)))
-            return
+    p = Path(path)
+    _, rate = audio_info(p)  # a missing, empty or damaged file is one InputError naming it
+    if rate != sample_rate:
+        yield from _chunks_of(load_audio(p, sample_rate).numpy(), max(1, int(chunk_seconds * sample_rate)))
+        return
+    with sf.SoundFile(str(p)) as f:
         size = max(1, int(chunk_seconds * f.samplerate))
         for block in f.blocks(blocksize=size, dtype="float32", always_2d=True):
             yield block.mean(axis=1)
@@ -119,6 +114,7 @@ def stream_decode(
     Lines: `partial<TAB>seconds<TAB>text` each time the transcript changes, then `final<TAB>seconds<TAB>text`
     (with `as_json`, one JSON object per event; the final one adds word times and the real-time factor).
     """
+    from asrkit.audio import check_samples
     from asrkit.decode.run import resolve_model
     from asrkit.export import load_acoustic_model
     from asrkit.stream.encoder import streamable_reason
@@ -140,8 +136,7 @@ def stream_decode(
         else file_chunks(source, am.sample_rate, chunk_ms / 1000)
     )
     for chunk in chunks:
-        if not np.isfinite(chunk).all():
-            raise InputError(f"{source}: the audio holds NaN or infinite samples at {rec.audio_seconds:.2f} s")
+        check_samples(chunk, am.sample_rate, f"audio {source}", offset=rec.audio_seconds)
         ev = rec.push(chunk)
         if ev is not None:
             _print(out, ev.audio_seconds, ev.text, "partial", as_json)
