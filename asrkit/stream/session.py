@@ -105,22 +105,17 @@ class StreamingRecognizer:
 
     def finish(self) -> StreamResult:
         """Flush the features and the model, run the beam search over all frames, time the words."""
-        from asrkit.decode.beam import prefix_beam_search
-        from asrkit.decode.timing import timestamps
+        from asrkit.api import Recognizer
 
         t0 = time.perf_counter()
         f = self.features.finish()
         self._add(self.encoder.push(self.norm(f)) if f.shape[0] else torch.zeros(0, len(self.tok)))
         self._add(self.encoder.finish())
         lp = torch.cat(self._lps) if self._lps else torch.zeros(0, len(self.tok))
-        if lp.shape[0]:
-            best = prefix_beam_search(lp.numpy(), self.beam, self.tok.blank)[0]
+        if lp.shape[0]:  # the search, text and word times of `asrkit decode`, on the frames the stream gave
+            best = Recognizer(self.am).decode_features([], self.beam, with_times=True, log_probs=[lp])[0][0]
         else:
             best = Hypothesis([], "", 0.0, [])
-        best.text = self.tok.decode(best.tokens).strip()
-        space = getattr(self.tok, "index", {}).get(" ")
-        if lp.shape[0]:
-            best.token_spans, best.words = timestamps(lp, best.tokens, self.tok.symbols, self.tok.blank, self.am.frame_shift, space, best.timesteps)
         self._compute += time.perf_counter() - t0
         self.events.append(StreamEvent(self.audio_seconds, best.text, final=True))
         self.log_probs = lp
