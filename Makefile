@@ -17,7 +17,7 @@ SC_EXP := exp/speech_commands$(T)
 SC_DATA := data/speech_commands$(T)
 SC_SET += $(if $(TINY),--set data.out_dir=$(SC_DATA) --set train.exp_dir=$(SC_EXP) --set model.hidden=64 --set model.layers=1 --set train.epochs=3 --set data.speech_commands.augment_copies=0)
 
-.PHONY: setup test test-all fuzz demo digits echo librispeech librispeech-tiny phonemes speech-commands bench bench-zoo bench-speakers bench-librispeech clean help
+.PHONY: setup test test-all fuzz demo digits echo librispeech librispeech-tiny phonemes speech-commands bench bench-zoo bench-speakers bench-stream bench-librispeech clean help
 
 help:
 	@echo "make demo      set up, then prepare/train/decode/align/score the digits recipe (embedded FSDD data)"
@@ -27,6 +27,7 @@ help:
 	@echo "make speech-commands  keyword classification on Speech Commands (SC_ROOT=..., default \$$ASRKIT_DATA/speech_commands or the shared v0.01 sample)"
 	@echo "make bench     beam search vs pyctcdecode/flashlight -> bench/results/beam.json; decode real-time factor -> decode.json; training throughput -> train.json"
 	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
+	@echo "make bench-stream  train the streamable digits model (unidirectional GRU, ~10 min) and stream its test set -> bench/results/stream.json"
 	@echo "make bench-speakers  leave-one-speaker-out digits (4 trainings, ~1 h on 2 cores) -> bench/results/speakers.json"
 	@echo "make echo      the GRU echo memory task, fixed and variable delay (generated data, ~2 min each)"
 	@echo "make librispeech  the LibriSpeech recipe (LIBRISPEECH=folder holding LibriSpeech/, LM=word n-gram ARPA/binary to add LM decoding; needs a GPU to be practical)"
@@ -165,6 +166,11 @@ bench-zoo: setup
 
 bench-speakers: setup
 	$(PY) bench/speakers.py
+
+bench-stream: setup
+	$(ASRKIT) prepare recipes/digits_stream.yaml
+	$(ASRKIT) train recipes/digits_stream.yaml
+	$(PY) bench/stream.py
 
 clean:
 	rm -rf data exp
