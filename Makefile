@@ -43,7 +43,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check uv
 	$(PY) -m uv pip install --python $(PY) -q --compile-bytecode -e '.[dev]'  # .pyc files now: with PYTHONDONTWRITEBYTECODE set, every process would compile torch again (~6 s each)
-	$(PY) -c "from asrkit.decode.beam import compile_kernels; compile_kernels()"  # numba's cache: no process pays the compile later
+	$(PY) -c "from asrkit.decode.beam import compile_kernels; compile_kernels(); from asrkit.models.gru_kernel import compile_kernels; compile_kernels()"  # numba's cache: no process pays the compile later
 	touch $@
 
 test: setup

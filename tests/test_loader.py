@@ -128,6 +128,19 @@ def test_dataset_items():
     assert batch.lengths.tolist() == [40, 7] and batch.target_lengths.tolist() == [4, 2]
 
 
+@pytest.mark.parametrize("order", [[0, 1], [1, 0], [1]])
+def test_dataset_batch_equals_collate_of_its_items_also_after_keep(order):
+    ds = _dataset()
+    for kept in (None, [1, 0]):
+        if kept:
+            ds.keep(kept)  # the second round runs on the reordered dataset
+            assert [u.id for u in ds.utts] == ["u2", "u1"] and ds.frames(0) == 7
+        got, want = ds.batch(order), collate([ds[i] for i in order])
+        for field in ("feats", "lengths", "targets", "target_lengths"):
+            assert torch.equal(getattr(got, field), getattr(want, field)), field
+        assert got.ids == want.ids
+
+
 def test_dataset_batch_augment_is_seeded_and_per_utterance():
     cfg = SpecAugmentConfig(freq_masks=1, freq_width=4, time_masks=1, time_width=0.3)
     a = [_dataset(augment=cfg, seed=1).batch([0, 1]).feats for _ in range(2)]

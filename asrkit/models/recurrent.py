@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asrkit.errors import InputError
+from asrkit.models import gru_kernel
 from asrkit.models.frontend import build_frontend
 from asrkit.models.heads import build_head
 from asrkit.models.network import AcousticNet, Dropout
@@ -93,6 +94,8 @@ class StackedRecurrent(nn.Module):
 
 def _run(mod: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, h0: object, packed: bool) -> tuple[torch.Tensor, object]:
     if not packed:
+        if isinstance(mod, nn.GRU) and gru_kernel.enabled() and gru_kernel.usable(x, mod):
+            return gru_kernel.fused_gru(mod, x, h0)
         return mod(x, h0)
     p = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     y, h = mod(p, h0)

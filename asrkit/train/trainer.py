@@ -74,8 +74,7 @@ def filter_utterances(ds: FeatureDataset, model: torch.nn.Module, max_frames: in
             infeasible += 1
         else:
             keep.append(i)
-    ds.utts = [ds.utts[i] for i in keep]
-    ds.targets = [ds.targets[i] for i in keep]
+    ds.keep(keep)
     return ds, {"too_long": too_long, "too_many_labels": infeasible}
 
 
