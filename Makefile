@@ -160,6 +160,7 @@ bench: setup
 	$(PY) bench/lm_speed.py
 	$(PY) bench/lm_wer.py
 	$(PY) bench/train_throughput.py
+	$(PY) bench/gru_kernel.py
 
 bench-zoo: setup
 	$(PY) bench/zoo.py
