@@ -530,3 +530,24 @@ def test_gradients_reach_every_parameter(name, extra):
     for pname, p in m.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
         assert p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_drops_at_rate_p_scales_to_an_unbiased_mean_and_is_seeded(p):
+    from asrkit.models.network import Dropout
+
+    drop = Dropout(p).train()
+    x = torch.ones(1000, 1001)
+    torch.manual_seed(0)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - p) < 0.003  # 1e6 draws: the standard error is at most 5e-4
+    assert abs(y.mean().item() - 1.0) < 0.01
+    assert torch.equal(torch.unique(y), torch.tensor([0.0, y.max().item()]))
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # the same seed, the same mask
+    assert not torch.equal(drop(x), y)  # the next draw, another mask
+    rows = drop(torch.ones(4, 10000))
+    assert len({tuple((r == 0).nonzero().flatten()[:20].tolist()) for r in rows}) == 4  # no repeated pattern
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))

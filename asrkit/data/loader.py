@@ -29,7 +29,10 @@ class FeatureDataset(torch.utils.data.Dataset):
     ):
         self.utts = utts
         # CMVN once, not every epoch: stored half precision like the feature cache itself
-        self.feats = {u.id: normalize(feats[u.id].float(), cmvn, cmvn_stats).half() for u in utts}
+        if cmvn == "none":  # nothing to normalise: share the cache's fp16 tensors instead of copying each
+            self.feats = {u.id: feats[u.id].half() for u in utts}
+        else:
+            self.feats = {u.id: normalize(feats[u.id].float(), cmvn, cmvn_stats).half() for u in utts}
         self.targets = [tokenizer.target(u) for u in utts]
         self._target_tensors = [torch.tensor(t, dtype=torch.long) for t in self.targets]
         self._frames = torch.tensor([self.feats[u.id].shape[0] for u in utts], dtype=torch.long)

@@ -40,10 +40,20 @@ class AcousticNet(nn.Module):
 
 
 class Dropout(nn.Dropout):
-    """nn.Dropout with the mask drawn as `rand >= p`: uniform draws cost ~0.6x of bernoulli_ on CPU (8 % of a step)."""
+    """nn.Dropout with a cheaper mask. On CPU, one 64-bit random draw gives four 16-bit uniforms (the generator's
+    cost is per draw: a third of `rand_like`'s time, which itself is ~0.6x of bernoulli_); the drop rate is p
+    rounded to 1/65536 and the scale uses that rate, so the expectation is exact. Elsewhere `rand >= p`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand_like(x) >= self.p
-        return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))
+        if x.device.type != "cpu":
+            keep = torch.rand_like(x) >= self.p
+            return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))
+        cut = round(self.p * 65536)
+        if cut >= 65536:
+            return x * 0.0
+        n = x.numel()
+        bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None).view(torch.int16)[:n]
+        keep = (bits >= cut - 32768).view(x.shape)
+        return x * (keep.to(x.dtype) * (65536.0 / (65536 - cut)))

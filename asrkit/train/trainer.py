@@ -63,14 +63,14 @@ def ctc_feasible(target: list[int], frames: int) -> bool:
 def filter_utterances(ds: FeatureDataset, model: torch.nn.Module, max_frames: int) -> tuple[FeatureDataset, dict[str, int]]:
     """Drop utterances over the recipe's length limit and those with more labels than CTC frames; count both."""
     keep, too_long, infeasible = [], 0, 0
-    for i in range(len(ds)):
-        t = ds.frames(i)
+    frames = [ds.frames(i) for i in range(len(ds))]
+    outs = model.output_lengths(torch.tensor(frames, dtype=torch.long)).tolist() if frames else []  # one call, not one per utterance
+    for i, (t, out) in enumerate(zip(frames, outs)):
         if t > max_frames:
             too_long += 1
-        elif model.task == "frame" and len(ds.targets[i]) != int(model.output_lengths(torch.tensor([t]))[0]):
-            out = int(model.output_lengths(torch.tensor([t]))[0])
+        elif model.task == "frame" and len(ds.targets[i]) != out:
             raise InputError(f"utterance {ds.utts[i].id!r} has {len(ds.targets[i])} frame labels for {out} model frames")
-        elif model.task == "ctc" and not ctc_feasible(ds.targets[i], int(model.output_lengths(torch.tensor([t]))[0])):
+        elif model.task == "ctc" and not ctc_feasible(ds.targets[i], out):
             infeasible += 1
         else:
             keep.append(i)
