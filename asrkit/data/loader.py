@@ -33,10 +33,11 @@ class FeatureDataset(torch.utils.data.Dataset):
         self._frames, self._offsets = _lengths_and_offsets([feats[u.id].shape[0] for u in utts])
         dims = feats[utts[0].id].shape[1] if utts else 0
         self._packed = torch.zeros(int(self._frames.sum()) + 1, dims, dtype=torch.half)
+        self.feats: dict[str, torch.Tensor] = {}  # id → its rows of the packed tensor (a view)
         for u, o, n in zip(utts, self._offsets.tolist(), self._frames.tolist()):  # in place: no second copy of the split
-            self._packed[o : o + n] = feats[u.id] if cmvn == "none" else normalize(feats[u.id].float(), cmvn, cmvn_stats)
+            self.feats[u.id] = rows = self._packed[o : o + n]
+            rows[:] = feats[u.id] if cmvn == "none" else normalize(feats[u.id].float(), cmvn, cmvn_stats)
         self.targets = [tokenizer.target(u) for u in utts]
-        self.feats = {u.id: self._packed[o : o + n] for u, o, n in zip(utts, self._offsets.tolist(), self._frames.tolist())}
         self._labels = torch.tensor([k for t in self.targets for k in t] + [0], dtype=torch.long)
         self._target_lengths, self._target_offsets = _lengths_and_offsets([len(t) for t in self.targets])
         self.augment = augment
@@ -54,22 +55,30 @@ class FeatureDataset(torch.utils.data.Dataset):
         self._target_lengths, self._target_offsets = self._target_lengths[idx], self._target_offsets[idx]
 
     def frames(self, i: int) -> int:
-        return self.feats[self.utts[i].id].shape[0]
+        return int(self._frames[i])
+
+    def frame_counts(self) -> list[int]:
+        """Frames of every utterance, in dataset order."""
+        return self._frames.tolist()
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int], str]:
         """One utterance, normalised (SpecAugment is applied per batch, by `batch`)."""
         u = self.utts[i]
         return self.feats[u.id].float(), self.targets[i], u.id
 
-    def batch(self, indices: list[int]) -> Batch:
-        """The padded batch of `indices` (the same tensors as `collate` of its items), with SpecAugment when the
-        dataset augments. Features and labels are each one gather from the packed tensors: on short utterances
-        (echo) padding item by item cost a tenth of a training step."""
+    def padded(self, indices: list[int]) -> Batch:
+        """The padded batch of `indices`, without augmentation: the same tensors as `collate` of its items.
+        Features and labels are each one gather from the packed tensors: on short utterances (echo) padding
+        item by item cost a tenth of a training step."""
         idx = torch.tensor(indices, dtype=torch.long)
         lengths, tl = self._frames[idx], self._target_lengths[idx]
         feats = _gather(self._packed, self._offsets[idx], lengths).float()
         targets = _gather(self._labels, self._target_offsets[idx], tl, min_width=1)
-        b = Batch(feats, lengths, targets, tl, [self.utts[i].id for i in indices])
+        return Batch(feats, lengths, targets, tl, [self.utts[i].id for i in indices])
+
+    def batch(self, indices: list[int]) -> Batch:
+        """The training batch of `indices`: `padded`, with SpecAugment when the dataset augments."""
+        b = self.padded(indices)
         if self.augment is not None:
             b.feats = spec_augment_batch(b.feats, self.augment, self.generator)
         return b

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-from asrkit.data.loader import BucketBatchSampler, FeatureDataset, collate
+from asrkit.data.loader import BucketBatchSampler, FeatureDataset
 from asrkit.text import CharTokenizer
 
 HIGHER_IS_BETTER = {"wer": False, "cer": False, "loss": False, "accuracy": True}
@@ -65,11 +65,11 @@ def _dev_batches(model: torch.nn.Module, ds: FeatureDataset, device: torch.devic
     """(utterance indices, batch, model output, output lengths) over the dataset, in eval mode without gradients."""
     was_training = model.training
     model.eval()
-    sampler = BucketBatchSampler([ds.frames(i) for i in range(len(ds))], max_frames, shuffle=False)
+    sampler = BucketBatchSampler(ds.frame_counts(), max_frames, shuffle=False)
     try:
         with torch.inference_mode():
             for idx in sampler:
-                b = collate([ds[i] for i in idx]).to(device)
+                b = ds.padded(idx).to(device)
                 out, out_len = model(b.feats, b.lengths)
                 yield idx, b, out, out_len
     finally:

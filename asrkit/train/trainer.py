@@ -63,7 +63,7 @@ def ctc_feasible(target: list[int], frames: int) -> bool:
 def filter_utterances(ds: FeatureDataset, model: torch.nn.Module, max_frames: int) -> tuple[FeatureDataset, dict[str, int]]:
     """Drop utterances over the recipe's length limit and those with more labels than CTC frames; count both."""
     keep, too_long, infeasible = [], 0, 0
-    frames = [ds.frames(i) for i in range(len(ds))]
+    frames = ds.frame_counts()
     outs = model.output_lengths(torch.tensor(frames, dtype=torch.long)).tolist() if frames else []  # one call, not one per utterance
     for i, (t, out) in enumerate(zip(frames, outs)):
         if t > max_frames:
@@ -205,7 +205,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
     train_ds, dropped = filter_utterances(train_ds, model, max_frames)
     if not len(train_ds):
         raise InputError("no training utterance is left after filtering by length")
-    frames = [train_ds.frames(i) for i in range(len(train_ds))]
+    frames = train_ds.frame_counts()
     sampler = BucketBatchSampler(frames, batch_frames, seed=cfg.seed)
 
     def epoch_batches(epoch: int) -> list[list[int]]:
