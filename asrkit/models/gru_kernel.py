@@ -212,11 +212,6 @@ class _FusedGRU(torch.autograd.Function):
 _ENABLED = os.environ.get("ASRKIT_FUSED_GRU", "1") != "0"
 
 
-def enabled() -> bool:
-    """Whether StackedRecurrent runs CPU GRUs in the fused layer (`ASRKIT_FUSED_GRU=0` turns it off)."""
-    return _ENABLED
-
-
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """Run CPU GRUs as plain nn.GRU inside the block (benchmarks and tests compare the two)."""
@@ -228,18 +223,21 @@ def disabled() -> Iterator[None]:
         _ENABLED = before
 
 
-def usable(x: torch.Tensor, gru: torch.nn.GRU) -> bool:
-    """True where the fused layer applies: a one-layer, unidirectional, batch-first GRU with biases, run on CPU
-    float32 tensors outside tracing (export traces the plain nn.GRU)."""
+def usable(x: torch.Tensor, mod: torch.nn.Module) -> bool:
+    """True where the fused layer applies: it is on (`ASRKIT_FUSED_GRU=0` turns it off), and `mod` is a one-layer,
+    unidirectional, batch-first nn.GRU with biases, run on CPU float32 tensors outside tracing (export traces the
+    plain nn.GRU)."""
     return (
-        HAVE_BLAS
+        _ENABLED
+        and HAVE_BLAS
+        and isinstance(mod, torch.nn.GRU)
         and x.device.type == "cpu"
         and x.dtype == torch.float32
-        and gru.weight_hh_l0.dtype == torch.float32
-        and gru.num_layers == 1
-        and not gru.bidirectional
-        and gru.batch_first
-        and gru.bias
+        and mod.weight_hh_l0.dtype == torch.float32
+        and mod.num_layers == 1
+        and not mod.bidirectional
+        and mod.batch_first
+        and mod.bias
         and x.dim() == 3
         and x.shape[0] > 0
         and x.shape[1] > 0

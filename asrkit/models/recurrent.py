@@ -94,7 +94,7 @@ class StackedRecurrent(nn.Module):
 
 def _run(mod: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, h0: object, packed: bool) -> tuple[torch.Tensor, object]:
     if not packed:
-        if isinstance(mod, nn.GRU) and gru_kernel.enabled() and gru_kernel.usable(x, mod):
+        if gru_kernel.usable(x, mod):
             return gru_kernel.fused_gru(mod, x, h0)
         return mod(x, h0)
     p = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
