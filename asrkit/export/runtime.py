@@ -18,9 +18,7 @@ import torch
 
 from asrkit.errors import InputError
 from asrkit.export.meta import ALL_FIELDS, PREFIX, unpack
-from asrkit.features import make_extractor
 from asrkit.models.acoustic import AcousticModel
-from asrkit.text import tokenizer_from_dict
 
 
 def pad_batch(feats: list[torch.Tensor], multiple: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,17 +45,10 @@ class ExportedAcousticModel(AcousticModel):
         # deliberately no super().__init__(): that would build and load the PyTorch network
         self.path = Path(path)
         self.metadata = meta
-        self.device = torch.device(device)
-        self.config = meta["model_config"]
-        self.tokenizer = tokenizer_from_dict(meta["tokenizer"])
-        self.feature_settings = meta["features"]
-        self.cmvn_stats = meta.get("cmvn")
-        self.sample_rate = int(self.feature_settings["sample_rate"])
+        self._read_settings(meta, device)
         self.subsample = int(meta["subsample"])
         self.frame_shift = float(meta["frame_shift"])
         self.task: str = meta["task"]
-        self.precomputed = self.feature_settings.get("type") == "precomputed"
-        self.extractor = None if self.precomputed else make_extractor(self.feature_settings)
         self.model = None  # no PyTorch network: see `_forward`
 
     def __repr__(self) -> str:

@@ -15,12 +15,7 @@ class AcousticModel:
     """Model + tokenizer + feature pipeline + CMVN, all from one checkpoint."""
 
     def __init__(self, state: dict, device: torch.device | str = "cpu"):
-        self.device = torch.device(device)
-        self.config = state["model_config"]
-        self.tokenizer = tokenizer_from_dict(state["tokenizer"])
-        self.feature_settings = state["features"]
-        self.cmvn_stats = state.get("cmvn")
-        self.sample_rate = int(self.feature_settings["sample_rate"])
+        self._read_settings(state, device)
         n_out = self.config.get("n_tokens")
         if n_out != len(self.tokenizer):
             from asrkit.errors import InputError
@@ -38,6 +33,16 @@ class AcousticModel:
             raise InputError(f"checkpoint weights do not fit its model config: {str(e).splitlines()[0]}") from None
         self.model.to(self.device).eval()
         self.task: str = getattr(self.model, "task", "ctc")
+
+    def _read_settings(self, meta: dict, device: torch.device | str) -> None:
+        """What every acoustic model takes from its checkpoint or export metadata: device, model config, vocabulary,
+        feature settings (and the extractor they make), CMVN statistics."""
+        self.device = torch.device(device)
+        self.config = meta["model_config"]
+        self.tokenizer = tokenizer_from_dict(meta["tokenizer"])
+        self.feature_settings = meta["features"]
+        self.cmvn_stats = meta.get("cmvn")
+        self.sample_rate = int(self.feature_settings["sample_rate"])
         self.precomputed = self.feature_settings.get("type") == "precomputed"
         self.extractor = None if self.precomputed else make_extractor(self.feature_settings)
 
