@@ -113,7 +113,8 @@ def test_a_newer_format_is_refused_naming_both_versions(kit: Path, tmp_path: Pat
     assert "upgrade asrkit" in line
 
 
-def test_a_malicious_pickle_is_refused_and_its_code_never_runs(kit: Path, tmp_path: Path) -> None:
+def _malicious_checkpoint(tmp_path: Path, **fields: object) -> tuple[Path, Path]:
+    """evil.pt, whose 'model' unpickles by running code that creates the returned marker file; and that marker."""
     marker = tmp_path / "PWNED"
 
     class Evil:
@@ -121,7 +122,12 @@ def test_a_malicious_pickle_is_refused_and_its_code_never_runs(kit: Path, tmp_pa
             return (exec, (f"open({str(marker)!r}, 'w').close()",))
 
     evil = tmp_path / "evil.pt"
-    torch.save({"model": Evil(), "model_config": {"name": "gru"}, "tokenizer": {}, "features": {}}, evil)
+    torch.save({"model": Evil(), **fields}, evil)
+    return evil, marker
+
+
+def test_a_malicious_pickle_is_refused_and_its_code_never_runs(kit: Path, tmp_path: Path) -> None:
+    evil, marker = _malicious_checkpoint(tmp_path, model_config={"name": "gru"}, tokenizer={}, features={})
     assert_one_line_error(cli("decode", "-q", "--model", evil, kit / "a.wav"), "evil.pt", "refuses to unpickle")
     assert_one_line_error(cli("average", evil, evil, "-o", tmp_path / "avg.pt"), "evil.pt")
     assert not marker.exists() and not (tmp_path / "avg.pt").exists()
@@ -133,14 +139,7 @@ def test_a_malicious_pickle_is_refused_and_its_code_never_runs(kit: Path, tmp_pa
 @pytest.mark.slow  # a process that imports torch: ~5-12 s on 2 shared cores; the in-process test above covers the same code
 def test_a_malicious_pickle_through_the_real_command(kit: Path, tmp_path: Path) -> None:
     """One real process: the installed `asrkit` refuses the pickle, exits 2 with one line and runs nothing."""
-    marker = tmp_path / "PWNED"
-
-    class Evil:
-        def __reduce__(self):
-            return (exec, (f"open({str(marker)!r}, 'w').close()",))
-
-    evil = tmp_path / "evil.pt"
-    torch.save({"model": Evil(), "model_config": {}}, evil)
+    evil, marker = _malicious_checkpoint(tmp_path, model_config={})
     exe = Path(sys.executable).parent / "asrkit"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "asrkit"]
     env = {k: v for k, v in os.environ.items() if k != "ASRKIT_DEBUG"}
