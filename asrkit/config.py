@@ -28,6 +28,42 @@ class ConnectedConfig:
 
 
 @dataclass
+class TTSConfig:
+    """Synthetic voices for the digits corpus (asrkit.data.tts)."""
+
+    voices: int = 150  # voices drawn from the installed engines (reproducible by data.seed)
+    dev_voices: int = 10  # of those, voices kept for dev (unseen-voice model selection), never trained on
+    engines: list[str] = field(default_factory=lambda: ["espeak-ng", "flite", "festival"])
+    cache: str | None = None  # rendered words, shared between preparations; default: <data dir>/tts-cache
+
+
+@dataclass
+class DigitsConfig:
+    """Where the digits corpus takes its voices from, and the speaker-changing augmentation of its training words."""
+
+    sources: list[str] = field(default_factory=lambda: ["fsdd"])  # fsdd | speech_commands | tts
+    speech_commands_root: str | None = None  # else $ASRKIT_DATA/speech_commands, else the embedded digit-word sample
+    speech_commands_max: int = 6000  # at most this many Speech Commands training clips (a full corpus has ~38,000 digits)
+    tts: TTSConfig = field(default_factory=TTSConfig)
+    # share of training connected utterances spoken by each source's voices (the sources present; renormalised)
+    connected_mix: dict[str, float] = field(default_factory=lambda: {"fsdd": 0.5, "speech_commands": 0.2, "tts": 0.3})
+    # share of training connected utterances whose every word comes from a random voice: a model that cannot lean on
+    # one voice for the whole utterance decides each word on its own (unseen voices are then not a context it never had)
+    mixed_voices: float = 0.0
+    pitch_shift: list[float] = field(default_factory=list)  # [low, high] semitones: pitch-shifted copies of each real training word (librosa)
+    pitch_copies: int = 1  # how many shifted copies of each real (fsdd, speech_commands) training word
+    # training words cut tight at a random level below their peak ([low, high] dB, no margin), with this probability:
+    # recordings come endpointed anywhere from loose to clipping the word's weak ending
+    endpoint_prob: float = 0.0
+    endpoint_db: list[float] = field(default_factory=lambda: [15.0, 30.0])
+    noise_prob: float = 0.0  # training utterances mixed with noise (Speech Commands' _background_noise_, else white/pink)
+    noise_snr: list[float] = field(default_factory=lambda: [10.0, 40.0])  # [low, high] dB
+    reverb_prob: float = 0.0  # training utterances convolved with a synthetic room impulse response
+    reverb_rt60: list[float] = field(default_factory=lambda: [0.1, 0.5])  # [low, high] seconds
+    trim_db: float = 30.0  # speech_commands and tts words: leading/trailing audio this far below the peak is cut (librosa)
+
+
+@dataclass
 class SpeechCommandsConfig:
     """Speech Commands: class set, clip length and the augmented copies made at prepare time."""
 
@@ -82,6 +118,7 @@ class DataConfig:
     max_duration: float = 30.0
     seed: int = 0
     speech_commands: SpeechCommandsConfig = field(default_factory=SpeechCommandsConfig)
+    digits: DigitsConfig = field(default_factory=DigitsConfig)
     phonemes: PhonemesConfig = field(default_factory=PhonemesConfig)
     echo: EchoConfig = field(default_factory=EchoConfig)
 
@@ -103,6 +140,7 @@ class FeatureConfig:
     f_min: float = 0.0
     f_max: float | None = None
     cmvn: str = "utterance"
+    vtlp: list[float] = field(default_factory=list)  # [low, high]: training batches' mel axis warped by a random factor per utterance
     specaugment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
 
 
@@ -394,6 +432,11 @@ def validate(r: Recipe) -> None:
             "data.connected.gap_seconds must be [min, max] with 0 <= min <= max",
         ),
         *_speech_commands_checks(r.data.speech_commands),
+        *_digits_checks(r.data.digits),
+        (
+            not r.features.vtlp or (len(r.features.vtlp) == 2 and 0.7 <= r.features.vtlp[0] <= r.features.vtlp[1] <= 1.4),
+            "features.vtlp must be [low, high] with 0.7 <= low <= high <= 1.4",
+        ),
         (r.data.targets in TARGETS, f"data.targets must be one of {', '.join(TARGETS)}"),
         (r.data.oov in ("error", "drop", "map"), "data.oov must be error, drop or map"),
         (r.data.phonemes.layout in ("hw3p2", "an4"), "data.phonemes.layout must be hw3p2 or an4"),
@@ -473,6 +516,32 @@ def _speech_commands_checks(sc: SpeechCommandsConfig) -> list[tuple[bool, str]]:
         (len(sc.noise_snr) == 2 and sc.noise_snr[0] <= sc.noise_snr[1], f"{p}.noise_snr must be [low, high] dB with low <= high"),
         (sc.shift_ms >= 0, f"{p}.shift_ms must be >= 0"),
         (sc.version in ("v0.01", "v0.02"), f"{p}.version must be v0.01 or v0.02"),
+    ]
+
+
+DIGIT_SOURCES = ("fsdd", "speech_commands", "tts")
+
+
+def _digits_checks(d: DigitsConfig) -> list[tuple[bool, str]]:
+    p = "data.digits"
+    return [
+        (bool(d.sources) and set(d.sources) <= set(DIGIT_SOURCES), f"{p}.sources must be a non-empty list of {', '.join(DIGIT_SOURCES)}"),
+        ("fsdd" in d.sources, f"{p}.sources must include fsdd (its recordings make the dev and test sets)"),
+        (set(d.connected_mix) <= set(DIGIT_SOURCES) and all(w >= 0 for w in d.connected_mix.values()),
+         f"{p}.connected_mix: weights >= 0 for {', '.join(DIGIT_SOURCES)}"),
+        (d.tts.voices >= 0 and 0 <= d.tts.dev_voices <= d.tts.voices, f"{p}.tts: need 0 <= dev_voices <= voices"),
+        (set(d.tts.engines) <= {"espeak-ng", "flite", "festival"}, f"{p}.tts.engines: espeak-ng, flite or festival"),
+        (not d.pitch_shift or (len(d.pitch_shift) == 2 and -12 <= d.pitch_shift[0] <= d.pitch_shift[1] <= 12),
+         f"{p}.pitch_shift must be [low, high] semitones within [-12, 12]"),
+        (d.speech_commands_max >= 0, f"{p}.speech_commands_max must be >= 0"),
+        (d.pitch_copies >= 0, f"{p}.pitch_copies must be >= 0"),
+        (0 <= d.mixed_voices <= 1, f"{p}.mixed_voices must be in [0, 1]"),
+        (d.trim_db > 0, f"{p}.trim_db must be positive"),
+        (0 <= d.noise_prob <= 1 and 0 <= d.reverb_prob <= 1 and 0 <= d.endpoint_prob <= 1,
+         f"{p}: noise_prob, reverb_prob and endpoint_prob must be in [0, 1]"),
+        (len(d.endpoint_db) == 2 and 0 < d.endpoint_db[0] <= d.endpoint_db[1], f"{p}.endpoint_db must be [low, high] dB with 0 < low <= high"),
+        (len(d.noise_snr) == 2 and d.noise_snr[0] <= d.noise_snr[1], f"{p}.noise_snr must be [low, high] dB with low <= high"),
+        (len(d.reverb_rt60) == 2 and 0 < d.reverb_rt60[0] <= d.reverb_rt60[1] <= 2, f"{p}.reverb_rt60 must be [low, high] seconds in (0, 2]"),
     ]
 
 

@@ -1,4 +1,4 @@
-"""Log-mel features (torchaudio), CMVN and SpecAugment, behind asrkit's own small functions."""
+"""Log-mel features (torchaudio), CMVN, SpecAugment and VTLP, behind asrkit's own small functions."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def feature_settings(cfg: FeatureConfig, sample_rate: int) -> dict:
     """Everything needed to recompute features at decode time (stored in checkpoints)."""
     d = asdict(cfg)
     d.pop("specaugment", None)
+    d.pop("vtlp", None)  # training-time augmentation: neither the features on disk nor decoding depend on it
     d["sample_rate"] = sample_rate
     return d
 
@@ -181,3 +182,49 @@ def spec_augment_batch(feats: torch.Tensor, cfg: SpecAugmentConfig, generator: t
         if generator is not None:
             torch.random.set_rng_state(state)
     return x.squeeze(1).transpose(1, 2)
+
+
+def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + f / 700.0)  # the HTK mel scale, torchaudio's MelSpectrogram default
+
+
+def _mel_to_hz(m: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+class VTLP:
+    """Vocal-tract-length perturbation on log-mel features (Jaitly & Hinton 2013): each utterance's frequency axis
+    warped by a random factor α in [low, high], f → α·f below a boundary and a straight line to the top band above
+    it, so that no band falls off the end. Done on the cached mel bands by linear interpolation between them,
+    a batch at a time, so every epoch hears new vocal tracts at the cost of one small matrix product."""
+
+    def __init__(self, low: float, high: float, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None):
+        self.low, self.high = low, high
+        top = float(f_max or sample_rate / 2)
+        edges = torch.linspace(float(_hz_to_mel(torch.tensor(float(f_min)))), float(_hz_to_mel(torch.tensor(top))), n_mels + 2, dtype=torch.float64)
+        self.centres_mel = edges[1:-1]
+        self.centres_hz = _mel_to_hz(self.centres_mel)
+        self.f_min, self.f_max = float(f_min), top
+
+    def matrices(self, alphas: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, n_mels) interpolation matrices: row i mixes the two input bands nearest to band i's source."""
+        a = alphas.double()[:, None]
+        g = self.centres_hz[None, :]
+        knee = 0.8 * self.f_max * torch.clamp(a, max=1.0) / a  # source frequency where the straight top piece starts
+        low_part = g / a
+        high_part = knee + (g - a * knee) * (self.f_max - knee) / (self.f_max - a * knee)
+        src = torch.where(g <= a * knee, low_part, high_part).clamp(self.f_min, self.f_max)
+        m = self.centres_mel
+        pos = ((_hz_to_mel(src) - m[0]) / (m[1] - m[0])).clamp(0, len(m) - 1)
+        lo = pos.floor().long().clamp(max=len(m) - 2) if len(m) > 1 else pos.floor().long()
+        frac = pos - lo
+        w = torch.zeros(len(alphas), len(m), len(m), dtype=torch.float64)
+        w.scatter_add_(2, lo[..., None], (1 - frac)[..., None])
+        if len(m) > 1:
+            w.scatter_add_(2, (lo + 1)[..., None], frac[..., None])
+        return w.float()
+
+    def __call__(self, feats: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A padded (B, frames, n_mels) batch, each utterance warped by its own α."""
+        alphas = self.low + (self.high - self.low) * torch.rand(feats.shape[0], generator=generator, dtype=torch.float64)
+        return torch.bmm(feats, self.matrices(alphas).transpose(1, 2).to(feats.dtype))

@@ -55,6 +55,16 @@ def fsdd_slice(tmp_path: Path) -> Path:
     return dst.parent
 
 
+def digits_recipe_dict() -> dict:
+    """recipes/digits.yaml as a dict, with the FSDD recordings as its only voices and no VTLP: the small pipeline
+    tests' base (the extra voices and their augmentation are tested in test_digit_voices.py)."""
+
+    base = digits_recipe_dict()
+    base["data"]["digits"] = {"sources": ["fsdd"]}
+    base["features"].pop("vtlp", None)
+    return base
+
+
 # ---- a real (tiny) model, trained once per test session ----------------------------------------------------
 
 TINY_SPEAKER = "jackson"
@@ -64,7 +74,6 @@ TINY_SPEAKER = "jackson"
 def tiny_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-layer BiLSTM trained for ~20 s on one speaker's embedded FSDD recordings (8 kHz, no resampling)."""
     import torch
-    import yaml
 
     from asrkit.assets import fsdd_root
     from asrkit.config import recipe_from_dict
@@ -78,7 +87,7 @@ def tiny_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i in range(6):
             shutil.copy(src / f"{d}_{TINY_SPEAKER}_{i}.flac", dst)
         shutil.copy(src / f"{d}_george_0.flac", dst)  # the held-out speaker the split needs
-    base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
+    base = digits_recipe_dict()
     base["data"].update(
         root=str(tmp / "fsdd"),
         out_dir=str(tmp / "data"),

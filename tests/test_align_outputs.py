@@ -22,7 +22,7 @@ from asrkit.align.utt import UttAlignment
 from asrkit.decode.timing import ctm_lines, frames_from_path, spans_from_frames
 from asrkit.text import CharTokenizer, PhonemeTokenizer
 from asrkit.cli import main
-from conftest import ROOT, run_cli, shared
+from conftest import digits_recipe_dict, run_cli, shared
 
 
 def parse_textgrid(text: str) -> dict:
@@ -151,7 +151,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, P
         for d in range(10):
             for i in range(10):
                 shutil.copy(src / f"{d}_{spk}_{i}.wav", rec)
-    base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
+    base = digits_recipe_dict()
     base["data"].update(
         root=str(rec.parent), out_dir=str(tmp / "data"), dev_indices=[5, 6],
         connected={"per_split": {"train": 60, "dev": 4, "test": 6}, "min_words": 2, "max_words": 3, "gap_seconds": [0.05, 0.2]},

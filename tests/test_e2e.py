@@ -11,11 +11,11 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import digits_recipe_dict, run_cli
 
 
 def _tiny_recipe(tmp: Path, root: Path) -> Path:
-    base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
+    base = digits_recipe_dict()
     base["data"].update(
         root=str(root),
         out_dir=str(tmp / "data"),

@@ -198,13 +198,13 @@ def test_digits_lm_lowers_wer_on_confusable_spellings(tmp_path: Path) -> None:
 def test_digits_lm_keeps_or_lowers_wer_of_a_small_model(tmp_path: Path, fsdd_slice: Path) -> None:
     """The issue's check on a real digits model (about 45 s): an LM from the training texts must not raise the test WER."""
     import yaml
-    from conftest import ROOT, run_cli
+    from conftest import digits_recipe_dict, run_cli
 
     from asrkit.data.inputs import collect_inputs
     from asrkit.models.acoustic import AcousticModel
 
     # test_e2e's tiny recipe learns too little for a WER comparison (100 % either way); this one reaches ~30 % alone
-    recipe = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
+    recipe = digits_recipe_dict()
     recipe["data"].update(
         root=str(fsdd_slice),
         out_dir=str(tmp_path / "data"),

@@ -26,7 +26,7 @@ from asrkit.errors import InputError
 from asrkit.models import build_model, count_parameters
 from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
 from asrkit.train.trainer import amp_dtype, cpu_bf16_supported, train
-from conftest import ROOT, asrkit_cmd, run_cli
+from conftest import asrkit_cmd, digits_recipe_dict, run_cli
 
 
 def _prepared_jackson_recipe(tmp: Path, n_indices: int, connected: dict, model: dict, train: dict) -> Path:
@@ -37,7 +37,7 @@ def _prepared_jackson_recipe(tmp: Path, n_indices: int, connected: dict, model: 
     for d in range(10):
         for i in range(n_indices):
             shutil.copy(src / f"{d}_jackson_{i}.flac", dst)
-    base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
+    base = digits_recipe_dict()
     base["data"].update(root=str(dst.parent), out_dir=str(tmp / "data"), speed_perturb=[], connected=connected)
     base["model"].update(model)
     base["train"].update(train)

@@ -1,4 +1,4 @@
-"""Waveform augmentation on NumPy arrays: fixed-length clips, time shift, generated noise, mixing at an SNR."""
+"""Waveform augmentation on NumPy arrays: fixed-length clips, time shift, generated noise, mixing at an SNR, reverberation."""
 
 from __future__ import annotations
 
@@ -61,3 +61,24 @@ def generate_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     else:
         raise ValueError(f"unknown noise kind {kind!r}: white or pink")
     return (x / max(np.sqrt(np.mean(x**2)), EPS)).astype(np.float32)
+
+
+def synthetic_rir(rt60: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A room impulse response: a direct path, then exponentially decaying noise that falls 60 dB in `rt60`
+    seconds (the statistical model of late reverberation), starting a few ms after the direct sound."""
+    n = max(2, int(rt60 * sample_rate))
+    t = np.arange(n) / sample_rate
+    tail = rng.standard_normal(n) * np.exp(-6.908 * t / rt60)  # ln(1000) = 6.908: -60 dB of amplitude at rt60
+    tail[: int(0.003 * sample_rate)] = 0.0
+    rir = 0.5 * tail / max(np.sqrt(np.sum(tail**2)), EPS)
+    rir[0] = 1.0
+    return rir.astype(np.float32)
+
+
+def reverberate(wav: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """`wav` convolved with `rir`, same length, rescaled to the original peak."""
+    from scipy.signal import fftconvolve
+
+    out = fftconvolve(wav, rir)[: len(wav)]
+    peak = float(np.abs(out).max()) if len(out) else 0.0
+    return (out * (float(np.abs(wav).max()) / peak) if peak > 0 else out).astype(np.float32)

@@ -28,6 +28,7 @@ class Recording:
     digit: int
     speaker: str
     index: int
+    source: str = "fsdd"  # fsdd | speech_commands | tts
 
     @property
     def id(self) -> str:
@@ -62,7 +63,15 @@ def _find_recordings(root: Path) -> Path | None:
 
 
 def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) -> Path:
-    """Where the recordings are: data.root, else $ASRKIT_DATA/fsdd, else the embedded copy (or a download)."""
+    """Where the FSDD recordings are: data.root, else $ASRKIT_DATA/fsdd, else the embedded copy (or a download).
+    With `allow_download`, Speech Commands is fetched too when the recipe takes voices from it and none is on disk."""
+    root = _locate_fsdd(recipe, allow_download, quiet)
+    if allow_download and "speech_commands" in recipe.data.digits.sources:
+        speech_commands_root(recipe, allow_download=True, quiet=quiet)
+    return root
+
+
+def _locate_fsdd(recipe: Recipe, allow_download: bool, quiet: bool) -> Path:
     if recipe.data.root:
         root = Path(os.path.expandvars(os.path.expanduser(recipe.data.root)))
         found = _find_recordings(root)
@@ -120,59 +129,195 @@ def split_recordings(recs: list[Recording], recipe: Recipe) -> dict[str, list[Re
     return out
 
 
+def speech_commands_root(recipe: Recipe, allow_download: bool = False, quiet: bool = False) -> Path:
+    """Speech Commands for extra voices: data.digits.speech_commands_root, else $ASRKIT_DATA/speech_commands,
+    else a download when allowed, else the digit-word sample embedded in asrkit."""
+    from asrkit.data.corpora import speech_commands as sc
+
+    given = recipe.data.digits.speech_commands_root
+    if given:
+        root = Path(os.path.expandvars(os.path.expanduser(given)))
+        found = sc.find_root(root)
+        if found:
+            return found
+        if allow_download:
+            return sc.download(root, quiet)
+        raise InputError(f"data.digits.speech_commands_root {root} holds no Speech Commands corpus (word folders and the lists)")
+    env = os.environ.get("ASRKIT_DATA")
+    if env and (found := sc.find_root(Path(env) / "speech_commands")):
+        return found
+    if allow_download:
+        return sc.download(Path(env) / "speech_commands" if env else Path.home() / ".cache" / "asrkit" / "speech_commands", quiet)
+    from asrkit.assets import speech_commands_root as embedded
+
+    return Path(embedded())
+
+
+def speech_commands_recordings(recipe: Recipe, root: Path) -> dict[str, list[Recording]]:
+    """The digit-word clips of a Speech Commands corpus by its official lists: training clips (at most
+    data.digits.speech_commands_max, drawn reproducibly) for train, validation clips for dev; testing clips never."""
+    from asrkit.data.corpora import speech_commands as sc
+
+    digits = {w: i for i, w in enumerate(WORDS)}
+    clips = [c for c in sc.scan(root) if c.word in digits]
+    out: dict[str, list[Recording]] = {"train": [], "dev": []}
+    for split, group in sc.split_clips(clips, root).items():
+        if split == "test":
+            continue
+        for c in group:
+            index = c.path.stem.rsplit("_nohash_", 1)[-1]
+            out[split].append(Recording(c.path, digits[c.word], f"sc-{c.speaker}", int(index) if index.isdigit() else 0, "speech_commands"))
+    cap = recipe.data.digits.speech_commands_max
+    if len(out["train"]) > cap:
+        keep = sorted(random.Random(recipe.data.seed).sample(range(len(out["train"])), cap))
+        out["train"] = [out["train"][i] for i in keep]
+    return out
+
+
+def tts_recordings(recipe: Recipe, cache: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Recording]]:
+    """The digit words in data.digits.tts.voices synthetic voices (rendered once into `cache`); dev_voices of them for dev."""
+    from asrkit.data import tts
+
+    cfg = recipe.data.digits.tts
+    voices = tts.voice_bank(cfg.voices, recipe.data.seed, cfg.engines, note=tts.note)
+    if len(voices) < cfg.voices:
+        tts.note(f"TTS: {len(voices)} of the {cfg.voices} voices asked for could be drawn from the engines installed here")
+    folders = tts.render(voices, list(WORDS), cache, progress=progress)
+    order = sorted(voices, key=lambda v: random.Random(f"{recipe.data.seed}:{v.key}").random())
+    dev = {v.key for v in order[: min(cfg.dev_voices, max(0, len(order) - 1))]}
+    out: dict[str, list[Recording]] = {"train": [], "dev": []}
+    for v, folder in folders.items():
+        for d, w in enumerate(WORDS):
+            out["dev" if v.key in dev else "train"].append(Recording(folder / f"{w}.wav", d, v.key, 0, "tts"))
+    return out
+
+
+def check_held_out(trained: list[Recording], held_out: list[Recording], speakers: bool = True) -> None:
+    """Refuse a preparation in which a test recording, or with `speakers` a test speaker's name, is among the
+    training and dev material: a speaker-independent result must not have heard the speaker (the same audio
+    found under another name counts too)."""
+    import hashlib
+
+    if speakers:
+        both = sorted({r.speaker.lower() for r in held_out} & {r.speaker.lower() for r in trained})
+        if both:
+            raise InputError(f"held-out speaker(s) {both} also speak in the training or dev material")
+
+    def digest(p: Path) -> str:
+        return hashlib.sha1(p.read_bytes()).hexdigest()
+
+    test_audio = {digest(r.path): r for r in held_out}
+    for r in trained:
+        if (t := test_audio.get(digest(r.path))) is not None:
+            raise InputError(f"the training recording {r.path} is the held-out recording {t.path}")
+
+
+def _trim(wav, sample_rate: int, top_db: float, margin: float = 0.03):
+    """Cut leading and trailing audio more than `top_db` below the peak, keeping `margin` seconds either side (librosa)."""
+    import librosa
+    import torch
+
+    x = wav.numpy()
+    _, (a, b) = librosa.effects.trim(x, top_db=top_db, frame_length=256, hop_length=64)
+    pad = int(margin * sample_rate)
+    return torch.from_numpy(np.ascontiguousarray(x[max(0, a - pad) : b + pad]))
+
+
+def _endpointed(wav, recipe: Recipe, rng: random.Random):
+    """A training word as a tight endpointer would cut it (data.digits.endpoint_prob, endpoint_db), else as it is."""
+    d = recipe.data.digits
+    if d.endpoint_prob and rng.random() < d.endpoint_prob:
+        return _trim(wav, recipe.data.sample_rate, rng.uniform(*d.endpoint_db), margin=0.0)
+    return wav
+
+
+def _pitch_shifted(wav, sample_rate: int, steps: float):
+    """`wav` with pitch and formants moved by `steps` semitones, same duration (librosa's phase vocoder + resampling)."""
+    import librosa
+    import torch
+
+    y = librosa.effects.pitch_shift(wav.numpy(), sr=sample_rate, n_steps=steps)
+    return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+
+
+class Corruption:
+    """Noise and reverberation for training utterances, as data.digits asks (nothing when both probabilities are 0)."""
+
+    def __init__(self, recipe: Recipe, seed: int):
+        from asrkit.data.corpora.speech_commands import NoiseSource, load_noises
+
+        self.cfg = recipe.data.digits
+        self.sr = recipe.data.sample_rate
+        self.rng = np.random.default_rng([recipe.data.seed, seed])
+        self.endpoint_rng = random.Random(f"{recipe.data.seed}:{seed}:endpoint")
+        noises = []
+        if self.cfg.noise_prob and "speech_commands" in self.cfg.sources:
+            noises = load_noises(speech_commands_root(recipe), self.sr)
+        self.noise = NoiseSource(noises)
+
+    def __call__(self, wav):
+        import torch
+
+        from asrkit.data.noise import mix_at_snr, reverberate, synthetic_rir
+
+        if not (self.cfg.noise_prob or self.cfg.reverb_prob):
+            return wav
+        x = wav.numpy()
+        if self.rng.random() < self.cfg.reverb_prob:
+            x = reverberate(x, synthetic_rir(float(self.rng.uniform(*self.cfg.reverb_rt60)), self.sr, self.rng))
+        if self.rng.random() < self.cfg.noise_prob:
+            x = mix_at_snr(x, self.noise.segment(len(x), self.rng), float(self.rng.uniform(*self.cfg.noise_snr)))
+        return torch.from_numpy(np.clip(x, -1.0, 1.0))
+
+
+def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Recording]]:
+    """Every recording per split from the recipe's sources: FSDD by its split rule, plus the extra voices
+    (Speech Commands, TTS) for train and dev; checked so that no test speaker is heard in train or dev."""
+    from asrkit.data import tts
+
+    d = recipe.data.digits
+    splits = split_recordings(scan(root), recipe)
+    if "speech_commands" in d.sources:
+        for split, recs in speech_commands_recordings(recipe, speech_commands_root(recipe)).items():
+            splits[split] += recs
+    if "tts" in d.sources and d.tts.voices:
+        cache = Path(os.path.expandvars(os.path.expanduser(d.tts.cache))) if d.tts.cache else _final_dir(out_dir) / "tts-cache"
+        if tts.available_engines():
+            for split, recs in tts_recordings(recipe, cache, progress).items():
+                splits[split] += recs
+        else:
+            tts.note("TTS: no engine installed (espeak-ng, flite, festival), so no synthetic voices; apt-get install espeak-ng flite festival")
+    check_held_out(splits["train"] + splits["dev"], splits["test"], speakers=recipe.data.split == "speakers")
+    return splits
+
+
+def _final_dir(out_dir: Path) -> Path:
+    """The data dir itself when `out_dir` is prepare's temporary build folder inside it."""
+    return out_dir.parent if out_dir.name.startswith(".") else out_dir
+
+
 def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Utterance]]:
     """Resample every recording, build connected-digit utterances, write audio; returns utterances per manifest.
 
-    Manifests: train and dev (isolated + connected), test (connected), test_isolated.
+    Manifests: train and dev (isolated + connected), test (connected), test_isolated. Test material is FSDD only.
     """
-    import torch
-
-    from asrkit.audio import load_audio, speed_perturb, write_audio
-
     sr = recipe.data.sample_rate
-    splits = split_recordings(scan(root), recipe)
+    d = recipe.data.digits
+    splits = gather_sources(recipe, out_dir, root, progress)
     rng = random.Random(recipe.data.seed)
     gen = np.random.default_rng(recipe.data.seed)
     result: dict[str, list[Utterance]] = {}
     for split, recs in splits.items():
-        audio_dir = out_dir / "audio" / split
-        waves = {}
-        utts: list[Utterance] = []
-        for r in recs:
-            wav = load_audio(r.path, sr)
-            waves[r.id] = wav
-            if recipe.data.isolated:
-                path = audio_dir / f"{r.id}.flac"
-                write_audio(path, wav, sr)
-                utts.append(Utterance(r.id, str(path.resolve()), len(wav) / sr, sr, WORDS[r.digit], r.speaker))
-            if progress:
-                progress(1)
-        c = recipe.data.connected
-        for k in range(c.per_split.get(split, 0)):
-            n = rng.randint(c.min_words, c.max_words)
-            # one speaker per utterance, as a person reading a digit string would be
-            spk = rng.choice(sorted({r.speaker for r in recs}))
-            pool = [r for r in recs if r.speaker == spk]
-            chosen = [rng.choice(pool) for _ in range(n)]
-            pieces = []
-            for i, r in enumerate(chosen):
-                lo, hi = c.gap_seconds
-                gap = rng.uniform(lo, hi) if 0 < i else rng.uniform(0.0, hi)
-                pieces.append(torch.from_numpy(gen.normal(0, DITHER, int(gap * sr)).astype(np.float32)))
-                wav = waves[r.id]
-                if split == "train" and recipe.data.speed_perturb:
-                    # each word at its own speed: more voices than the training speakers have
-                    wav = speed_perturb(wav, sr, rng.uniform(*recipe.data.speed_perturb))
-                pieces.append(wav)
-            pieces.append(torch.from_numpy(gen.normal(0, DITHER, int(rng.uniform(0.0, c.gap_seconds[1]) * sr)).astype(np.float32)))
-            wav = torch.cat(pieces)
-            uid = f"con{k:05d}_{spk}"
-            path = audio_dir / f"{uid}.flac"
-            write_audio(path, wav, sr)
-            text = " ".join(WORDS[r.digit] for r in chosen)
-            utts.append(Utterance(uid, str(path.resolve()), len(wav) / sr, sr, text, spk, extra={"kind": "connected"}))
-            if progress:
-                progress(1)
+        waves = _load_waves(recs, sr, d.trim_db, progress)
+        variants = {r.id: [waves[r.id]] for r in recs}
+        if split == "train" and d.pitch_shift:
+            for r in recs:
+                if r.source != "tts":  # synthetic voices already vary in pitch; real voices get shifted copies
+                    for _ in range(d.pitch_copies):
+                        variants[r.id].append(_pitch_shifted(waves[r.id], sr, rng.uniform(*d.pitch_shift)))
+        corrupt = Corruption(recipe, 1) if split == "train" else None
+        utts = _isolated(recipe, recs, variants, out_dir / "audio" / split, corrupt) if recipe.data.isolated else []
+        utts += _connected(recipe, split, recs, variants, out_dir / "audio" / split, rng, gen, progress, corrupt)
         iso = [u for u in utts if "kind" not in u.extra]
         if split == "test":
             # the headline test set is connected digits; isolated recordings are scored on their own
@@ -182,7 +327,101 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
     return result
 
 
+def _load_waves(recs: list[Recording], sr: int, trim_db: float, progress: Callable[[int], None] | None) -> dict:
+    from asrkit.audio import load_audio
+
+    waves = {}
+    for r in recs:
+        wav = load_audio(r.path, sr)
+        waves[r.id] = wav if r.source == "fsdd" else _trim(wav, sr, trim_db)  # FSDD files are cut tight already
+        if progress:
+            progress(1)
+    return waves
+
+
+def _isolated(recipe: Recipe, recs: list[Recording], variants: dict, audio_dir: Path, corrupt: Corruption | None = None) -> list[Utterance]:
+    from asrkit.audio import write_audio
+
+    sr = recipe.data.sample_rate
+    utts = []
+    for r in recs:
+        for k, wav in enumerate(variants[r.id]):
+            uid = r.id if k == 0 else f"{r.id}_v{k}"
+            if corrupt:  # training words
+                wav = _endpointed(wav, recipe, corrupt.endpoint_rng)
+            path = audio_dir / f"{uid}.flac"
+            write_audio(path, corrupt(wav) if corrupt else wav, sr)
+            utts.append(Utterance(uid, str(path.resolve()), len(wav) / sr, sr, WORDS[r.digit], r.speaker, extra={"source": r.source}))
+    return utts
+
+
+def _voice_groups(recs: list[Recording]) -> dict[str, list[list[Recording]]]:
+    """source → its voices, each a list of recordings; Speech Commands is one pooled voice list (few clips a speaker)."""
+    groups: dict[str, dict[str, list[Recording]]] = {}
+    for r in recs:
+        key = "sc-mixed" if r.source == "speech_commands" else r.speaker
+        groups.setdefault(r.source, {}).setdefault(key, []).append(r)
+    return {src: [v for _, v in sorted(g.items())] for src, g in sorted(groups.items())}
+
+
+def _connected(recipe: Recipe, split: str, recs: list[Recording], variants: dict, audio_dir: Path,
+               rng: random.Random, gen: np.random.Generator, progress: Callable[[int], None] | None,
+               corrupt: Corruption | None = None) -> list[Utterance]:
+    """Connected-digit utterances: one voice per utterance (a source drawn by data.digits.connected_mix), 2-7 of
+    its words (each at its own speed in train) with short dithered pauses between them."""
+    import torch
+
+    from asrkit.audio import speed_perturb, write_audio
+
+    sr = recipe.data.sample_rate
+    c = recipe.data.connected
+    groups = _voice_groups(recs)
+    sources = sorted(groups)
+    weights = [recipe.data.digits.connected_mix.get(s, 0.0) for s in sources]
+    if not any(weights):
+        weights = [1.0 if s == "fsdd" else 0.0 for s in sources]
+    utts = []
+    for k in range(c.per_split.get(split, 0)):
+        n = rng.randint(c.min_words, c.max_words)
+        if split == "train" and rng.random() < recipe.data.digits.mixed_voices:
+            source, pool, spk = "mixed", recs, "mixed"
+        else:
+            source = rng.choices(sources, weights)[0] if len(sources) > 1 else sources[0]
+            pool = rng.choice(groups[source])  # one speaker per utterance, as a person reading a digit string would be
+            spk = "sc-mixed" if source == "speech_commands" else pool[0].speaker
+        chosen = [rng.choice(pool) for _ in range(n)]
+        pieces = []
+        for i, r in enumerate(chosen):
+            lo, hi = c.gap_seconds
+            gap = rng.uniform(lo, hi) if 0 < i else rng.uniform(0.0, hi)
+            pieces.append(torch.from_numpy(gen.normal(0, DITHER, int(gap * sr)).astype(np.float32)))
+            wav = rng.choice(variants[r.id])
+            if split == "train":
+                wav = _endpointed(wav, recipe, rng)
+            if split == "train" and recipe.data.speed_perturb:
+                # each word at its own speed: more voices than the training speakers have
+                wav = speed_perturb(wav, sr, rng.uniform(*recipe.data.speed_perturb))
+            pieces.append(wav)
+        pieces.append(torch.from_numpy(gen.normal(0, DITHER, int(rng.uniform(0.0, c.gap_seconds[1]) * sr)).astype(np.float32)))
+        wav = torch.cat(pieces)
+        if corrupt:
+            wav = corrupt(wav)
+        uid = f"con{k:05d}_{spk}"
+        path = audio_dir / f"{uid}.flac"
+        write_audio(path, wav, sr)
+        text = " ".join(WORDS[r.digit] for r in chosen)
+        utts.append(Utterance(uid, str(path.resolve()), len(wav) / sr, sr, text, spk, extra={"kind": "connected", "source": source}))
+        if progress:
+            progress(1)
+    return utts
+
+
 def count_work(recipe: Recipe, root: Path) -> int:
-    """How many progress steps `prepare` will report."""
-    n = len(scan(root))
-    return n + sum(recipe.data.connected.per_split.values())
+    """How many progress steps `prepare` will report (FSDD and connected utterances; extra voices add to it)."""
+    d = recipe.data.digits
+    n = len(scan(root)) + sum(recipe.data.connected.per_split.values())
+    if "speech_commands" in d.sources:
+        n += sum(len(v) for v in speech_commands_recordings(recipe, speech_commands_root(recipe)).values())
+    if "tts" in d.sources:
+        n += 11 * d.tts.voices  # rendered, then read word by word
+    return n
