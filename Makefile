@@ -17,7 +17,7 @@ SC_EXP := exp/speech_commands$(T)
 SC_DATA := data/speech_commands$(T)
 SC_SET += $(if $(TINY),--set data.out_dir=$(SC_DATA) --set train.exp_dir=$(SC_EXP) --set model.hidden=64 --set model.layers=1 --set train.epochs=3 --set data.speech_commands.augment_copies=0)
 
-.PHONY: setup test test-all fuzz demo digits echo librispeech librispeech-tiny phonemes speech-commands bench bench-zoo bench-speakers bench-stream bench-librispeech clean help
+.PHONY: setup tts-engines test test-all fuzz demo digits echo librispeech librispeech-tiny phonemes speech-commands bench bench-zoo bench-speakers bench-stream bench-librispeech clean help
 
 help:
 	@echo "make demo      set up, then prepare/train/decode/align/score the digits recipe (embedded FSDD data)"
@@ -28,7 +28,7 @@ help:
 	@echo "make bench     beam search vs pyctcdecode/flashlight -> bench/results/beam.json; decode real-time factor -> decode.json; training throughput -> train.json"
 	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
 	@echo "make bench-stream  train the streamable digits model (unidirectional GRU, ~10 min) and stream its test set -> bench/results/stream.json"
-	@echo "make bench-speakers  leave-one-speaker-out digits (4 trainings, ~1 h on 2 cores) -> bench/results/speakers.json"
+	@echo "make bench-speakers  leave-one-speaker-out digits (4 folds, each prepare + train + decode, ~40 min on 2 cores) -> bench/results/speakers.json"
 	@echo "make echo      the GRU echo memory task, fixed and variable delay (generated data, ~2 min each)"
 	@echo "make librispeech  the LibriSpeech recipe (LIBRISPEECH=folder holding LibriSpeech/, LM=word n-gram ARPA/binary to add LM decoding; needs a GPU to be practical)"
 	@echo "make librispeech-tiny  the LibriSpeech recipe end to end on the 15 real sample utterances in ../shared/data (smoke run)"
@@ -37,7 +37,18 @@ help:
 	@echo "make fuzz      the long fuzz pass over the readers (hostile audio, text, manifests, recipes, checkpoints; minutes)"
 	@echo "TINY=1         with a recipe target (echo, phonemes, speech-commands): a small model and few epochs, a minute or two"
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed tts-engines
+
+TTS_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+# the digits recipe's synthetic voices: installed with apt where this machine allows it; elsewhere the recipe runs
+# without them and says so in one line
+tts-engines:
+	@if command -v espeak-ng >/dev/null && command -v flite >/dev/null && command -v festival >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing the TTS engines for the digits recipe's synthetic voices (apt-get: $(TTS_PACKAGES))"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TTS_PACKAGES) >/dev/null) \
+	    || echo "note: apt-get could not install the TTS engines; the digits recipe will train without synthetic voices"; \
+	else echo "note: no TTS engines (espeak-ng, flite, festival) and no root apt-get: the digits recipe trains without synthetic voices (install: $(TTS_PACKAGES))"; fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +85,9 @@ digits: setup
 	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.hyp --details 3
 	@echo "== isolated-digit test recordings, beam 10, lexicon =="
 	$(ASRKIT) score --ref $(DATA)/test_isolated.jsonl --hyp $(EXP)/test_isolated.hyp
+	@echo "== voices no training source contains: Speech Commands testing-list digit clips, beam 10, open vocabulary =="
+	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test_unseen.hyp $(DATA)/test_unseen.jsonl
+	$(ASRKIT) score --ref $(DATA)/test_unseen.jsonl --hyp $(EXP)/test_unseen.hyp
 
 ECHO_TINY_SETS = --set data.out_dir=data/$$r$(T) --set train.exp_dir=exp/$$r$(T) --set train.epochs=2 \
   --set 'data.echo.per_split={train: 4000, dev: 200, test: 500}'

@@ -45,9 +45,10 @@ def test_embedded_speech_commands_sample_follows_the_official_lists():
     testing = {s.strip() for s in (root / "testing_list.txt").read_text().splitlines() if s.strip()}
     validation = {s.strip() for s in (root / "validation_list.txt").read_text().splitlines() if s.strip()}
     named = lambda r: f"{digits.WORDS[r.digit]}/{r.path.name}"  # noqa: E731
-    assert len(recs["train"]) + len(recs["dev"]) + len(testing) == 100
+    assert len(recs["train"]) + len(recs["dev"]) + len(recs["test"]) == 100
     assert {named(r) for r in recs["dev"]} == validation
-    assert not {named(r) for r in recs["train"] + recs["dev"]} & testing  # testing-list clips are never used
+    assert {named(r) for r in recs["test"]} == testing
+    assert not {named(r) for r in recs["train"] + recs["dev"]} & testing  # testing-list clips are never trained on
     for r in recs["train"] + recs["dev"]:
         assert r.source == "speech_commands" and r.speaker == "sc-" + r.path.name.split("_nohash_")[0]
         assert r.path.parent.name == digits.WORDS[r.digit]
@@ -258,6 +259,9 @@ def test_a_leave_one_speaker_out_fold_never_hears_the_held_out_speaker(tmp_path,
     test = read_manifest(out / "test_isolated.jsonl")
     assert {u.speaker for u in test} == {"nicolas"} and len(test) == 30
     assert "nicolas" not in {u.speaker for u in trained}
+    unseen = read_manifest(out / "test_unseen.jsonl")  # Speech Commands testing-list clips: voices never trained on
+    assert len(unseen) == 22 and all(u.speaker.startswith("sc-") for u in unseen)
+    assert not {u.speaker for u in unseen} & {u.speaker for u in trained}
     assert all(not u.id.split("_")[1] == "nicolas" for u in trained)
     speakers = {u.speaker for u in trained}
     assert {"george", "jackson"} <= speakers and any(s.startswith("sc-") for s in speakers)

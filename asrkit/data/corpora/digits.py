@@ -155,15 +155,14 @@ def speech_commands_root(recipe: Recipe, allow_download: bool = False, quiet: bo
 
 def speech_commands_recordings(recipe: Recipe, root: Path) -> dict[str, list[Recording]]:
     """The digit-word clips of a Speech Commands corpus by its official lists: training clips (at most
-    data.digits.speech_commands_max, drawn reproducibly) for train, validation clips for dev; testing clips never."""
+    data.digits.speech_commands_max, drawn reproducibly) for train, validation clips for dev, testing clips for
+    test (never trained on: the lists keep speakers apart, so these are voices no training source contains)."""
     from asrkit.data.corpora import speech_commands as sc
 
     digits = {w: i for i, w in enumerate(WORDS)}
     clips = [c for c in sc.scan(root) if c.word in digits]
-    out: dict[str, list[Recording]] = {"train": [], "dev": []}
+    out: dict[str, list[Recording]] = {"train": [], "dev": [], "test": []}
     for split, group in sc.split_clips(clips, root).items():
-        if split == "test":
-            continue
         for c in group:
             index = c.path.stem.rsplit("_nohash_", 1)[-1]
             out[split].append(Recording(c.path, digits[c.word], f"sc-{c.speaker}", int(index) if index.isdigit() else 0, "speech_commands"))
@@ -277,9 +276,10 @@ def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable
 
     d = recipe.data.digits
     splits = split_recordings(scan(root), recipe)
+    splits["test_unseen"] = []
     if "speech_commands" in d.sources:
         for split, recs in speech_commands_recordings(recipe, speech_commands_root(recipe)).items():
-            splits[split] += recs
+            splits["test_unseen" if split == "test" else split] += recs
     if "tts" in d.sources and d.tts.voices:
         cache = Path(os.path.expandvars(os.path.expanduser(d.tts.cache))) if d.tts.cache else _final_dir(out_dir) / "tts-cache"
         if tts.available_engines():
@@ -288,6 +288,9 @@ def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable
         else:
             tts.note("TTS: no engine installed (espeak-ng, flite, festival), so no synthetic voices; apt-get install espeak-ng flite festival")
     check_held_out(splits["train"] + splits["dev"], splits["test"], speakers=recipe.data.split == "speakers")
+    check_held_out(splits["train"] + splits["dev"], splits["test_unseen"])
+    if not splits["test_unseen"]:
+        del splits["test_unseen"]
     return splits
 
 
@@ -299,7 +302,9 @@ def _final_dir(out_dir: Path) -> Path:
 def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Utterance]]:
     """Resample every recording, build connected-digit utterances, write audio; returns utterances per manifest.
 
-    Manifests: train and dev (isolated + connected), test (connected), test_isolated. Test material is FSDD only.
+    Manifests: train and dev (isolated + connected), test (connected), test_isolated (FSDD: the official test
+    indices or the held-out speakers), and with Speech Commands among the sources test_unseen: its testing-list
+    digit clips, voices that no training source contains.
     """
     sr = recipe.data.sample_rate
     d = recipe.data.digits
