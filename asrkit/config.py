@@ -446,7 +446,7 @@ def validate(r: Recipe) -> None:
         *_specaugment_checks(r.features.specaugment),
         (r.features.type in ("logmel", "precomputed"), "features.type must be logmel or precomputed"),
         (r.features.n_mels > 0, "features.n_mels must be positive"),
-        (r.features.cmvn in ("none", "utterance", "global", "online"), "features.cmvn must be none, utterance, global or online"),
+        (r.features.cmvn in ("none", "utterance", "prior", "global", "online"), "features.cmvn must be none, utterance, prior, global or online"),
         (r.features.hop_ms > 0 and r.features.win_ms >= r.features.hop_ms, "features: need win_ms >= hop_ms > 0"),
         (
             0 <= r.features.f_min < (r.features.f_max or r.data.sample_rate / 2) <= r.data.sample_rate / 2,

@@ -125,6 +125,19 @@ class OnlineCMVN:
         return ((f - mean) / std.clamp_min(STD_FLOOR)).to(feats.dtype)
 
 
+def prior_cmvn(feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIOR_FRAMES) -> torch.Tensor:
+    """Per-utterance CMVN whose statistics start from the training set's, as if they were `prior_frames` frames of
+    the recording (the MAP estimate): a long recording is normalised by its own statistics, a short one leans on the
+    global ones, so an isolated word keeps the spectral average that tells it from other words."""
+    f = feats.double()
+    mean_g, std_g = stats["mean"].double().to(f.device), stats["std"].double().to(f.device)
+    n = prior_frames + f.shape[0]
+    mean = (prior_frames * mean_g + f.sum(0)) / n
+    sq = (prior_frames * (std_g * std_g + mean_g * mean_g) + (f * f).sum(0)) / n
+    std = (sq - mean * mean).clamp_min(0.0).sqrt()
+    return ((f - mean) / std.clamp_min(STD_FLOOR)).to(feats.dtype)
+
+
 class CMVNStats:
     """Global mean/variance accumulated over a training set."""
 
@@ -146,9 +159,14 @@ class CMVNStats:
 
 
 def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torch.Tensor:
-    """Apply the configured CMVN mode ('none', 'utterance', 'global', 'online': causal, started from the global stats)."""
+    """Apply the configured CMVN mode ('none', 'utterance', 'global', 'online': causal, started from the global stats;
+    'prior': per utterance, started from the global stats)."""
     if mode == "utterance":
         return utterance_cmvn(feats)
+    if mode == "prior":
+        if stats is None:
+            raise ValueError("prior CMVN needs statistics (cmvn.pt from prepare)")
+        return prior_cmvn(feats, stats)
     if mode == "online":
         if stats is None:
             raise ValueError("online CMVN needs statistics (cmvn.pt from prepare)")

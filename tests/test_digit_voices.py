@@ -324,3 +324,25 @@ def test_endpointing_cuts_a_training_word_tight_with_the_asked_probability():
     rng = random.Random(1)
     cut = sum(digits._endpointed(loose, half, rng) is not loose for _ in range(200))
     assert 70 < cut < 130
+
+
+def test_the_test_sets_do_not_change_with_the_training_material(tmp_path, monkeypatch):
+    """Ablations compare recipes on the same test utterances: each split draws from generators of its own."""
+    monkeypatch.delenv("ASRKIT_DATA", raising=False)
+    src = fsdd_root() / "recordings"
+    fsdd = tmp_path / "fsdd" / "recordings"
+    fsdd.mkdir(parents=True)
+    for spk in ("george", "jackson"):
+        for d in range(10):
+            for i in (0, 12, 13):
+                shutil.copy(src / f"{d}_{spk}_{i}.flac", fsdd)
+
+    def test_texts(name: str, **digits_cfg) -> list[str]:
+        data = {"root": str(tmp_path / "fsdd"), "out_dir": str(tmp_path / name), "dev_indices": [13],
+                "connected": {"per_split": {"train": 30, "dev": 3, "test": 12}}, "digits": digits_cfg}
+        prepare(recipe_from_dict({"name": name, "data": data, "features": {"n_mels": 40, "f_max": 4000}}), quiet=True)
+        return [u.text for u in read_manifest(tmp_path / name / "test.jsonl")]
+
+    plain = test_texts("plain")
+    assert test_texts("more", sources=["fsdd", "speech_commands"], pitch_shift=[-2.0, 2.0], mixed_voices=0.5) == plain
+    assert test_texts("again") == plain

@@ -166,3 +166,23 @@ def test_spec_augment_zero_masks_is_identity():
     x = _feats()[None]
     y = spec_augment_batch(x, SpecAugmentConfig(freq_masks=0, time_masks=0), torch.Generator().manual_seed(0))
     assert torch.equal(x, y)
+
+
+def test_prior_cmvn_leans_on_the_global_statistics_for_short_input_and_on_its_own_for_long():
+    from asrkit.features import OnlineCMVN, prior_cmvn
+
+    g = torch.Generator().manual_seed(2)
+    stats = {"mean": torch.full((6,), 2.0), "std": torch.full((6,), 3.0)}
+    short = torch.randn(5, 6, generator=g) + 10.0  # far from the global mean: its own mean must not be removed whole
+    long = torch.randn(20000, 6, generator=g) * 2.0 + 10.0
+    glob = normalize(short, "global", stats)
+    assert torch.allclose(prior_cmvn(short, stats, prior_frames=100_000), glob, atol=1e-3)
+    assert torch.allclose(prior_cmvn(short, stats, prior_frames=0), utterance_cmvn(short), atol=1e-5)
+    y = prior_cmvn(long, stats)  # 100 prior frames against 20,000 of its own: close to per-utterance CMVN
+    assert torch.allclose(y, utterance_cmvn(long), rtol=0.1, atol=0.05) and not torch.allclose(y, normalize(long, "global", stats), atol=1.0)
+    assert float(prior_cmvn(short, stats).mean()) > 0.5  # a short input keeps most of its offset from the training set
+    # the same statistics as the causal online CMVN reaches at the last frame
+    assert torch.allclose(prior_cmvn(short, stats)[-1], OnlineCMVN(stats).push(short)[-1], atol=1e-5)
+    assert torch.allclose(normalize(short, "prior", stats), prior_cmvn(short, stats))
+    with pytest.raises(ValueError, match="prior CMVN needs statistics"):
+        normalize(short, "prior", None)

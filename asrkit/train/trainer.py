@@ -183,7 +183,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
 
     seed_everything(cfg.seed)
     feats_cfg = feature_settings(recipe.features, recipe.data.sample_rate)
-    cmvn_stats = torch.load(data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn in ("global", "online") else None
+    cmvn_stats = torch.load(data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn in ("global", "online", "prior") else None
     train_utts, train_feats = load_split(data_dir, "train")
     dev_utts, dev_feats = load_split(data_dir, "dev")
     head = recipe.model.head

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,10 +310,11 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
     sr = recipe.data.sample_rate
     d = recipe.data.digits
     splits = gather_sources(recipe, out_dir, root, progress)
-    rng = random.Random(recipe.data.seed)
-    gen = np.random.default_rng(recipe.data.seed)
     result: dict[str, list[Utterance]] = {}
     for split, recs in splits.items():
+        # each split draws from generators of its own: the test sets do not change with the training material
+        rng = random.Random(f"{recipe.data.seed}:{split}")
+        gen = np.random.default_rng([recipe.data.seed, zlib.crc32(split.encode())])
         waves = _load_waves(recs, sr, d.trim_db, progress)
         variants = {r.id: [waves[r.id]] for r in recs}
         if split == "train" and d.pitch_shift:
