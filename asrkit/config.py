@@ -437,6 +437,7 @@ def validate(r: Recipe) -> None:
             not r.features.vtlp or (len(r.features.vtlp) == 2 and 0.7 <= r.features.vtlp[0] <= r.features.vtlp[1] <= 1.4),
             "features.vtlp must be [low, high] with 0.7 <= low <= high <= 1.4",
         ),
+        (not r.features.vtlp or r.features.type == "logmel", "features.vtlp warps log-mel bands: it needs features.type logmel"),
         (r.data.targets in TARGETS, f"data.targets must be one of {', '.join(TARGETS)}"),
         (r.data.oov in ("error", "drop", "map"), "data.oov must be error, drop or map"),
         (r.data.phonemes.layout in ("hw3p2", "an4"), "data.phonemes.layout must be hw3p2 or an4"),

@@ -212,6 +212,8 @@ def test_vtlp_is_not_part_of_the_feature_settings():
         from asrkit.config import validate
 
         validate(recipe_from_dict({"features": {"vtlp": [1.2, 0.9]}}))
+    with pytest.raises(InputError, match="needs features.type logmel"):
+        validate(recipe_from_dict({"features": {"vtlp": [0.9, 1.1], "type": "precomputed"}}))
 
 
 # ---------------------------------------------------------------- held-out speakers
@@ -346,3 +348,12 @@ def test_the_test_sets_do_not_change_with_the_training_material(tmp_path, monkey
     plain = test_texts("plain")
     assert test_texts("more", sources=["fsdd", "speech_commands"], pitch_shift=[-2.0, 2.0], mixed_voices=0.5) == plain
     assert test_texts("again") == plain
+
+
+def test_an_unwritable_tts_cache_is_one_line(tmp_path):
+    _need("flite")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    voice = tts.Voice("flite", "slt", 0, 100)
+    with pytest.raises(InputError, match="cannot write the TTS cache"):
+        tts.render([voice], ["one"], blocker / "cache", jobs=1)

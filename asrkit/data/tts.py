@@ -126,7 +126,7 @@ def voice_bank(n: int, seed: int, engines: Iterable[str] = ENGINES, exclude: Ite
             tries += 1
             name = f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(variants)}"
             add(Voice("espeak-ng", name, rng.randrange(10, 90, 5), rng.randrange(120, 200, 10)))
-    return sorted(bank.values(), key=lambda v: v.key)[:n] if len(bank) > n else sorted(bank.values(), key=lambda v: v.key)
+    return sorted(bank.values(), key=lambda v: v.key)[:n]
 
 
 def _espeak(v: Voice, word: str, path: Path) -> list[str]:
@@ -152,8 +152,11 @@ def _render_voice(v: Voice, words: list[str], cache: Path) -> Path:
     final = cache / v.key
     if all((final / f"{w}.wav").is_file() for w in words):
         return final
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{v.key}.", dir=cache))
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{v.key}.", dir=cache))
+    except OSError as e:
+        raise InputError(f"cannot write the TTS cache {cache}: {e.strerror or e}") from None
     try:
         if v.engine == "festival":
             script = tmp / "render.scm"

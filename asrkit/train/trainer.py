@@ -200,7 +200,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
     batch_frames = int(cfg.batch_seconds / hop)
     aug_seed = cfg.seed + 1000 * d.rank
     fc = recipe.features
-    warp = VTLP(*fc.vtlp, fc.n_mels, recipe.data.sample_rate, fc.f_min, fc.f_max) if fc.vtlp and fc.type == "logmel" else None
+    warp = VTLP(*fc.vtlp, fc.n_mels, recipe.data.sample_rate, fc.f_min, fc.f_max) if fc.vtlp else None
     train_ds = FeatureDataset(train_utts, train_feats, tok, fc.cmvn, cmvn_stats, fc.specaugment, aug_seed, warp)
     dev_ds = FeatureDataset(dev_utts, dev_feats, tok, recipe.features.cmvn, cmvn_stats)
     del train_feats, dev_feats  # the datasets hold their own normalised copies
