@@ -128,13 +128,13 @@ class OnlineCMVN:
 def prior_cmvn(feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIOR_FRAMES) -> torch.Tensor:
     """Per-utterance CMVN whose statistics start from the training set's, as if they were `prior_frames` frames of
     the recording (the MAP estimate): a long recording is normalised by its own statistics, a short one leans on the
-    global ones, so an isolated word keeps the spectral average that tells it from other words."""
+    global ones, so an isolated word keeps the spectral average that tells it from other words. These are the
+    statistics `OnlineCMVN` reaches at the last frame, applied to every frame."""
+    prior = OnlineCMVN(stats, prior_frames)
     f = feats.double()
-    mean_g, std_g = stats["mean"].double().to(f.device), stats["std"].double().to(f.device)
-    n = prior_frames + f.shape[0]
-    mean = (prior_frames * mean_g + f.sum(0)) / n
-    sq = (prior_frames * (std_g * std_g + mean_g * mean_g) + (f * f).sum(0)) / n
-    std = (sq - mean * mean).clamp_min(0.0).sqrt()
+    n = prior.n + f.shape[0]
+    mean = (prior.s1.to(f.device) + f.sum(0)) / n
+    std = ((prior.s2.to(f.device) + (f * f).sum(0)) / n - mean * mean).clamp_min(0.0).sqrt()
     return ((f - mean) / std.clamp_min(STD_FLOOR)).to(feats.dtype)
 
 
@@ -158,22 +158,21 @@ class CMVNStats:
         return {"mean": mean.float(), "std": var.sqrt().clamp_min(STD_FLOOR).float(), "frames": self.n}
 
 
+CMVN_WITH_STATS = ("global", "online", "prior")  # the modes that need the training set's statistics (cmvn.pt)
+
+
 def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torch.Tensor:
     """Apply the configured CMVN mode ('none', 'utterance', 'global', 'online': causal, started from the global stats;
     'prior': per utterance, started from the global stats)."""
     if mode == "utterance":
         return utterance_cmvn(feats)
+    if mode in CMVN_WITH_STATS and stats is None:
+        raise ValueError(f"{mode} CMVN needs statistics (cmvn.pt from prepare)")
     if mode == "prior":
-        if stats is None:
-            raise ValueError("prior CMVN needs statistics (cmvn.pt from prepare)")
         return prior_cmvn(feats, stats)
     if mode == "online":
-        if stats is None:
-            raise ValueError("online CMVN needs statistics (cmvn.pt from prepare)")
         return OnlineCMVN(stats).push(feats)
     if mode == "global":
-        if stats is None:
-            raise ValueError("global CMVN needs statistics (cmvn.pt from prepare)")
         return (feats - stats["mean"].to(feats)) / stats["std"].to(feats)
     return feats
 

@@ -19,7 +19,7 @@ from asrkit.config import Recipe, save_recipe
 from asrkit.data.loader import BucketBatchSampler, FeatureDataset
 from asrkit.data.prepare import load_split, load_tokenizer
 from asrkit.errors import InputError, Interrupted, WorkError
-from asrkit.features import VTLP, feature_settings
+from asrkit.features import CMVN_WITH_STATS, VTLP, feature_settings
 from asrkit.fsutil import RunLock, atomic_write
 from asrkit.models import build_model, count_parameters
 from asrkit.train.card import write_model_card
@@ -183,7 +183,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
 
     seed_everything(cfg.seed)
     feats_cfg = feature_settings(recipe.features, recipe.data.sample_rate)
-    cmvn_stats = torch.load(data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn in ("global", "online", "prior") else None
+    cmvn_stats = torch.load(data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn in CMVN_WITH_STATS else None
     train_utts, train_feats = load_split(data_dir, "train")
     dev_utts, dev_feats = load_split(data_dir, "dev")
     head = recipe.model.head
@@ -202,7 +202,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
     fc = recipe.features
     warp = VTLP(*fc.vtlp, fc.n_mels, recipe.data.sample_rate, fc.f_min, fc.f_max) if fc.vtlp else None
     train_ds = FeatureDataset(train_utts, train_feats, tok, fc.cmvn, cmvn_stats, fc.specaugment, aug_seed, warp)
-    dev_ds = FeatureDataset(dev_utts, dev_feats, tok, recipe.features.cmvn, cmvn_stats)
+    dev_ds = FeatureDataset(dev_utts, dev_feats, tok, fc.cmvn, cmvn_stats)
     del train_feats, dev_feats  # the datasets hold their own normalised copies
     train_ds, dropped = filter_utterances(train_ds, model, max_frames)
     if not len(train_ds):
