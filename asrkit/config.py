@@ -139,8 +139,10 @@ class FeatureConfig:
     hop_ms: float = 10.0
     f_min: float = 0.0
     f_max: float | None = None
+    cepstra: int = 0  # logmel: keep only the envelope's first N cepstral coefficients (13 = MFCC's), 0 = all
     cmvn: str = "utterance"
     vtlp: list[float] = field(default_factory=list)  # [low, high]: training batches' mel axis warped by a random factor per utterance
+    channel: float = 0.0  # training batches: a random smooth response (microphone, room) added per utterance, this std per band
     specaugment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
 
 
@@ -438,6 +440,8 @@ def validate(r: Recipe) -> None:
             "features.vtlp must be [low, high] with 0.7 <= low <= high <= 1.4",
         ),
         (not r.features.vtlp or r.features.type == "logmel", "features.vtlp warps log-mel bands: it needs features.type logmel"),
+        (0 <= r.features.channel <= 3, "features.channel must be between 0 and 3 (a std in normalised feature units)"),
+        (r.features.cepstra >= 0, "features.cepstra must be >= 0 (0 keeps every band)"),
         (r.data.targets in TARGETS, f"data.targets must be one of {', '.join(TARGETS)}"),
         (r.data.oov in ("error", "drop", "map"), "data.oov must be error, drop or map"),
         (r.data.phonemes.layout in ("hw3p2", "an4"), "data.phonemes.layout must be hw3p2 or an4"),
@@ -447,7 +451,10 @@ def validate(r: Recipe) -> None:
         *_specaugment_checks(r.features.specaugment),
         (r.features.type in ("logmel", "precomputed"), "features.type must be logmel or precomputed"),
         (r.features.n_mels > 0, "features.n_mels must be positive"),
-        (r.features.cmvn in ("none", "utterance", "prior", "global", "online"), "features.cmvn must be none, utterance, prior, global or online"),
+        (
+            r.features.cmvn in ("none", "utterance", "prior", "prior_level", "global", "online"),
+            "features.cmvn must be none, utterance, prior, prior_level, global or online",
+        ),
         (r.features.hop_ms > 0 and r.features.win_ms >= r.features.hop_ms, "features: need win_ms >= hop_ms > 0"),
         (
             0 <= r.features.f_min < (r.features.f_max or r.data.sample_rate / 2) <= r.data.sample_rate / 2,

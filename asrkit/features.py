@@ -23,6 +23,7 @@ class LogMel(torch.nn.Module):
         hop_ms: float = 10.0,
         f_min: float = 0.0,
         f_max: float | None = None,
+        cepstra: int = 0,
     ):
         super().__init__()
         import torchaudio
@@ -41,27 +42,45 @@ class LogMel(torch.nn.Module):
             f_max=f_max,
             power=2.0,
         )
+        self.register_buffer("lifter", cepstral_smoother(n_mels, cepstra) if 0 < cepstra < n_mels else None)
+
+    def smooth(self, logmel: torch.Tensor) -> torch.Tensor:
+        """Keep the spectral envelope (the first `cepstra` DCT coefficients) and drop the pitch harmonics above it."""
+        return logmel if self.lifter is None else logmel @ self.lifter
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Log-mels of any non-empty input: one shorter than half an FFT window is zero-padded to one frame's worth."""
         short = self.mel.n_fft // 2 + 1 - wav.shape[-1]
         if short > 0:  # the STFT's reflect padding needs more samples than half a window (a clip of a few ms)
             wav = torch.nn.functional.pad(wav, (0, short))
-        return torch.log(self.mel(wav) + LOG_FLOOR).transpose(-1, -2)
+        return self.smooth(torch.log(self.mel(wav) + LOG_FLOOR).transpose(-1, -2))
+
+
+def cepstral_smoother(n_mels: int, cepstra: int) -> torch.Tensor:
+    """(n_mels, n_mels) projection onto the first `cepstra` orthonormal DCT-II bases: log-mel → MFCC → log-mel."""
+    import torchaudio
+
+    dct = torchaudio.functional.create_dct(cepstra, n_mels, norm="ortho")  # (n_mels, cepstra)
+    return dct @ dct.T
 
 
 def feature_settings(cfg: FeatureConfig, sample_rate: int) -> dict:
     """Everything needed to recompute features at decode time (stored in checkpoints)."""
     d = asdict(cfg)
     d.pop("specaugment", None)
-    d.pop("vtlp", None)  # training-time augmentation: neither the features on disk nor decoding depend on it
+    d.pop("vtlp", None)  # training-time augmentations: neither the features on disk nor decoding depend on them
+    d.pop("channel", None)
+    if not d.get("cepstra"):
+        d.pop("cepstra", None)  # no smoothing: the settings (and the feature caches keyed on them) are those from before it
     d["sample_rate"] = sample_rate
     return d
 
 
 def make_extractor(settings: dict) -> LogMel:
     s = settings
-    return LogMel(s["sample_rate"], s["n_mels"], s["win_ms"], s["hop_ms"], s.get("f_min", 0.0), s.get("f_max"))
+    return LogMel(
+        s["sample_rate"], s["n_mels"], s["win_ms"], s["hop_ms"], s.get("f_min", 0.0), s.get("f_max"), s.get("cepstra", 0)
+    )
 
 
 STD_FLOOR = 0.1  # in log-energy units: a band with no signal (above a narrow-band source's Nyquist) is not blown up into noise
@@ -125,11 +144,18 @@ class OnlineCMVN:
         return ((f - mean) / std.clamp_min(STD_FLOOR)).to(feats.dtype)
 
 
-def prior_cmvn(feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIOR_FRAMES) -> torch.Tensor:
+def prior_cmvn(feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIOR_FRAMES, level: bool = False) -> torch.Tensor:
     """Per-utterance CMVN whose statistics start from the training set's, as if they were `prior_frames` frames of
     the recording (the MAP estimate): a long recording is normalised by its own statistics, a short one leans on the
     global ones, so an isolated word keeps the spectral average that tells it from other words. These are the
-    statistics `OnlineCMVN` reaches at the last frame, applied to every frame."""
+    statistics `OnlineCMVN` reaches at the last frame, applied to every frame.
+
+    `level`: the prior is first moved to the recording's own loudness (its mean over frames and bands), so that a
+    quiet recording is normalised like a loud one: only the spectral shape leans on the training set, never the
+    gain, which a short word cannot be trusted to estimate per band but can as one number."""
+    if level:
+        shift = feats.double().mean() - stats["mean"].double().mean()
+        stats = {"mean": stats["mean"].double() + shift, "std": stats["std"]}
     prior = OnlineCMVN(stats, prior_frames)
     f = feats.double()
     n = prior.n + f.shape[0]
@@ -158,18 +184,19 @@ class CMVNStats:
         return {"mean": mean.float(), "std": var.sqrt().clamp_min(STD_FLOOR).float(), "frames": self.n}
 
 
-CMVN_WITH_STATS = ("global", "online", "prior")  # the modes that need the training set's statistics (cmvn.pt)
+CMVN_WITH_STATS = ("global", "online", "prior", "prior_level")  # the modes that need the training set's statistics (cmvn.pt)
 
 
 def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torch.Tensor:
     """Apply the configured CMVN mode ('none', 'utterance', 'global', 'online': causal, started from the global stats;
-    'prior': per utterance, started from the global stats)."""
+    'prior': per utterance, started from the global stats; 'prior_level': the same with the stats moved to the
+    utterance's loudness)."""
     if mode == "utterance":
         return utterance_cmvn(feats)
     if mode in CMVN_WITH_STATS and stats is None:
         raise ValueError(f"{mode} CMVN needs statistics (cmvn.pt from prepare)")
-    if mode == "prior":
-        return prior_cmvn(feats, stats)
+    if mode in ("prior", "prior_level"):
+        return prior_cmvn(feats, stats, level=mode == "prior_level")
     if mode == "online":
         return OnlineCMVN(stats).push(feats)
     if mode == "global":
@@ -245,3 +272,21 @@ class VTLP:
         """A padded (B, frames, n_mels) batch, each utterance warped by its own α."""
         alphas = self.low + (self.high - self.low) * torch.rand(feats.shape[0], generator=generator, dtype=torch.float64)
         return torch.bmm(feats, self.matrices(alphas).transpose(1, 2).to(feats.dtype))
+
+
+class ChannelResponse:
+    """A random smooth frequency response per utterance, added to its log-mel bands: another microphone, another
+    room's colouring, another loudness. Short words are where CMVN cannot take the channel out (it needs frames to
+    estimate it), so the model learns not to hear it. The curve is a sum of the first `bases` DCT bases with
+    Gaussian weights, scaled so that each band's offset has standard deviation `std`."""
+
+    def __init__(self, std: float, n_mels: int, bases: int = 6):
+        import torchaudio
+
+        self.std = std
+        self.basis = torchaudio.functional.create_dct(bases, n_mels, norm="ortho").T * math.sqrt(n_mels / bases)  # (bases, n_mels)
+
+    def __call__(self, feats: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A padded (B, frames, n_mels) batch, each utterance with its own response."""
+        w = torch.randn(feats.shape[0], self.basis.shape[0], generator=generator) * self.std
+        return feats + (w @ self.basis).to(feats.dtype)[:, None, :]

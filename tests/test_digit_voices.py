@@ -20,7 +20,7 @@ from asrkit.data.corpora import digits
 from asrkit.data.manifest import read_manifest
 from asrkit.data.prepare import prepare
 from asrkit.errors import InputError
-from asrkit.features import VTLP
+from asrkit.features import VTLP, ChannelResponse, LogMel, cepstral_smoother
 
 from conftest import shared
 
@@ -214,6 +214,51 @@ def test_vtlp_is_not_part_of_the_feature_settings():
         validate(recipe_from_dict({"features": {"vtlp": [1.2, 0.9]}}))
     with pytest.raises(InputError, match="needs features.type logmel"):
         validate(recipe_from_dict({"features": {"vtlp": [0.9, 1.1], "type": "precomputed"}}))
+
+
+def test_cepstral_smoothing_keeps_the_envelope_and_drops_the_pitch_harmonics():
+    p = cepstral_smoother(40, 13)
+    assert torch.allclose(p, p.T, atol=1e-6) and torch.allclose(p @ p, p, atol=1e-5)  # an orthogonal projection
+    assert torch.linalg.matrix_rank(p) == 13
+    # a 120 Hz pulse train through one resonance: harmonics every 120 Hz ride on a smooth envelope
+    sr, t = 16000, torch.arange(8000) / 16000
+    pulses = (torch.remainder(t * 120, 1.0) < 120 / sr).float()
+    k = torch.arange(400) / sr
+    wav = torch.nn.functional.conv1d(pulses[None, None], (torch.exp(-k * 300) * torch.sin(2 * torch.pi * 700 * k)).flip(0)[None, None], padding=399)[0, 0, :8000]
+    raw = LogMel(sr, 40, f_max=4000)(wav)[10:-10].mean(0)
+    smooth = LogMel(sr, 40, f_max=4000, cepstra=13)(wav)[10:-10].mean(0)
+    ripple = lambda x: (x[:20] - torch.nn.functional.avg_pool1d(x[None, None, :20], 3, 1, 1, count_include_pad=False)[0, 0]).abs().mean()  # noqa: E731
+    assert ripple(smooth) < 0.5 * ripple(raw)  # the low bands resolve single harmonics; the envelope does not
+    assert int(smooth.argmax()) in range(int(raw.argmax()) - 2, int(raw.argmax()) + 3)  # the resonance stays put
+    assert torch.equal(LogMel(sr, 40, cepstra=0)(wav), LogMel(sr, 40)(wav))
+
+
+def test_channel_response_is_one_smooth_curve_per_utterance():
+    c = ChannelResponse(0.5, 40)
+    feats = torch.zeros(256, 20, 40)
+    y = c(feats, torch.Generator().manual_seed(0))
+    assert torch.equal(y, c(feats, torch.Generator().manual_seed(0)))
+    assert torch.equal(y[:, :1].expand_as(y), y)  # the same offset in every frame of an utterance
+    assert not torch.allclose(y[0, 0], y[1, 0])
+    assert float(y[:, 0].std()) == pytest.approx(0.5, rel=0.15)
+    d = y[:, 0, 1:] - y[:, 0, :-1]
+    assert float(d.std()) < 0.3 * float(y[:, 0].std())  # neighbouring bands move together: a response, not noise
+
+
+def test_channel_response_reaches_training_batches_only():
+    from asrkit.config import validate
+    from asrkit.data.loader import FeatureDataset
+    from asrkit.data.manifest import Utterance
+    from asrkit.features import feature_settings
+    from asrkit.text import CharTokenizer
+
+    utts = [Utterance(f"u{i}", None, 1.0, 16000, "one", "s") for i in range(3)]
+    feats = {u.id: torch.randn(30 + i, 40) for i, u in enumerate(utts)}
+    ds = FeatureDataset(utts, feats, CharTokenizer.build(["one"]), cmvn="none", channel=ChannelResponse(0.5, 40))
+    assert not torch.allclose(ds.batch([0, 1]).feats, ds.padded([0, 1]).feats)
+    assert "channel" not in feature_settings(recipe_from_dict({"features": {"channel": 0.5}}).features, 16000)
+    with pytest.raises(InputError, match="features.channel"):
+        validate(recipe_from_dict({"features": {"channel": -1}}))
 
 
 # ---------------------------------------------------------------- held-out speakers

@@ -186,3 +186,19 @@ def test_prior_cmvn_leans_on_the_global_statistics_for_short_input_and_on_its_ow
     assert torch.allclose(normalize(short, "prior", stats), prior_cmvn(short, stats))
     with pytest.raises(ValueError, match="prior CMVN needs statistics"):
         normalize(short, "prior", None)
+
+
+def test_prior_level_cmvn_ignores_the_recordings_gain_and_keeps_its_spectral_shape():
+    from asrkit.features import prior_cmvn
+
+    g = torch.Generator().manual_seed(3)
+    stats = {"mean": torch.linspace(-2.0, 2.0, 8), "std": torch.full((8,), 2.0)}
+    word = torch.randn(30, 8, generator=g) + torch.tensor([3.0, 0, 0, 0, 0, 0, 0, -3.0])  # a tilted spectrum
+    quiet = word - 4.0  # the same word 17 dB quieter: every log-mel band moves by the same amount
+    y = normalize(word, "prior_level", stats)
+    assert torch.allclose(normalize(quiet, "prior_level", stats), y, atol=1e-5)
+    assert not torch.allclose(normalize(quiet, "prior", stats), normalize(word, "prior", stats), atol=0.5)
+    assert float(y[:, 0].mean() - y[:, -1].mean()) > 1.0  # the tilt a short word has of its own stays
+    assert torch.allclose(prior_cmvn(word, stats, level=True), y)
+    with pytest.raises(ValueError, match="prior_level CMVN needs statistics"):
+        normalize(word, "prior_level", None)

@@ -10,7 +10,7 @@ import torch
 
 from asrkit.config import SpecAugmentConfig
 from asrkit.data.manifest import Utterance
-from asrkit.features import VTLP, normalize, spec_augment_batch
+from asrkit.features import VTLP, ChannelResponse, normalize, spec_augment_batch
 from asrkit.text import CharTokenizer
 
 
@@ -27,6 +27,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         augment: SpecAugmentConfig | None = None,
         seed: int = 0,
         warp: VTLP | None = None,
+        channel: ChannelResponse | None = None,
     ):
         self.utts = utts
         # CMVN once, not every epoch, stored half precision like the feature cache itself, all utterances in one
@@ -43,6 +44,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         self._target_lengths, self._target_offsets = _lengths_and_offsets([len(t) for t in self.targets])
         self.augment = augment
         self.warp = warp
+        self.channel = channel
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -79,10 +81,12 @@ class FeatureDataset(torch.utils.data.Dataset):
         return Batch(feats, lengths, targets, tl, [self.utts[i].id for i in indices])
 
     def batch(self, indices: list[int]) -> Batch:
-        """The training batch of `indices`: `padded`, with VTLP and SpecAugment when the dataset has them."""
+        """The training batch of `indices`: `padded`, with VTLP, a channel response and SpecAugment when the dataset has them."""
         b = self.padded(indices)
         if self.warp is not None:
             b.feats = self.warp(b.feats, self.generator)
+        if self.channel is not None:
+            b.feats = self.channel(b.feats, self.generator)
         if self.augment is not None:
             b.feats = spec_augment_batch(b.feats, self.augment, self.generator)
         return b

@@ -36,7 +36,7 @@ class StreamingLogMel:
         spec = torch.stft(
             x, self.n_fft, self.hop, s.win_length, s.window, center=False, normalized=False, onesided=True, return_complex=True
         ).abs().pow(2.0)
-        return torch.log(self._mel_scale(spec) + LOG_FLOOR).transpose(-1, -2)
+        return self.extractor.smooth(torch.log(self._mel_scale(spec) + LOG_FLOOR).transpose(-1, -2))
 
     def push(self, samples: torch.Tensor) -> torch.Tensor:
         """(n,) new samples → (frames, n_mels) features ready now (possibly none)."""

@@ -19,7 +19,7 @@ from asrkit.config import Recipe, save_recipe
 from asrkit.data.loader import BucketBatchSampler, FeatureDataset
 from asrkit.data.prepare import load_split, load_tokenizer
 from asrkit.errors import InputError, Interrupted, WorkError
-from asrkit.features import CMVN_WITH_STATS, VTLP, feature_settings
+from asrkit.features import CMVN_WITH_STATS, VTLP, ChannelResponse, feature_settings
 from asrkit.fsutil import RunLock, atomic_write
 from asrkit.models import build_model, count_parameters
 from asrkit.train.card import write_model_card
@@ -201,7 +201,8 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
     aug_seed = cfg.seed + 1000 * d.rank
     fc = recipe.features
     warp = VTLP(*fc.vtlp, fc.n_mels, recipe.data.sample_rate, fc.f_min, fc.f_max) if fc.vtlp else None
-    train_ds = FeatureDataset(train_utts, train_feats, tok, fc.cmvn, cmvn_stats, fc.specaugment, aug_seed, warp)
+    channel = ChannelResponse(fc.channel, fc.n_mels) if fc.channel > 0 else None
+    train_ds = FeatureDataset(train_utts, train_feats, tok, fc.cmvn, cmvn_stats, fc.specaugment, aug_seed, warp, channel)
     dev_ds = FeatureDataset(dev_utts, dev_feats, tok, fc.cmvn, cmvn_stats)
     del train_feats, dev_feats  # the datasets hold their own normalised copies
     train_ds, dropped = filter_utterances(train_ds, model, max_frames)
