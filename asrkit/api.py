@@ -131,10 +131,15 @@ class Recognizer:
         """(frames, vocabulary) log-probabilities of one input; long inputs run in overlapping windows."""
         return self.log_probs_features([self.features(audio, sample_rate)], chunk_seconds)[0]
 
-    def log_probs_features(self, feats: Sequence[torch.Tensor], chunk_seconds: float = 20.0) -> list[torch.Tensor]:
-        """Per-input log-probabilities of normalised features, as one batch; a long input runs chunked."""
+    def log_probs_features(self, feats: Sequence[torch.Tensor], chunk_seconds: float = 20.0, vtln: bool = False) -> list[torch.Tensor]:
+        """Per-input log-probabilities of normalised features, as one batch; a long input runs chunked.
+        `vtln`: each input read under its most probable frequency warp (`asrkit.decode.vtln`)."""
         from asrkit.decode.chunked import chunked_log_probs
 
+        if vtln:
+            from asrkit.decode.vtln import vtln_log_probs
+
+            return vtln_log_probs(lambda f: self.log_probs_features(f, chunk_seconds), feats, self.model.feature_settings)[0]
         hop = self.model.feature_settings["hop_ms"] / 1000
         if any(f.shape[0] * hop > chunk_seconds for f in feats):
             # a long recording: overlapping windows through the model, their centres stitched (bounded memory)
@@ -153,6 +158,7 @@ class Recognizer:
         beta: float = 1.0,
         lexicon: str | Path | None = None,
         nbest: int = 1,
+        vtln: bool = False,
     ) -> Hypothesis | list[Hypothesis]:
         """Transcribe one input (→ a `Hypothesis`) or a list of inputs (→ a list, decoded as one batch).
 
@@ -160,7 +166,8 @@ class Recognizer:
         and `words`: `Span(label, start, end, conf)` with times in seconds. `beam` 1 is greedy;
         `lm` fuses a word n-gram (ARPA or KenLM binary) with weight `alpha` and word bonus `beta`;
         `lexicon` (a word list or manifest) restricts the words. `nbest` > 1 returns, per input, the
-        list of the best `nbest` hypotheses instead.
+        list of the best `nbest` hypotheses instead. `vtln`: read each input under its most probable
+        frequency warp (for voices the model never heard; one model pass per warp, `asrkit.decode.vtln`).
 
         >>> best = rec.transcribe(wav, sample_rate=8000, beam=10)
         >>> greedy = rec.transcribe(wav, sample_rate=8000, beam=1)
@@ -172,7 +179,7 @@ class Recognizer:
         many = isinstance(audio, (list, tuple))
         items = list(audio) if many else [audio]
         feats = [self.features(a, sample_rate) for a in items]
-        nbests = self.decode_features(feats, beam=beam, lm=lm, alpha=alpha, beta=beta, lexicon=lexicon, with_times=True)
+        nbests = self.decode_features(feats, beam=beam, lm=lm, alpha=alpha, beta=beta, lexicon=lexicon, with_times=True, vtln=vtln)
         out = [h[: max(1, nbest)] if nbest > 1 else h[0] for h in nbests]
         return out if many else out[0]
 
@@ -189,17 +196,18 @@ class Recognizer:
         hotwords: Sequence[str] | None = None,
         hotword_weight: float = 10.0,
         workers: int = 0,
+        vtln: bool = False,
     ) -> list[list[Hypothesis]]:
         """N-best lists (best first, with text) for a batch of normalised features; `with_times` adds word spans.
 
         `log_probs`: the model's outputs when already computed (then `feats` is not run again); `hotwords`,
-        `hotword_weight` and `workers` (processes) go to the LM beam search.
+        `hotword_weight` and `workers` (processes) go to the LM beam search; `vtln` as in `transcribe`.
         """
         from asrkit.decode.timing import timestamps
 
         if lm is not None and lexicon is not None:
             raise InputError("an LM and a lexicon both restrict the words: give one of them")
-        lps = list(log_probs) if log_probs is not None else self.log_probs_features(feats)
+        lps = list(log_probs) if log_probs is not None else self.log_probs_features(feats, vtln=vtln)
         if not lps:
             return []
         tok = self.tokenizer

@@ -133,6 +133,9 @@ def decode(
     hotword: Annotated[Optional[list[str]], typer.Option("--hotword", help="A word to favour in the LM search (repeatable).")] = None,
     hotword_weight: Annotated[float, typer.Option("--hotword-weight", help="Score bonus of a hotword.")] = 10.0,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes for the LM beam search (0: in this process).")] = 0,
+    vtln: Annotated[
+        bool, typer.Option("--vtln", help="Read each input under its most probable of 7 frequency warps: voices never heard (7x the model's time).")
+    ] = False,
     lexicon: Annotated[
         Optional[Path],
         typer.Option(
@@ -165,8 +168,8 @@ def decode(
 
         if len(inputs) != 1:
             raise InputError(f"--stream reads one input (a file, or - for stdin), got {len(inputs)}")
-        if lm or lexicon or submission or ctm or output:
-            raise InputError("--stream prints to stdout and decodes without --lm/--lexicon/--submission/--ctm/--output")
+        if lm or lexicon or submission or ctm or output or vtln:
+            raise InputError("--stream prints to stdout and decodes without --lm/--lexicon/--submission/--ctm/--output/--vtln")
         stream_decode(model, inputs[0], chunk_ms=chunk_ms, beam=beam, raw_rate=raw_rate, as_json=as_json)
         return
     from asrkit.decode.run import decode as run
@@ -174,6 +177,7 @@ def decode(
     run(
         model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon, submission=submission, ctm=ctm,
         chunk_seconds=chunk_seconds, lm=lm, alpha=alpha, beta=beta, hotwords=hotword, hotword_weight=hotword_weight, workers=workers,
+        vtln=vtln,
     )
 
 

@@ -134,3 +134,19 @@ def test_classify_with_a_classifier_checkpoint(tiny_digits_model: Path, joined, 
     assert [x.label for x in rec.classify([wav, wav[:4000]], sample_rate=8000)][0] == c.label
     with pytest.raises(InputError, match="transcribe\\(\\) decodes CTC models"):
         rec.transcribe(wav, sample_rate=8000)
+
+
+def test_vtln_decodes_through_the_api_and_the_cli(rec, joined, tiny_digits_model: Path, tmp_path: Path) -> None:
+    from asrkit.decode.vtln import VTLN_FACTORS, vtln_log_probs
+
+    wav, path = joined
+    feats = [rec.features(wav, sample_rate=8000)]
+    lps, chosen = vtln_log_probs(rec.model.log_probs, feats, rec.model.feature_settings)
+    assert chosen[0] in VTLN_FACTORS
+    hyp = rec.transcribe(wav, sample_rate=8000, beam=1, vtln=True)
+    assert hyp.text == rec.tokenizer.decode(__import__("asrkit.decode.ctc", fromlist=["greedy_decode"]).greedy_decode(lps[0]).tokens)
+    out = tmp_path / "hyp.txt"
+    run_cli("decode", "--model", str(tiny_digits_model), "--beam", "1", "--vtln", "--output", str(out), str(path))
+    assert out.read_text().split("\t", 1)[1].strip() == hyp.text
+    bad = run_cli("decode", "--model", str(tiny_digits_model), "--stream", "--vtln", str(path), check=False)
+    assert bad.returncode != 0 and "--vtln" in bad.stderr and "Traceback" not in bad.stderr

@@ -402,3 +402,32 @@ def test_an_unwritable_tts_cache_is_one_line(tmp_path):
     voice = tts.Voice("flite", "slt", 0, 100)
     with pytest.raises(InputError, match="cannot write the TTS cache"):
         tts.render([voice], ["one"], blocker / "cache", jobs=1)
+
+
+# ---------------------------------------------------------------- test-time VTLN
+
+
+def test_vtln_keeps_the_warp_whose_best_path_is_surest():
+    from asrkit.decode.vtln import best_path_score, vtln_log_probs, warpers
+
+    settings = {"type": "logmel", "n_mels": 40, "sample_rate": 16000, "f_min": 0.0, "f_max": 4000.0}
+    ws = dict(warpers(settings))
+    assert torch.allclose(ws[1.0], torch.eye(40), atol=1e-6)
+    # a "model" that is sure of itself only when the energy peak sits in band 20
+    def model(feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for f in feats:
+            centre = (f.clamp_min(0) * torch.arange(40)).sum(-1) / f.clamp_min(0).sum(-1)
+            sure = 5 * torch.exp(-(centre - 20.0).abs())[:, None]  # 5 at band 20, towards 0 (a coin toss) away from it
+            out.append(torch.log_softmax(torch.cat([sure * 0, sure], -1), -1))
+        return out
+
+    peak_at = lambda band: torch.zeros(30, 40).index_fill_(1, torch.tensor([band]), 5.0)  # noqa: E731
+    lps, chosen = vtln_log_probs(model, [peak_at(20), peak_at(17), peak_at(23)], settings)
+    assert chosen[0] == 1.0
+    assert chosen[1] > 1.0 > chosen[2]  # a low formant is warped up, a high one down
+    assert best_path_score(lps[1]) > best_path_score(model([peak_at(17)])[0])
+    same, _ = vtln_log_probs(model, [peak_at(17)], settings, factors=(1.0,))
+    assert torch.equal(same[0], model([peak_at(17)])[0])
+    with pytest.raises(InputError, match="precomputed"):
+        warpers({**settings, "type": "precomputed"})

@@ -167,6 +167,7 @@ def decode(
     hotwords: list[str] | None = None,
     hotword_weight: float = 10.0,
     workers: int = 0,
+    vtln: bool = False,
 ) -> dict[str, Hypothesis]:
     """Decode audio files, directories or manifests with a checkpoint; writes `id<TAB>text` (or JSONL).
 
@@ -176,7 +177,8 @@ def decode(
     `lm`: a word n-gram (ARPA or KenLM binary) fused by pyctcdecode's beam search with weight `alpha`
     and word bonus `beta`; `hotwords` get `hotword_weight`; `workers` > 1 decodes in a process pool.
     `as_json`: JSON lines with the n-best, token and word timestamps in seconds. `ctm`: also write
-    the words as NIST CTM. Inputs longer than `chunk_seconds` run through the model in overlapping
+    the words as NIST CTM. `vtln`: each input read under its most probable frequency warp (voices the
+    model never heard; `asrkit.decode.vtln`). Inputs longer than `chunk_seconds` run through the model in overlapping
     windows cut in pauses (`asrkit.decode.chunked`), so memory stays bounded. `submission`: also write the Kaggle `index,label` CSV (phoneme models;
     one character per phoneme, input order).
     """
@@ -208,6 +210,10 @@ def decode(
         if am.task != "ctc":
             raise InputError(f"--lm decodes CTC outputs; {path} has a {am.task} head")
         rec._lm(lm, alpha, beta, beam, tuple(hotwords or ()), hotword_weight)  # built (and checked) before any input is read
+    if vtln and am.task == "classifier":
+        raise InputError("--vtln applies to CTC and frame models; this one is a classifier")
+    if vtln and am.precomputed:
+        raise InputError("--vtln warps log-mel bands; this model reads precomputed features")
     if submission is not None and tok.kind != "phoneme":
         raise InputError(f"--submission writes phoneme strings; {path} was trained on {tok.kind} targets")
     with_times = as_json or ctm is not None
@@ -235,7 +241,7 @@ def decode(
                     prog.advance(task)
                 continue
             # a long recording runs in overlapping windows, their centres stitched (bounded memory)
-            lps = rec.log_probs_features(feats, chunk_seconds)
+            lps = rec.log_probs_features(feats, chunk_seconds, vtln=vtln)
             if am.task == "frame":  # one label per frame: the arg-max of each
                 nbests = []
                 for lp in lps:
