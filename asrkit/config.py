@@ -186,6 +186,7 @@ class TrainConfig:
     keep_best: int = 3  # keep the N best epoch checkpoints in checkpoints/
     average: int = 0  # at the end, average the N best checkpoints into averaged.pt; 0 = no
     sortagrad: bool = True
+    consistency: float = 0.0  # CTC: two augmented views of each batch, and this weight on the divergence of their posteriors (CR-CTC)
     seed: int = 0
     threads: int = 0
 
@@ -493,6 +494,8 @@ def validate(r: Recipe) -> None:
         (r.train.save_every >= 0, "train.save_every must be >= 0"),
         (r.train.keep_best >= 1, "train.keep_best must be >= 1"),
         (0 <= r.train.average <= r.train.keep_best, "train.average must be between 0 and train.keep_best"),
+        (r.train.consistency >= 0, "train.consistency must be >= 0 (0: no consistency training)"),
+        (r.train.consistency == 0 or r.model.head == "ctc", "train.consistency regularises CTC posteriors: it needs model.head ctc"),
         (r.train.clip >= 0, "train.clip must be >= 0 (0 = no clipping)"),
         (r.decode.beam >= 1, "decode.beam must be >= 1"),
     ]

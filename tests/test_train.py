@@ -333,3 +333,40 @@ def test_classifier_head_trains_decodes_and_refuses_ctc_only_commands(isolated: 
 def test_frame_head_refuses_labels_that_do_not_match_frames(tiny: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="frame labels for"):
         _train_in_process(tiny, tmp_path / "exp", "model.head=frame")
+
+
+def test_consistency_loss_is_zero_for_agreeing_views_and_pulls_each_towards_the_other() -> None:
+    from asrkit.train.trainer import consistency_loss
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.log_softmax(torch.randn(3, 7, 5, generator=g), -1)
+    out_len, tl = torch.tensor([7, 5, 2]), torch.tensor([2, 1, 1])
+    assert float(consistency_loss(torch.cat([a, a]), torch.cat([out_len, out_len]), torch.cat([tl, tl]))) == pytest.approx(0.0, abs=1e-6)
+    b = torch.log_softmax(torch.randn(3, 7, 5, generator=g), -1).requires_grad_()
+    both = torch.cat([a, b])
+    loss = consistency_loss(both, torch.cat([out_len, out_len]), torch.cat([tl, tl]))
+    assert loss.item() > 0
+    loss.backward()
+    assert b.grad[2, 2:].abs().sum() == 0  # frames past an utterance's length do not count
+    # a step along the gradient brings the views together
+    moved = torch.log_softmax(b.detach() - 1.0 * b.grad, -1)
+    assert float(consistency_loss(torch.cat([a, moved]), torch.cat([out_len, out_len]), torch.cat([tl, tl]))) < loss.item()
+
+
+def test_consistency_training_sees_two_differently_augmented_views(tiny: Path, tmp_path: Path) -> None:
+    from asrkit.data.loader import FeatureDataset
+    from asrkit.data.manifest import Utterance
+    from asrkit.features import ChannelResponse
+    from asrkit.text import CharTokenizer
+
+    utts = [Utterance(f"u{i}", None, 1.0, 16000, "one two"[: 3 + 4 * i], "s") for i in range(2)]
+    feats = {u.id: torch.randn(30 + i, 40) for i, u in enumerate(utts)}
+    ds = FeatureDataset(utts, feats, CharTokenizer.build(["one two"]), cmvn="none", channel=ChannelResponse(0.5, 40))
+    b = ds.batch([0, 1], views=2)
+    assert b.feats.shape[0] == 4 and b.ids == ["u0", "u1", "u0", "u1"]
+    assert torch.equal(b.targets[:2], b.targets[2:]) and torch.equal(b.lengths[:2], b.lengths[2:])
+    assert not torch.allclose(b.feats[:2], b.feats[2:])  # each view its own channel
+    rows = _train_in_process(tiny, tmp_path / "cr", "train.epochs=1", "train.consistency=0.2")
+    plain = _train_in_process(tiny, tmp_path / "plain", "train.epochs=1")
+    assert math.isfinite(rows[0]["train_loss"]) and rows[0]["step"] == plain[0]["step"]  # same batches, two views each
+    assert not _same(_weights(tmp_path / "cr" / "last.pt"), _weights(tmp_path / "plain" / "last.pt"))

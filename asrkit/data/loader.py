@@ -80,16 +80,27 @@ class FeatureDataset(torch.utils.data.Dataset):
         targets = _gather(self._labels, self._target_offsets[idx], tl, min_width=1)
         return Batch(feats, lengths, targets, tl, [self.utts[i].id for i in indices])
 
-    def batch(self, indices: list[int]) -> Batch:
-        """The training batch of `indices`: `padded`, with VTLP, a channel response and SpecAugment when the dataset has them."""
+    def batch(self, indices: list[int], views: int = 1) -> Batch:
+        """The training batch of `indices`: `padded`, with VTLP, a channel response and SpecAugment when the dataset has them.
+        `views` > 1: the batch that many times over, each copy augmented on its own draws (for consistency training)."""
         b = self.padded(indices)
+        copies = [self._augment(b.feats) for _ in range(views)]
+        if views == 1:
+            b.feats = copies[0]
+            return b
+        width = b.targets.shape[1]
+        return Batch(
+            torch.cat(copies), b.lengths.repeat(views), b.targets.repeat(views, 1)[:, :width], b.target_lengths.repeat(views), b.ids * views
+        )
+
+    def _augment(self, feats: torch.Tensor) -> torch.Tensor:
         if self.warp is not None:
-            b.feats = self.warp(b.feats, self.generator)
+            feats = self.warp(feats, self.generator)
         if self.channel is not None:
-            b.feats = self.channel(b.feats, self.generator)
+            feats = self.channel(feats, self.generator)
         if self.augment is not None:
-            b.feats = spec_augment_batch(b.feats, self.augment, self.generator)
-        return b
+            feats = spec_augment_batch(feats, self.augment, self.generator)
+        return feats
 
 
 def _lengths_and_offsets(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -187,6 +187,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
     train_utts, train_feats = load_split(data_dir, "train")
     dev_utts, dev_feats = load_split(data_dir, "dev")
     head = recipe.model.head
+    views = 2 if cfg.consistency > 0 and head == "ctc" else 1  # CR-CTC: two augmented views of every batch
     tok = load_tokenizer(recipe, train_utts)
     model_cfg = {**recipe.to_dict()["model"], "n_feats": recipe.features.n_mels, "n_tokens": len(tok)}
     model = build_model(model_cfg).to(device)
@@ -315,12 +316,14 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
                 group_start = bi - bi % cfg.accum_steps
                 group = min(cfg.accum_steps, len(batches) - group_start)
                 last_in_group = bi == group_start + group - 1
-                b = train_ds.batch(batches[bi]).to(device)
+                b = train_ds.batch(batches[bi], views=views).to(device)
                 sync = contextlib.nullcontext() if (last_in_group or not d.enabled) else net.no_sync()
                 with sync:
                     with _autocast(amp, device):
                         lp, out_len = net(b.feats, b.lengths)
                     loss = _loss(lp, out_len, b, head)
+                    if views > 1:
+                        loss = loss + cfg.consistency * consistency_loss(lp, out_len, b.target_lengths)
                     finite = d.all_true(bool(torch.isfinite(loss)))
                     if finite:
                         scaler.scale(loss / group).backward()
@@ -426,6 +429,18 @@ _RESUMABLE_CHANGES = {"exp_dir", "threads", "save_every", "keep_best", "average"
 
 def _changed_train_keys(saved: dict, now: dict) -> list[str]:
     return [f"train.{k}: {saved[k]!r} → {now.get(k)!r}" for k in sorted(saved) if k not in _RESUMABLE_CHANGES and saved[k] != now.get(k)]
+
+
+def consistency_loss(lp: torch.Tensor, out_len: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """CR-CTC's regulariser (Yao et al. 2024): a batch holds two augmented views of the same utterances (first half,
+    second half); each view's frame posteriors are pulled towards the other's, held fixed (symmetric KL with stop-
+    gradient), summed over an utterance's frames and divided by its label count like the CTC loss."""
+    a, b = lp.float().chunk(2)
+    n = a.shape[0]
+    mask = (torch.arange(a.shape[1], device=a.device)[None, :] < out_len[:n, None]).to(a.dtype)
+    kl = lambda p, q: (p.exp() * (p - q)).sum(-1)  # noqa: E731  KL(p ‖ q) per frame, from log-probabilities
+    per_frame = 0.5 * (kl(a.detach(), b) + kl(b.detach(), a))
+    return ((per_frame * mask).sum(1) / target_lengths[:n].clamp_min(1)).mean()
 
 
 def _loss(out: torch.Tensor, out_len: torch.Tensor, b, head: str) -> torch.Tensor:
