@@ -132,11 +132,11 @@ def test_sigint_mid_epoch_saves_at_a_batch_boundary_and_the_rerun_is_bit_identic
     calls = {"n": 0}
     batch = FeatureDataset.batch
 
-    def ctrl_c_in_batch_6(self, indices):
+    def ctrl_c_in_batch_6(self, indices, views=1):
         calls["n"] += 1
         if calls["n"] == 6:  # Ctrl-C while the 6th batch is being built: the step finishes, then the run stops
             os.kill(os.getpid(), signal.SIGINT)
-        return batch(self, indices)
+        return batch(self, indices, views)
 
     monkeypatch.setattr(FeatureDataset, "batch", ctrl_c_in_batch_6)
     rc, err = _cli(capsys, *_train_args(echo, exp))
