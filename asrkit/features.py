@@ -184,13 +184,13 @@ class CMVNStats:
         return {"mean": mean.float(), "std": var.sqrt().clamp_min(STD_FLOOR).float(), "frames": self.n}
 
 
-CMVN_WITH_STATS = ("global", "online", "prior", "prior_level")  # the modes that need the training set's statistics (cmvn.pt)
+CMVN_WITH_STATS = ("global", "global_level", "online", "prior", "prior_level")  # the modes that need the training set's statistics (cmvn.pt)
 
 
 def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torch.Tensor:
     """Apply the configured CMVN mode ('none', 'utterance', 'global', 'online': causal, started from the global stats;
     'prior': per utterance, started from the global stats; 'prior_level': the same with the stats moved to the
-    utterance's loudness)."""
+    utterance's loudness; 'global_level': the global stats moved to the utterance's loudness, nothing else of it)."""
     if mode == "utterance":
         return utterance_cmvn(feats)
     if mode in CMVN_WITH_STATS and stats is None:
@@ -201,6 +201,9 @@ def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torc
         return OnlineCMVN(stats).push(feats)
     if mode == "global":
         return (feats - stats["mean"].to(feats)) / stats["std"].to(feats)
+    if mode == "global_level":
+        shift = feats.double().mean() - stats["mean"].double().mean()
+        return ((feats.double() - stats["mean"].double() - shift) / stats["std"].double()).to(feats.dtype)
     return feats
 
 

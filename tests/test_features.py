@@ -200,5 +200,10 @@ def test_prior_level_cmvn_ignores_the_recordings_gain_and_keeps_its_spectral_sha
     assert not torch.allclose(normalize(quiet, "prior", stats), normalize(word, "prior", stats), atol=0.5)
     assert float(y[:, 0].mean() - y[:, -1].mean()) > 1.0  # the tilt a short word has of its own stays
     assert torch.allclose(prior_cmvn(word, stats, level=True), y)
+    # global_level: the limit of an endless prior, the recording's loudness its only statistic
+    g = normalize(word, "global_level", stats)
+    assert torch.allclose(normalize(quiet, "global_level", stats), g, atol=1e-5)
+    assert torch.allclose(prior_cmvn(word, stats, prior_frames=10**9, level=True), g, atol=1e-4)
+    assert not torch.allclose(normalize(quiet, "global", stats), g, atol=0.5)  # plain global CMVN hears the gain
     with pytest.raises(ValueError, match="prior_level CMVN needs statistics"):
         normalize(word, "prior_level", None)

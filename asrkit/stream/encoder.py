@@ -33,7 +33,7 @@ def streamable_reason(am) -> str | None:
     if not isinstance(model.frontend, (Identity, StackSubsample)):
         return f"the {am.config.get('frontend')} front-end convolves over future frames; streaming needs the none or stack front-end"
     cmvn = am.feature_settings.get("cmvn")
-    if cmvn in ("utterance", "prior", "prior_level"):
+    if cmvn in ("utterance", "prior", "prior_level", "global_level"):
         return f"this model normalises features over the whole recording (features.cmvn: {cmvn}); streaming needs cmvn online, global or none"
     if am.precomputed:
         return "this model reads precomputed features, not audio"
