@@ -88,6 +88,9 @@ digits: setup
 	@echo "== voices no training source contains: Speech Commands testing-list digit clips, beam 10, open vocabulary =="
 	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test_unseen.hyp $(DATA)/test_unseen.jsonl
 	$(ASRKIT) score --ref $(DATA)/test_unseen.jsonl --hyp $(EXP)/test_unseen.hyp
+	@echo "== the same clips, each read under its surest frequency warp (--vtln) =="
+	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --vtln --output $(EXP)/test_unseen.vtln.hyp $(DATA)/test_unseen.jsonl
+	$(ASRKIT) score --ref $(DATA)/test_unseen.jsonl --hyp $(EXP)/test_unseen.vtln.hyp
 
 ECHO_TINY_SETS = --set data.out_dir=data/$$r$(T) --set train.exp_dir=exp/$$r$(T) --set train.epochs=2 \
   --set 'data.echo.per_split={train: 4000, dev: 200, test: 500}'
