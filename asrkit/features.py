@@ -144,6 +144,12 @@ class OnlineCMVN:
         return ((f - mean) / std.clamp_min(STD_FLOOR)).to(feats.dtype)
 
 
+def at_loudness_of(feats: torch.Tensor, stats: dict) -> dict:
+    """The training statistics moved by one offset to the recording's loudness (its mean over frames and bands)."""
+    shift = feats.double().mean() - stats["mean"].double().mean()
+    return {**stats, "mean": stats["mean"].double() + shift}
+
+
 def prior_cmvn(feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIOR_FRAMES, level: bool = False) -> torch.Tensor:
     """Per-utterance CMVN whose statistics start from the training set's, as if they were `prior_frames` frames of
     the recording (the MAP estimate): a long recording is normalised by its own statistics, a short one leans on the
@@ -153,10 +159,7 @@ def prior_cmvn(feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIO
     `level`: the prior is first moved to the recording's own loudness (its mean over frames and bands), so that a
     quiet recording is normalised like a loud one: only the spectral shape leans on the training set, never the
     gain, which a short word cannot be trusted to estimate per band but can as one number."""
-    if level:
-        shift = feats.double().mean() - stats["mean"].double().mean()
-        stats = {"mean": stats["mean"].double() + shift, "std": stats["std"]}
-    prior = OnlineCMVN(stats, prior_frames)
+    prior = OnlineCMVN(at_loudness_of(feats, stats) if level else stats, prior_frames)
     f = feats.double()
     n = prior.n + f.shape[0]
     mean = (prior.s1.to(f.device) + f.sum(0)) / n
@@ -185,6 +188,7 @@ class CMVNStats:
 
 
 CMVN_WITH_STATS = ("global", "global_level", "online", "prior", "prior_level")  # the modes that need the training set's statistics (cmvn.pt)
+CMVN_PER_RECORDING = ("utterance", "prior", "prior_level", "global_level")  # the modes that need the whole recording first
 
 
 def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torch.Tensor:
@@ -202,8 +206,8 @@ def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torc
     if mode == "global":
         return (feats - stats["mean"].to(feats)) / stats["std"].to(feats)
     if mode == "global_level":
-        shift = feats.double().mean() - stats["mean"].double().mean()
-        return ((feats.double() - stats["mean"].double() - shift) / stats["std"].double()).to(feats.dtype)
+        s = at_loudness_of(feats, stats)
+        return ((feats.double() - s["mean"]) / s["std"].double()).to(feats.dtype)
     return feats
 
 

@@ -109,7 +109,7 @@ def main() -> int:
         folds.append(fold(args.recipe, spk, args.sets, work, cache))
         print(json.dumps(folds[-1]), flush=True)
     mean = {
-        split: {mode: sum(f[split][mode]["wer"] for f in folds) / len(folds) for mode, _ in decodings(work)}
+        split: {mode: sum(f[split][mode]["wer"] for f in folds) / len(folds) for mode in folds[0][split]}
         for split in ("test", "test_isolated", "test_unseen") if all(split in f for f in folds)
     }
     result = {

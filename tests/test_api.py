@@ -137,6 +137,7 @@ def test_classify_with_a_classifier_checkpoint(tiny_digits_model: Path, joined, 
 
 
 def test_vtln_decodes_through_the_api_and_the_cli(rec, joined, tiny_digits_model: Path, tmp_path: Path) -> None:
+    from asrkit.decode.ctc import greedy_decode
     from asrkit.decode.vtln import VTLN_FACTORS, vtln_log_probs
 
     wav, path = joined
@@ -144,7 +145,7 @@ def test_vtln_decodes_through_the_api_and_the_cli(rec, joined, tiny_digits_model
     lps, chosen = vtln_log_probs(rec.model.log_probs, feats, rec.model.feature_settings)
     assert chosen[0] in VTLN_FACTORS
     hyp = rec.transcribe(wav, sample_rate=8000, beam=1, vtln=True)
-    assert hyp.text == rec.tokenizer.decode(__import__("asrkit.decode.ctc", fromlist=["greedy_decode"]).greedy_decode(lps[0]).tokens)
+    assert hyp.text == rec.tokenizer.decode(greedy_decode(lps[0]).tokens)
     out = tmp_path / "hyp.txt"
     run_cli("decode", "--model", str(tiny_digits_model), "--beam", "1", "--vtln", "--output", str(out), str(path))
     assert out.read_text().split("\t", 1)[1].strip() == hyp.text

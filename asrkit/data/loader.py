@@ -88,10 +88,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         if views == 1:
             b.feats = copies[0]
             return b
-        width = b.targets.shape[1]
-        return Batch(
-            torch.cat(copies), b.lengths.repeat(views), b.targets.repeat(views, 1)[:, :width], b.target_lengths.repeat(views), b.ids * views
-        )
+        return Batch(torch.cat(copies), b.lengths.repeat(views), b.targets.repeat(views, 1), b.target_lengths.repeat(views), b.ids * views)
 
     def _augment(self, feats: torch.Tensor) -> torch.Tensor:
         if self.warp is not None:

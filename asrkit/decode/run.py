@@ -212,8 +212,10 @@ def decode(
         rec._lm(lm, alpha, beta, beam, tuple(hotwords or ()), hotword_weight)  # built (and checked) before any input is read
     if vtln and am.task == "classifier":
         raise InputError("--vtln applies to CTC and frame models; this one is a classifier")
-    if vtln and am.precomputed:
-        raise InputError("--vtln warps log-mel bands; this model reads precomputed features")
+    if vtln:
+        from asrkit.decode.vtln import check_warpable
+
+        check_warpable(am.feature_settings)  # before any input is read
     if submission is not None and tok.kind != "phoneme":
         raise InputError(f"--submission writes phoneme strings; {path} was trained on {tok.kind} targets")
     with_times = as_json or ctm is not None

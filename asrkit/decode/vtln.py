@@ -19,16 +19,18 @@ from asrkit.features import VTLP
 VTLN_FACTORS = (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15)
 
 
+def check_warpable(feature_settings: dict) -> None:
+    """One-line refusal for a model whose features are not log-mel bands."""
+    if feature_settings.get("type", "logmel") != "logmel":
+        raise InputError("--vtln warps log-mel bands; this model reads precomputed features")
+
+
 def warpers(feature_settings: dict, factors: Sequence[float] = VTLN_FACTORS) -> list[tuple[float, torch.Tensor]]:
     """(factor, (n_mels, n_mels) matrix) per factor, for a log-mel model's feature settings."""
+    check_warpable(feature_settings)
     s = feature_settings
-    if s.get("type", "logmel") != "logmel":
-        raise InputError("--vtln warps log-mel bands; this model reads precomputed features")
-    out = []
-    for a in factors:
-        v = VTLP(a, a, int(s["n_mels"]), int(s["sample_rate"]), float(s.get("f_min") or 0.0), s.get("f_max"))
-        out.append((float(a), v.matrices(torch.tensor([float(a)]))[0]))
-    return out
+    v = VTLP(min(factors), max(factors), int(s["n_mels"]), int(s["sample_rate"]), float(s.get("f_min") or 0.0), s.get("f_max"))
+    return list(zip(map(float, factors), v.matrices(torch.tensor([float(a) for a in factors]))))
 
 
 def best_path_score(log_probs: torch.Tensor) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from asrkit.errors import InputError
-from asrkit.features import normalize
+from asrkit.features import CMVN_PER_RECORDING, normalize
 from asrkit.models.frontend import Identity, StackSubsample
 
 
@@ -33,7 +33,7 @@ def streamable_reason(am) -> str | None:
     if not isinstance(model.frontend, (Identity, StackSubsample)):
         return f"the {am.config.get('frontend')} front-end convolves over future frames; streaming needs the none or stack front-end"
     cmvn = am.feature_settings.get("cmvn")
-    if cmvn in ("utterance", "prior", "prior_level", "global_level"):
+    if cmvn in CMVN_PER_RECORDING:
         return f"this model normalises features over the whole recording (features.cmvn: {cmvn}); streaming needs cmvn online, global or none"
     if am.precomputed:
         return "this model reads precomputed features, not audio"
