@@ -79,14 +79,17 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny: Path, tmp_
     run_cli("train", str(tiny), "--quiet", "--set", f"train.exp_dir={ref}")
     rng = random.Random(7)
     kills = 0
-    for _ in range(3):
-        before = _step(killed)
+    total = _step(ref)
+    # kill points set by progress, not by the clock (a fast machine finishes a tiny run before a timer fires): once
+    # the run has checkpointed past a fifth, two fifths, three fifths of its steps, then a few ms later (mid-step,
+    # mid-write, mid-eval)
+    for target in (total // 5, 2 * total // 5, 3 * total // 5):
+        target = max(target, _step(killed) + 1)
         proc = subprocess.Popen([*asrkit_cmd(), "train", str(tiny), "--quiet", "--set", f"train.exp_dir={killed}"], stderr=subprocess.PIPE)
-        # wait for progress past the last checkpoint, then kill at an arbitrary moment (mid-step, mid-write, mid-eval)
         deadline = time.time() + 120
-        while proc.poll() is None and _step(killed) <= before and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.6))
+        while proc.poll() is None and _step(killed) < target and time.time() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.05))
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)
