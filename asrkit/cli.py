@@ -116,7 +116,7 @@ def average(
 def decode(
     inputs: Annotated[list[str], typer.Argument(help="Audio files (wav/flac, any rate), directories, or .jsonl manifests.")],
     model: Annotated[
-        Optional[Path], typer.Option("--model", "-m", help="Checkpoint, e.g. exp/digits/best.pt (default: $ASRKIT_MODEL, else the newest exp/*/best.pt).")
+        Optional[Path], typer.Option("--model", "-m", help="Checkpoint, e.g. exp/digits/best.pt (default: $ASRKIT_MODEL, else the newest exp/*/best.pt of a finished run that can read the input).")
     ] = None,
     beam: Annotated[int, typer.Option("--beam", min=1, help="Beam width; 1 is greedy (with --lexicon: a beam of 2).")] = 10,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
@@ -259,7 +259,7 @@ def score(
     """WER/CER with substitutions, deletions, insertions, and accuracy (exact match); missing and extra ids are reported."""
     import json
 
-    from asrkit.score import format_details, format_report, read_transcripts
+    from asrkit.score import format_details, format_report, listed, read_transcripts
     from asrkit.score import score as run
 
     from asrkit.errors import InputError
@@ -281,9 +281,9 @@ def score(
     con = Console()
     con.print(format_report(rep))
     if rep.missing:
-        con.print(f"[yellow]{len(rep.missing)} reference id(s) have no hypothesis (scored as deletions): {', '.join(rep.missing[:5])}")
+        con.print(f"[yellow]{len(rep.missing)} reference id(s) have no hypothesis (scored as deletions): {listed(rep.missing)}")
     if rep.extra:
-        con.print(f"[yellow]{len(rep.extra)} hypothesis id(s) are not in the reference (not scored): {', '.join(rep.extra[:5])}")
+        con.print(f"[yellow]{len(rep.extra)} hypothesis id(s) are not in the reference (not scored): {listed(rep.extra)}")
     if details:
         con.print(format_details(rep, details))
 

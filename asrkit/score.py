@@ -291,23 +291,37 @@ def _pct(x: float) -> str:
 
 
 def format_report(report: ScoreReport) -> Table:
-    """Compact one-row rich table: WER, CER, S/D/I, SER, accuracy (exact match), mean edit distance per utterance, counts.
+    """The scores as a two-column rich table (measure, value), one measure per row: narrow enough for an 80-column
+    terminal and for logs, where a one-row table of twelve columns had to cut its own numbers ("1.5…").
 
     For phoneme references (space-separated phonemes) WER is the PER and the mean distance is the Kaggle metric.
     """
     t = Table(title="Scores", show_edge=True)
-    cols = ["WER", "CER", "S", "D", "I", "Ref words", "SER", "Acc", "Mean dist", "Utts", "Missing", "Extra"]
-    for c in cols:
-        t.add_column(c, justify="right")
-    t.add_row(
-        _pct(report.wer), _pct(report.cer), str(report.substitutions), str(report.deletions),
-        str(report.insertions), str(report.ref_words), _pct(report.ser), _pct(report.accuracy), f"{report.mean_edit_distance:.3f}",
-        str(report.n_utterances),
-        str(len(report.missing)), str(len(report.extra)),
-    )
+    t.add_column("measure", no_wrap=True)
+    t.add_column("value", justify="right", no_wrap=True)
+    rows = [
+        ("WER", _pct(report.wer)),
+        ("CER", _pct(report.cer)),
+        ("substitutions / deletions / insertions", f"{report.substitutions} / {report.deletions} / {report.insertions}"),
+        ("reference words", str(report.ref_words)),
+        ("SER (utterances with an error)", _pct(report.ser)),
+        ("accuracy (exact match)", _pct(report.accuracy)),
+        ("mean edit distance per utterance", f"{report.mean_edit_distance:.3f}"),
+        ("utterances", str(report.n_utterances)),
+        ("missing hypotheses", str(len(report.missing))),
+        ("extra hypotheses", str(len(report.extra))),
+    ]
     if report.frame_accuracy is not None:
-        t.caption = f"frame accuracy (position by position): {_pct(report.frame_accuracy)}"
+        rows.append(("frame accuracy (position by position)", _pct(report.frame_accuracy)))
+    for row in rows:
+        t.add_row(*row)
     return t
+
+
+def listed(ids: list[str], shown: int = 5) -> str:
+    """'a, b, c, d, e and 345 more': a few ids and how many are left out."""
+    more = len(ids) - shown
+    return ", ".join(ids[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def format_details(report: ScoreReport, limit: int = 10) -> Text:

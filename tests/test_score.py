@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
@@ -11,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from asrkit.errors import InputError
-from asrkit.score import edit_distance, format_details, format_report, read_transcripts, score
+from asrkit.score import _pct, edit_distance, format_details, format_report, read_transcripts, score
 
 
 def _write(tmp_path, text, name="t.txt"):
@@ -146,13 +147,33 @@ def test_format_report_and_details():
     con.print(format_report(r))
     con.print(format_details(r, limit=1))
     out = con.export_text()
-    assert "50.00%" in out and "WER" in out and "Missing" in out
+    assert "50.00%" in out and "WER" in out and "missing hypotheses" in out
     assert "a: S=1 D=1 I=0" in out and "HYP: one too three ****" in out
     assert "1 more utterances" in out
     full = str(format_details(r, limit=5))
     assert "[x]" in full  # no rich markup interpretation
     assert full.index("a:") < full.index("c:")  # worst first
     assert "no utterance" in str(format_details(score({"a": "x"}, {"a": "x"})))
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_score_table_shows_every_number_whole_at_80_columns_and_in_a_pipe(width):
+    refs = {f"u{i}": "one two three four five six" for i in range(40)}
+    hyps = {f"u{i}": "one two tree four five" for i in range(37)}  # 3 missing: 100 % of their words deleted
+    r = score(refs, hyps)
+    con = Console(width=width, file=io.StringIO(), color_system=None)  # a pipe: no terminal, rich's default 80 columns
+    con.print(format_report(r))
+    out = con.file.getvalue()
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
+    for number in (_pct(r.wer), _pct(r.cer), _pct(r.ser), _pct(r.accuracy), f"{r.mean_edit_distance:.3f}", "37 / 55 / 0", "240"):
+        assert number in out, number
+
+
+def test_listed_says_how_many_ids_it_leaves_out():
+    from asrkit.score import listed
+
+    assert listed(["a", "b"]) == "a, b"
+    assert listed([f"u{i}" for i in range(350)]) == "u0, u1, u2, u3, u4 and 345 more"
 
 
 # ---- edit_distance ----------------------------------------------------------------------------
