@@ -405,6 +405,24 @@ def test_forced_align_equals_torchaudio():
         forced_align(_random_log_probs(9, 4, seed=1), [1, 0, 2])
 
 
+def test_alignment_takes_inputs_of_any_strides():
+    lp = _random_log_probs(40, 6, seed=7)
+    targets = [1, 2, 2, 5, 3]
+    want_path, want_scores = forced_align(lp, targets)
+    want_post = ctc_posteriors(lp, targets)
+    views = {
+        "transposed": lp.t().contiguous().t(),  # (T, V) with column-major strides
+        "fortran": torch.from_numpy(np.asfortranarray(lp.numpy())),
+        "sliced": torch.stack([lp, lp], 2)[:, :, 0],  # every other float of a wider buffer
+    }
+    for name, view in views.items():
+        assert not view.is_contiguous(), name
+        path, scores = forced_align(view, torch.tensor([0, 1, 0, 2, 0, 2, 0, 5, 0, 3], dtype=torch.int32)[1::2])
+        assert path.tolist() == want_path.tolist(), name
+        torch.testing.assert_close(scores, want_scores, rtol=0, atol=0)
+        torch.testing.assert_close(ctc_posteriors(view, targets), want_post)
+
+
 # A peaky hand-made input: symbols blank, " ", "a", "b"; transcript "ab ba"; 14 frames of 20 ms.
 PEAKY_SYMBOLS = ["<b>", " ", "a", "b"]
 PEAKY_TARGETS = [2, 3, 1, 3, 2]

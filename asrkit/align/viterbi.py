@@ -32,7 +32,8 @@ def forced_align(log_probs: Tensor, targets: Sequence[int] | Tensor, blank: int 
     n_tokens = tg.numel()
     if n_tokens and bool(((tg < 0) | (tg >= vocab) | (tg == blank)).any()):
         raise ValueError(f"targets must be ids in [0, {vocab}) other than the blank {blank}")
-    lp = log_probs if log_probs.dtype in (torch.float32, torch.float64) else log_probs.float()
+    # torchaudio's kernel reads raw memory: a transposed, sliced or Fortran-ordered view must be laid out first
+    lp = (log_probs if log_probs.dtype in (torch.float32, torch.float64) else log_probs.float()).contiguous()
     if n_tokens == 0:
         return torch.full((n_frames,), blank, dtype=torch.int64, device=lp.device), lp[:, blank].clone()
     n_repeats = int((tg[1:] == tg[:-1]).sum()) if n_tokens > 1 else 0
@@ -42,7 +43,7 @@ def forced_align(log_probs: Tensor, targets: Sequence[int] | Tensor, blank: int 
         )
     import torchaudio.functional as taf
 
-    labels, scores = taf.forced_align(lp.unsqueeze(0), tg.to(torch.int32).unsqueeze(0), blank=blank)
+    labels, scores = taf.forced_align(lp.unsqueeze(0), tg.to(torch.int32).contiguous().unsqueeze(0), blank=blank)
     return labels[0].to(torch.int64), scores[0]
 
 
