@@ -15,6 +15,7 @@ The CLI's `asrkit decode` and `asrkit align` run on the same functions (`Recogni
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,12 +316,14 @@ class Recognizer:
 
 
 def load(path: str | Path | None = None, device: str | None = None) -> Recognizer:
-    """A `Recognizer` for a checkpoint of `asrkit train` (None: $ASRKIT_MODEL, else the newest exp/*/best.pt).
+    """A `Recognizer` for a checkpoint of `asrkit train` (None: $ASRKIT_MODEL, else the newest exp/*/best.pt of a run
+    that is not still training; it says which on stderr).
 
     `device`: "cpu", "cuda", ...; by default CUDA when present.
     """
-    from asrkit.decode.run import resolve_model
-    from asrkit.export import load_acoustic_model
+    from asrkit.decode.run import pick_model
 
-    p, _ = resolve_model(path)
-    return Recognizer(load_acoustic_model(p, device), p)
+    p, why, am = pick_model(path, reads_audio=False, device=device)
+    if why:
+        print(f"asrkit.load: using {p} ({why})", file=sys.stderr)
+    return Recognizer(am, p)

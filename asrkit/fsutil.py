@@ -118,6 +118,26 @@ def _write_error(e: OSError, path: Path) -> Exception:
     return e
 
 
+TRAIN_LOCK = "train.lock"  # held by `asrkit train` in its experiment dir for as long as it runs
+
+
+def is_locked(path: str | Path) -> bool:
+    """Whether a live process holds a `RunLock` on `path` (False where the file is absent or flock is unsupported)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # closing drops the shared lock, if it was taken
+    return False
+
+
 class RunLock:
     """An exclusive flock on `path` (holding this process's PID) for as long as the process lives or until `release()`.
 

@@ -25,6 +25,7 @@ from conftest import run_cli
     ],
 )
 def test_bad_usage_exits_2_with_one_line(args: list[str], needle: str, tmp_path: Path) -> None:
+    (tmp_path / "x.wav").write_bytes(b"")  # present, so that the model is what is missing
     proc = run_cli(*args, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -6,21 +6,23 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from asrkit.data.inputs import InputItem, collect_inputs
 from asrkit.decode.ctc import Hypothesis, Lexicon, lexicon_from_words
 from asrkit.decode.timing import Span, ctm_lines
 from asrkit.errors import InputError
-from asrkit.fsutil import atomic_write_text, check_writable
+from asrkit.fsutil import TRAIN_LOCK, atomic_write_text, check_writable, is_locked
 from asrkit.progress import Progress
 
 
-def resolve_model(model: str | Path | None) -> tuple[Path, str | None]:
-    """The checkpoint to decode with: `model`, else $ASRKIT_MODEL, else the newest exp/*/best.pt.
+def resolve_model(model: str | Path | None, accept: Callable[[Path], str | None] | None = None) -> tuple[Path, str | None]:
+    """The checkpoint to decode with: `model`, else $ASRKIT_MODEL, else the newest exp/*/best.pt that can be used.
 
-    Returns (path, why) where `why` says how it was chosen when it was not given explicitly.
+    Runs still training (their train.lock held) are skipped, and so is every checkpoint for which `accept(path)`
+    gives a reason (a model that cannot read the inputs). Returns (path, why) where `why` says how it was chosen,
+    and what was skipped, when it was not given explicitly.
     """
     if model is not None:
         return Path(model), None
@@ -29,10 +31,38 @@ def resolve_model(model: str | Path | None) -> tuple[Path, str | None]:
         if not Path(env).is_file():
             raise InputError(f"$ASRKIT_MODEL names {env}, which does not exist")
         return Path(env), "from $ASRKIT_MODEL"
-    found = sorted(Path("exp").glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
+    found = sorted(Path("exp").glob("*/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
     if not found:
         raise InputError("no model given: pass --model, set $ASRKIT_MODEL, or train one (looked for exp/*/best.pt)")
-    return found[-1], "the newest exp/*/best.pt"
+    skipped: list[str] = []
+    for path in found:
+        reason = "still training" if is_locked(path.parent / TRAIN_LOCK) else accept(path) if accept else None
+        if reason is None:
+            return path, "the newest exp/*/best.pt" + (f"; skipped {'; '.join(skipped)}" if skipped else "")
+        skipped.append(f"{path} ({reason})")
+    raise InputError(f"no model in exp/ can be used: {'; '.join(skipped)}; pass --model")
+
+
+def pick_model(model: str | Path | None, reads_audio: bool = True, stream: bool = False, device: str | None = None):
+    """`resolve_model` that also loads it: (path, why, AcousticModel). Picking by default, a model that cannot read
+    the inputs (audio for one trained on precomputed features; a live stream for one that cannot stream) is skipped."""
+    from asrkit.export import load_acoustic_model
+    from asrkit.stream.encoder import streamable_reason
+
+    loaded: dict[Path, object] = {}
+
+    def accept(path: Path) -> str | None:
+        try:
+            am = loaded[path] = load_acoustic_model(path, device)
+        except InputError as e:
+            return str(e)
+        if reads_audio and getattr(am, "precomputed", False):
+            return "trained on precomputed features, not audio"
+        return streamable_reason(am) if stream else None
+
+    path, why = resolve_model(model, accept)
+    am = loaded.get(path) or load_acoustic_model(path, device)
+    return path, why, am
 
 
 def _write(path: str | Path, option: str, write) -> None:
@@ -182,8 +212,6 @@ def decode(
     windows cut in pauses (`asrkit.decode.chunked`), so memory stays bounded. `submission`: also write the Kaggle `index,label` CSV (phoneme models;
     one character per phoneme, input order).
     """
-    from asrkit.export import load_acoustic_model
-
     if lm is not None and lexicon is not None:
         raise InputError("--lm and --lexicon both restrict the words: give one of them")
     if hotwords and lm is None:
@@ -194,11 +222,10 @@ def decode(
         if dest is not None:
             check_writable(dest, option)  # before the model loads and the inputs decode
     lex_words = read_lexicon_words(lexicon) if lexicon is not None else None  # fail before the model loads
-    path, why = resolve_model(model)
+    items = collect_inputs(inputs)
+    path, why, am = pick_model(model, reads_audio=any(it.features is None for it in items))
     if why:
         print(f"decode: using {path} ({why})", file=sys.stderr)
-    am = load_acoustic_model(path)
-    items = collect_inputs(inputs)
     tok = am.tokenizer
     if am.task == "classifier" and lex_words is not None:
         raise InputError(f"--lexicon constrains CTC decoding; {path} is a classifier (it outputs one of its {len(tok)} labels)")

@@ -115,16 +115,14 @@ def stream_decode(
     (with `as_json`, one JSON object per event; the final one adds word times and the real-time factor).
     """
     from asrkit.audio import check_samples
-    from asrkit.decode.run import resolve_model
-    from asrkit.export import load_acoustic_model
+    from asrkit.decode.run import pick_model
     from asrkit.stream.encoder import streamable_reason
 
     if chunk_ms <= 0:
         raise InputError(f"--chunk-ms must be positive, got {chunk_ms}")
-    path, why = resolve_model(model)
+    path, why, am = pick_model(model, stream=True)
     if why:
         print(f"decode: using {path} ({why})", file=sys.stderr)
-    am = load_acoustic_model(path)
     reason = streamable_reason(am)
     if reason:
         raise InputError(f"cannot stream {path}: {reason}")

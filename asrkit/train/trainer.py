@@ -20,7 +20,7 @@ from asrkit.data.loader import BucketBatchSampler, FeatureDataset
 from asrkit.data.prepare import load_split, load_tokenizer
 from asrkit.errors import InputError, Interrupted, WorkError
 from asrkit.features import CMVN_WITH_STATS, VTLP, ChannelResponse, feature_settings
-from asrkit.fsutil import RunLock, atomic_write
+from asrkit.fsutil import TRAIN_LOCK, RunLock, atomic_write
 from asrkit.models import build_model, count_parameters
 from asrkit.train.card import write_model_card
 from asrkit.progress import Progress
@@ -115,9 +115,6 @@ def _autocast(dtype: torch.dtype | None, device: torch.device):
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-LOCK = "train.lock"
-
-
 class StopRequest:
     """Ctrl-C (SIGINT) asks the loop to stop at the next batch boundary after saving last.pt.
 
@@ -171,7 +168,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
     last_path, best_path, ckpt_dir = exp / "last.pt", exp / "best.pt", exp / "checkpoints"
     if d.main:
         # one run per experiment dir, taken before anything in it is touched (the kernel drops it if this process dies)
-        held.callback(RunLock(exp / LOCK, "experiment dir").release)
+        held.callback(RunLock(exp / TRAIN_LOCK, "experiment dir").release)
         for tmp in [*exp.glob(".*.tmp"), *ckpt_dir.glob(".*.tmp")]:
             tmp.unlink()  # left by a write that a kill interrupted; the file it was replacing is intact
         if fresh:
