@@ -140,10 +140,47 @@ def test_raw_pcm_on_stdin_and_its_errors() -> None:
     assert [len(c) for c in chunks][:2] == [800, 800] and np.array_equal(np.concatenate(chunks), x / 32768.0)
     with pytest.raises(InputError, match="middle of a 16-bit sample"):
         list(pcm_chunks(_Pipe(x.tobytes() + b"\x01"), 8000, 0.1))
-    with pytest.raises(InputError, match="resample it first"):
-        list(pcm_chunks(_Pipe(x.tobytes()), 8000, 0.1, raw_rate=16000))
-    with pytest.raises(InputError, match="resample it first"):
-        list(pcm_chunks(_Pipe(_wav_bytes(x / 32768.0, 16000, 2)), 8000, 0.1))
+
+
+@pytest.mark.parametrize("rate", [44100, 22050, 16000, 11025])
+def test_stdin_at_another_rate_is_resampled_as_the_whole_would_be(rate: int, capsys) -> None:
+    import torchaudio.functional as AF
+
+    g = np.random.default_rng(rate)
+    x = (g.standard_normal(rate * 3 // 2 + 7) * 6000).clip(-32768, 32767).astype("<i2")
+    want = AF.resample(torch.from_numpy(x / 32768.0).float(), rate, 8000).numpy()
+    raw = list(pcm_chunks(_Pipe(x.tobytes()), 8000, 0.1, raw_rate=rate))
+    assert capsys.readouterr().err == ""  # the rate was given: no note
+    wav = list(pcm_chunks(_Pipe(_wav_bytes(x / 32767.0, rate, 2)), 8000, 0.1))  # the header's rate
+    for chunks in (raw, wav):
+        got = np.concatenate(chunks)
+        assert len(chunks) > 10 and len(got) == len(want) and np.abs(got - want).max() < 1e-4
+
+
+def test_raw_pcm_without_a_rate_says_which_it_assumes(capsys) -> None:
+    x = np.zeros(1600, dtype="<i2")
+    assert sum(len(c) for c in pcm_chunks(_Pipe(x.tobytes()), 16000, 0.1)) == 1600
+    err = capsys.readouterr().err
+    assert "read as 16-bit mono at 16000 Hz" in err and "--raw-rate" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("orig,new", [(44100, 16000), (8000, 16000), (48000, 16000), (16000, 8000)])
+def test_stream_resampler_equals_resampling_the_whole(orig: int, new: int) -> None:
+    import torchaudio.functional as AF
+
+    from asrkit.stream.resample import StreamResampler
+
+    g = np.random.default_rng(orig + new)
+    x = g.standard_normal(orig + 17)
+    want = AF.resample(torch.from_numpy(x), orig, new).numpy()
+    r = StreamResampler(orig, new, dtype=np.float64)  # float64: equal to rounding; float32 sums differ by ~1e-5
+    pieces, i = [], 0
+    while i < len(x):
+        n = int(g.integers(1, 3000))
+        pieces.append(r.push(x[i : i + n]))
+        i += n
+    got = np.concatenate(pieces + [r.flush()])
+    assert len(got) == len(want) and np.abs(got - want).max() < 1e-12
 
 
 def test_file_chunks_resample_and_downmix(tmp_path: Path) -> None:
@@ -171,6 +208,30 @@ def test_stream_decode_prints_partials_then_the_offline_final(tmp_path: Path) ->
     offline = am.log_probs([am.features(load_audio(audio, 8000))])[0]
     assert res.hypothesis.tokens == prefix_beam_search(offline.numpy(), 10, 0)[0].tokens
     assert res.rtf > 0
+
+
+def test_ctrl_c_on_a_live_stream_still_prints_the_final_line(tmp_path: Path, monkeypatch) -> None:
+    from asrkit.errors import Interrupted
+
+    am = _model("gru", "stack")
+    ckpt = tmp_path / "gru.pt"
+    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
+                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    wav = np.concatenate([sf.read(f, dtype="float32")[0] for f in RECORDINGS[:2]])
+
+    def live(*args, **kwargs):  # a microphone: 100 ms chunks, then the user presses Ctrl-C
+        yield from np.split(wav[: 800 * (len(wav) // 800)], len(wav) // 800)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("asrkit.stream.run.pcm_chunks", live)
+    out = io.StringIO()
+    with pytest.raises(Interrupted, match="Ctrl-C after"):
+        stream_decode(ckpt, "-", chunk_ms=100, beam=10, out=out)
+    final = out.getvalue().splitlines()[-1].split("\t")
+    heard = wav[: 800 * (len(wav) // 800)]
+    offline = am.log_probs([am.features(torch.from_numpy(heard))])[0]
+    assert final[0] == "final" and float(final[1]) == pytest.approx(len(heard) / 8000, abs=0.01)
+    assert final[2] == am.tokenizer.decode(prefix_beam_search(offline.numpy(), 10, 0)[0].tokens).strip()
 
 
 def test_cli_streams_a_file_and_stdin_alike(tmp_path: Path) -> None:

@@ -11,43 +11,57 @@ from typing import BinaryIO, TextIO
 
 import numpy as np
 
-from asrkit.errors import InputError
+from asrkit.errors import InputError, Interrupted
 from asrkit.stream.session import StreamingRecognizer, StreamResult
 
 _PCM_DTYPES = {1: np.uint8, 2: np.int16, 4: np.int32}
-
-
-def _chunks_of(x: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for i in range(0, len(x), size):
-        yield x[i : i + size]
 
 
 def file_chunks(path: str | Path, sample_rate: int, chunk_seconds: float) -> Iterator[np.ndarray]:
     """Mono float32 chunks of an audio file at `sample_rate` (a file at another rate is resampled whole first)."""
     import soundfile as sf
 
-    from asrkit.audio import audio_info, load_audio
+    from asrkit.audio import audio_info
 
     p = Path(path)
     _, rate = audio_info(p)  # a missing, empty or damaged file is one InputError naming it
-    if rate != sample_rate:
-        yield from _chunks_of(load_audio(p, sample_rate).numpy(), max(1, int(chunk_seconds * sample_rate)))
-        return
     with sf.SoundFile(str(p)) as f:
-        size = max(1, int(chunk_seconds * f.samplerate))
-        for block in f.blocks(blocksize=size, dtype="float32", always_2d=True):
-            yield block.mean(axis=1)
+        blocks = f.blocks(blocksize=max(1, int(chunk_seconds * rate)), dtype="float32", always_2d=True)
+        yield from resampled((b.mean(axis=1) for b in blocks), rate, sample_rate)
+
+
+def resampled(chunks: Iterator[np.ndarray], rate: int, sample_rate: int) -> Iterator[np.ndarray]:
+    """`chunks` at `rate` as chunks at `sample_rate`, resampled on the fly (the same samples as resampling the whole)."""
+    if rate == sample_rate:
+        yield from chunks
+        return
+    from asrkit.stream.resample import StreamResampler
+
+    r = StreamResampler(rate, sample_rate)
+    for chunk in chunks:
+        out = r.push(chunk)
+        if len(out):
+            yield out
+    tail = r.flush()
+    if len(tail):
+        yield tail
 
 
 def pcm_chunks(stream: BinaryIO, sample_rate: int, chunk_seconds: float, raw_rate: int | None = None) -> Iterator[np.ndarray]:
-    """Mono float32 chunks from a byte stream: a WAV (PCM) file, or raw 16-bit little-endian mono PCM at `raw_rate`."""
+    """Mono float32 chunks at `sample_rate` from a byte stream: a WAV (PCM) file at the rate its header gives, or raw
+    16-bit little-endian mono PCM at `raw_rate` (default: `sample_rate`, said in a note)."""
     head = stream.read(4)
     if head == b"RIFF":
         yield from _wav_chunks(_Prepend(head, stream), sample_rate, chunk_seconds)
         return
+    if raw_rate is None:
+        print(f"decode: raw PCM on stdin read as 16-bit mono at {sample_rate} Hz, the model's rate; give --raw-rate if it is not",
+              file=sys.stderr)
     rate = raw_rate or sample_rate
-    if rate != sample_rate:
-        raise InputError(f"raw audio at {rate} Hz: this model wants {sample_rate} Hz; resample it first (e.g. sox ... -r {sample_rate})")
+    yield from resampled(_raw_chunks(stream, head, rate, chunk_seconds), rate, sample_rate)
+
+
+def _raw_chunks(stream: BinaryIO, head: bytes, rate: int, chunk_seconds: float) -> Iterator[np.ndarray]:
     size = max(1, int(chunk_seconds * rate)) * 2
     rest = head
     while True:
@@ -68,10 +82,12 @@ def _wav_chunks(stream: BinaryIO, sample_rate: int, chunk_seconds: float) -> Ite
     except (wave.Error, EOFError) as e:
         raise InputError(f"cannot read the WAV on stdin ({e}); give 8/16/32-bit PCM WAV or raw 16-bit PCM") from None
     rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-    if rate != sample_rate:
-        raise InputError(f"the WAV on stdin is at {rate} Hz: this model wants {sample_rate} Hz; resample it first")
     if width not in _PCM_DTYPES:
         raise InputError(f"the WAV on stdin has {8 * width}-bit samples; give 8, 16 or 32-bit PCM")
+    yield from resampled(_wav_frames(w, rate, width, channels, chunk_seconds), rate, sample_rate)
+
+
+def _wav_frames(w: wave.Wave_read, rate: int, width: int, channels: int, chunk_seconds: float) -> Iterator[np.ndarray]:
     size = max(1, int(chunk_seconds * rate))
     scale = {1: 128.0, 2: 32768.0, 4: 2147483648.0}[width]
     while True:
@@ -133,16 +149,22 @@ def stream_decode(
         if str(source) == "-"
         else file_chunks(source, am.sample_rate, chunk_ms / 1000)
     )
-    for chunk in chunks:
-        check_samples(chunk, am.sample_rate, f"audio {source}", offset=rec.audio_seconds)
-        ev = rec.push(chunk)
-        if ev is not None:
-            _print(out, ev.audio_seconds, ev.text, "partial", as_json)
+    stopped = False
+    try:
+        for chunk in chunks:
+            check_samples(chunk, am.sample_rate, f"audio {source}", offset=rec.audio_seconds)
+            ev = rec.push(chunk)
+            if ev is not None:
+                _print(out, ev.audio_seconds, ev.text, "partial", as_json)
+    except KeyboardInterrupt:  # Ctrl-C ends a live stream: what was heard still gets its final line
+        stopped = True
     result = rec.finish()
     extra = {}
     if as_json:
         extra = {"words": [w.as_dict() for w in result.hypothesis.words], "rtf": round(result.rtf, 4)}
     _print(out, result.audio_seconds, result.hypothesis.text, "final", as_json, extra)
+    if stopped:
+        raise Interrupted(f"stream stopped by Ctrl-C after {result.audio_seconds:.2f} s of audio (its transcript is the final line)")
     return result
 
 
