@@ -96,7 +96,8 @@ def models(
     for r in rows:
         params = f"{r['parameters']:,}" if r["parameters"] is not None else r.get("error", "-")
         mark = " *" if r["selected"] else ""
-        t.add_row(r["name"] + mark, params, "yes" if r["bidirectional"] else "no", "yes" if r["streamable"] else "no", r["description"])
+        streams = "yes" if r["streamable"] else f"no ({r['stream_note']})" if r.get("stream_note") else "no"
+        t.add_row(r["name"] + mark, params, "yes" if r["bidirectional"] else "no", streams, r["description"])
     Console().print(t)
 
 

@@ -97,8 +97,24 @@ def test_partials_grow_to_the_greedy_reading() -> None:
 def test_models_that_cannot_stream_say_why(kwargs: dict, match: str) -> None:
     am = _model(**kwargs)
     assert match in streamable_reason(am)
+    if match != "classifier head":  # a model that cannot stream points at a recipe that can
+        assert "recipes/digits_stream.yaml" in streamable_reason(am)
     with pytest.raises(InputError, match=match):
         StreamingRecognizer(am)
+
+
+@pytest.mark.parametrize("recipe", ["digits.yaml", "digits_stream.yaml", "speech_commands.yaml", "librispeech.yaml"])
+def test_models_table_says_streamable_only_where_decode_stream_accepts_the_model(recipe: str) -> None:
+    from asrkit.config import load_recipe
+    from asrkit.models.describe import describe_zoo
+
+    path = Path(__file__).parents[1] / "recipes" / recipe
+    r = load_recipe(path)
+    rows, _ = describe_zoo(path)
+    for row in rows:  # each entry built as the recipe would build it
+        am = _model(row["name"], r.model.frontend, cmvn=r.features.cmvn, head=r.model.head)
+        assert row["streamable"] == (streamable_reason(am) is None), (row, streamable_reason(am))
+    assert any(row["streamable"] for row in rows) == (recipe == "digits_stream.yaml")
 
 
 def _wav_bytes(x: np.ndarray, rate: int, width: int, channels: int = 1) -> bytes:

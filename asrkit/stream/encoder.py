@@ -16,6 +16,12 @@ from asrkit.features import CMVN_PER_RECORDING, normalize
 from asrkit.models.frontend import Identity, StackSubsample
 
 
+TRAIN_ONE = (
+    "train a streamable one: a unidirectional model (rnn, lstm, gru, dnn) with the none or stack front-end and "
+    "features.cmvn online, global or none, as recipes/digits_stream.yaml does"
+)
+
+
 def streamable_reason(am) -> str | None:
     """Why `am` (an AcousticModel) cannot stream, or None when it can."""
     from asrkit.models.dnn import DNNModel
@@ -24,19 +30,19 @@ def streamable_reason(am) -> str | None:
     model, name = am.model, am.config.get("name")
     if not isinstance(model, torch.nn.Module):
         return "an exported model runs whole recordings only; stream the training checkpoint (.pt) instead"
+    if am.precomputed:
+        return "this model reads precomputed features, not audio"
     if am.task != "ctc":
         return f"streaming transcribes CTC models; this one has a {am.task} head"
     if isinstance(model, RecurrentModel) and model.bidirectional:
-        return f"{name} reads each recording backwards too, so no output is final before the end; stream a unidirectional model (rnn, lstm, gru, dnn)"
+        return f"{name} reads each recording backwards too, so no output is final before the end; {TRAIN_ONE}"
     if not isinstance(model, (RecurrentModel, DNNModel)):
-        return f"model {name} cannot stream"
+        return f"model {name} cannot stream; {TRAIN_ONE}"
     if not isinstance(model.frontend, (Identity, StackSubsample)):
-        return f"the {am.config.get('frontend')} front-end convolves over future frames; streaming needs the none or stack front-end"
+        return f"the {am.config.get('frontend')} front-end convolves over future frames; {TRAIN_ONE}"
     cmvn = am.feature_settings.get("cmvn")
     if cmvn in CMVN_PER_RECORDING:
-        return f"this model normalises features over the whole recording (features.cmvn: {cmvn}); streaming needs cmvn online, global or none"
-    if am.precomputed:
-        return "this model reads precomputed features, not audio"
+        return f"this model normalises features over the whole recording (features.cmvn: {cmvn}); {TRAIN_ONE}"
     return None
 
 
