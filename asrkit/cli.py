@@ -151,7 +151,7 @@ def decode(
     ] = None,
     stream: Annotated[
         bool,
-        typer.Option("--stream", help="Unidirectional models: read one input ('-' = stdin, WAV or raw 16-bit PCM) in chunks, print partials."),
+        typer.Option("--stream", help="Unidirectional models: read one input ('-' = stdin, WAV or raw 16-bit PCM at any rate) in chunks, print greedy partials; the final line takes --lm/--lexicon, and -o/--ctm get it too."),
     ] = False,
     chunk_ms: Annotated[float, typer.Option("--chunk-ms", min=1.0, help="With --stream: milliseconds of audio per chunk.")] = 100.0,
     raw_rate: Annotated[
@@ -169,9 +169,15 @@ def decode(
 
         if len(inputs) != 1:
             raise InputError(f"--stream reads one input (a file, or - for stdin), got {len(inputs)}")
-        if lm or lexicon or submission or ctm or output or vtln:
-            raise InputError("--stream prints to stdout and decodes without --lm/--lexicon/--submission/--ctm/--output/--vtln")
-        stream_decode(model, inputs[0], chunk_ms=chunk_ms, beam=beam, raw_rate=raw_rate, as_json=as_json)
+        if submission or vtln:
+            raise InputError("--stream decodes without --submission and --vtln (a whole-recording warp)")
+        if lm is not None and lexicon is not None:
+            raise InputError("--lm and --lexicon both restrict the words: give one of them")
+        if hotword and lm is None:
+            raise InputError("--hotword boosts words in the LM beam search: give an --lm too")
+        search = {"lm": lm, "alpha": alpha, "beta": beta, "lexicon": lexicon, "hotwords": hotword, "hotword_weight": hotword_weight}
+        stream_decode(model, inputs[0], chunk_ms=chunk_ms, beam=beam, raw_rate=raw_rate, as_json=as_json,
+                      search={k: v for k, v in search.items() if v is not None}, output=output, ctm=ctm)
         return
     from asrkit.decode.run import decode as run
 

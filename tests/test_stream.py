@@ -226,6 +226,31 @@ def test_stream_decode_prints_partials_then_the_offline_final(tmp_path: Path) ->
     assert res.rtf > 0
 
 
+def test_stream_final_takes_a_lexicon_and_writes_output_and_ctm(tmp_path: Path) -> None:
+    from asrkit.api import Recognizer
+    from asrkit.errors import InputError as Refused
+
+    am = _model("gru", "stack")
+    ckpt = tmp_path / "gru.pt"
+    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
+                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    audio = tmp_path / "in.flac"
+    sf.write(audio, np.concatenate([sf.read(f, dtype="float32")[0] for f in RECORDINGS]), 8000)
+    words = tmp_path / "words.txt"
+    words.write_text("one\ntwo\nfour\nnine\n")
+    out, hyp, ctm = io.StringIO(), tmp_path / "out" / "hyp.txt", tmp_path / "out" / "w.ctm"
+    res = stream_decode(ckpt, audio, chunk_ms=100, beam=10, out=out, search={"lexicon": words}, output=hyp, ctm=ctm)
+    offline = am.log_probs([am.features(load_audio(audio, 8000))])
+    want = Recognizer(am).decode_features([], 10, lexicon=words, with_times=True, log_probs=offline)[0][0]
+    assert res.hypothesis.text == want.text and set(want.text.split()) <= {"one", "two", "four", "nine"}
+    assert out.getvalue().splitlines()[-1].split("\t")[2] == want.text
+    assert hyp.read_text() == f"in\t{want.text}\n"
+    rows = ctm.read_text().splitlines()
+    assert [r.split()[4] for r in rows] == want.text.split() and all(r.startswith("in 1 ") for r in rows)
+    with pytest.raises(Refused, match="not found"):  # a bad LM is refused before any audio is read
+        stream_decode(ckpt, audio, search={"lm": tmp_path / "missing.arpa"}, out=io.StringIO())
+
+
 def test_ctrl_c_on_a_live_stream_still_prints_the_final_line(tmp_path: Path, monkeypatch) -> None:
     from asrkit.errors import Interrupted
 
@@ -279,7 +304,9 @@ def test_cli_stream_usage_errors_are_one_line(tmp_path: Path) -> None:
     from cli_inproc import assert_one_line_error, cli
 
     assert_one_line_error(cli("decode", "--stream", "a.wav", "b.wav"), "reads one input")
-    assert_one_line_error(cli("decode", "--stream", "--lm", "x.arpa", "a.wav"), "--stream prints to stdout")
+    assert_one_line_error(cli("decode", "--stream", "--vtln", "a.wav"), "--stream decodes without --submission and --vtln")
+    assert_one_line_error(cli("decode", "--stream", "--lm", "x.arpa", "--lexicon", "w.txt", "a.wav"), "give one of them")
+    assert_one_line_error(cli("decode", "--stream", "--hotword", "six", "a.wav"), "give an --lm too")
 
 
 def test_online_cmvn_is_causal_and_chunking_does_not_change_it() -> None:

@@ -124,18 +124,29 @@ def stream_decode(
     raw_rate: int | None = None,
     out: TextIO | None = None,
     as_json: bool = False,
+    search: dict | None = None,
+    output: str | Path | None = None,
+    ctm: str | Path | None = None,
 ) -> StreamResult:
     """Stream `source` (a path, or "-" for stdin) through a unidirectional model, printing partials and the final text.
 
     Lines: `partial<TAB>seconds<TAB>text` each time the transcript changes, then `final<TAB>seconds<TAB>text`
     (with `as_json`, one JSON object per event; the final one adds word times and the real-time factor).
+    `search`: the final search's LM or lexicon (`StreamingRecognizer`); `output`: also write the final transcript
+    there as `asrkit decode` writes it (`id<TAB>text`, the id being the file's stem or "stdin"); `ctm`: its words as
+    NIST CTM. Both are written on Ctrl-C too.
     """
+    from asrkit.fsutil import atomic_write_text, check_writable
+
     from asrkit.audio import check_samples
     from asrkit.decode.run import pick_model
     from asrkit.stream.encoder import streamable_reason
 
     if chunk_ms <= 0:
         raise InputError(f"--chunk-ms must be positive, got {chunk_ms}")
+    for dest, option in ((output, "--output"), (ctm, "--ctm")):
+        if dest is not None:
+            check_writable(dest, option)  # before the model loads and the stream starts
     path, why, am = pick_model(model, stream=True)
     if why:
         print(f"decode: using {path} ({why})", file=sys.stderr)
@@ -143,7 +154,7 @@ def stream_decode(
     if reason:
         raise InputError(f"cannot stream {path}: {reason}")
     out = out or sys.stdout
-    rec = StreamingRecognizer(am, beam)
+    rec = StreamingRecognizer(am, beam, search)
     chunks = (
         pcm_chunks(sys.stdin.buffer, am.sample_rate, chunk_ms / 1000, raw_rate)
         if str(source) == "-"
@@ -163,6 +174,14 @@ def stream_decode(
     if as_json:
         extra = {"words": [w.as_dict() for w in result.hypothesis.words], "rtf": round(result.rtf, 4)}
     _print(out, result.audio_seconds, result.hypothesis.text, "final", as_json, extra)
+    utt = "stdin" if str(source) == "-" else Path(source).stem
+    if output is not None:
+        atomic_write_text(output, f"{utt}\t{result.hypothesis.text}\n")
+    if ctm is not None:
+        from asrkit.decode.timing import ctm_lines
+
+        rows = ctm_lines(utt, result.hypothesis.words)
+        atomic_write_text(ctm, "\n".join(rows) + ("\n" if rows else ""))
     if stopped:
         raise Interrupted(f"stream stopped by Ctrl-C after {result.audio_seconds:.2f} s of audio (its transcript is the final line)")
     return result

@@ -55,9 +55,20 @@ class StreamResult:
 class StreamingRecognizer:
     """Feed audio with `push(samples)` (the model's rate, mono); `finish()` returns the final hypothesis."""
 
-    def __init__(self, am, beam: int = 10):
+    def __init__(self, am, beam: int = 10, search: dict | None = None):
+        """`search`: options of the final search (`lm`, `alpha`, `beta`, `lexicon`, `hotwords`, `hotword_weight`, as
+        `Recognizer.decode_features` takes them), checked here, before any audio; the partials are greedy."""
+        from asrkit.api import Recognizer
+
         self.am = am
         self.beam = beam
+        self.search = dict(search or {})
+        self._rec = Recognizer(am)
+        if self.search.get("lm") is not None:  # a bad LM or lexicon is refused now, not after the speaker has spoken
+            s = self.search
+            self._rec._lm(s["lm"], s.get("alpha", 0.5), s.get("beta", 1.0), beam, tuple(s.get("hotwords") or ()), s.get("hotword_weight", 10.0))
+        if self.search.get("lexicon") is not None:
+            self.search["lexicon"] = self._rec._lexicon(self.search["lexicon"])
         self.features = StreamingLogMel(am.extractor)
         self.norm = normalizer(am)
         self.encoder = StreamingEncoder(am)
@@ -105,15 +116,13 @@ class StreamingRecognizer:
 
     def finish(self) -> StreamResult:
         """Flush the features and the model, run the beam search over all frames, time the words."""
-        from asrkit.api import Recognizer
-
         t0 = time.perf_counter()
         f = self.features.finish()
         self._add(self.encoder.push(self.norm(f)) if f.shape[0] else torch.zeros(0, len(self.tok)))
         self._add(self.encoder.finish())
         lp = torch.cat(self._lps) if self._lps else torch.zeros(0, len(self.tok))
         if lp.shape[0]:  # the search, text and word times of `asrkit decode`, on the frames the stream gave
-            best = Recognizer(self.am).decode_features([], self.beam, with_times=True, log_probs=[lp])[0][0]
+            best = self._rec.decode_features([], self.beam, with_times=True, log_probs=[lp], **self.search)[0][0]
         else:
             best = Hypothesis([], "", 0.0, [])
         self._compute += time.perf_counter() - t0
