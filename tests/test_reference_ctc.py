@@ -1,4 +1,10 @@
-"""The NumPy reference CTC against a brute-force enumeration of paths and against torch.nn.functional.ctc_loss."""
+"""The NumPy reference CTC against a brute-force enumeration of paths and against torch.nn.functional.ctc_loss.
+
+The handout (HW3P1 section 4.1, Table 5) defines the loss as the batch mean of the divergence
+DIV = -sum_t sum_r gamma(t, r) log y_t[S_r] and its backward (4.1.2) as -sum_{r: S_r = l} gamma(t, r) / y_t[l] per
+utterance. Its text gives no loss values (Figure 17's tables did not survive as text), so the expected values here
+come from enumerating every alignment (small T) or from torch.
+"""
 
 from __future__ import annotations
 
@@ -104,8 +110,11 @@ def test_alpha_beta_gamma_by_hand(cls):
     np.testing.assert_allclose(beta, BETA_HAND, rtol=0, atol=1e-12)
     np.testing.assert_allclose(gamma, GAMMA_HAND, rtol=0, atol=1e-11)
     np.testing.assert_allclose((alpha * beta).sum(axis=1), P_HAND, rtol=1e-12)  # sum_r alpha beta = P at every frame
-    loss = CTCLoss(log_space=log)
-    assert loss.forward(Y_HAND[:, None], np.array([TARGET_HAND]), [6], [3]) == pytest.approx(-np.log(P_HAND), rel=1e-12)
+    nll = CTCLoss(log_space=log, objective="nll")
+    assert nll.forward(Y_HAND[:, None], np.array([TARGET_HAND]), [6], [3]) == pytest.approx(-np.log(P_HAND), rel=1e-12)
+    div = CTCLoss(log_space=log)
+    expected = -np.sum(GAMMA_HAND * np.log(Y_HAND[:, ext]))  # DIV from the brute-force gamma table
+    assert div.forward(Y_HAND[:, None], np.array([TARGET_HAND]), [6], [3]) == pytest.approx(expected, rel=1e-10)
 
 
 def random_batch(rng: np.random.Generator, T: int, B: int, V: int, Lmax: int):
@@ -154,28 +163,142 @@ def test_torch_gradient_correction_by_finite_differences():
         down = torch_losses(y - e, target, input_lengths, target_lengths)[0].mean().item()
         numeric[idx] = (up - down) / (2 * e[idx])
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
-    ctc = CTCLoss()
+    ctc = CTCLoss(objective="nll")
     ctc.forward(y, target, input_lengths, target_lengths)
     np.testing.assert_allclose(ctc.backward(), numeric, rtol=1e-5, atol=1e-8)
+
+
+def torch_divergences(y, target, input_lengths, target_lengths) -> np.ndarray:
+    """Per-utterance DIV with gamma read off torch's gradient: sum_r gamma(t, r) [S_r = l] = -y_t[l] d(-log P)/dy_t[l]."""
+    _, grad = torch_loss_and_grad(y, target, input_lengths, target_lengths)
+    B = y.shape[1]
+    gamma = -grad * y * B  # grad is of the batch mean: undo the 1/B
+    with np.errstate(divide="ignore"):
+        return np.array([-np.sum(np.where(gamma[:n, b] == 0, 0.0, gamma[:n, b] * np.log(y[:n, b])))
+                         for b, n in enumerate(input_lengths)])
 
 
 SHAPES = [(12, 3, 4, 3), (30, 4, 6, 5), (50, 2, 10, 8), (7, 1, 3, 2)]
 
 
+@pytest.mark.parametrize("objective", ["divergence", "nll"])
 @pytest.mark.parametrize("log_space", [False, True])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_loss_and_gradient_match_torch(shape, log_space):
+def test_loss_and_gradient_match_torch(shape, log_space, objective):
     y, target, input_lengths, target_lengths = random_batch(np.random.default_rng(sum(shape)), *shape)
-    ref_losses, ref_grad = torch_loss_and_grad(y, target, input_lengths, target_lengths)
-    ctc = CTCLoss(log_space=log_space)
+    ref_nll, ref_grad = torch_loss_and_grad(y, target, input_lengths, target_lengths)
+    B = shape[1]
+    ctc = CTCLoss(log_space=log_space, objective=objective)
     mean = ctc.forward(y, target, input_lengths, target_lengths)
-    np.testing.assert_allclose(ctc.losses, ref_losses, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(ctc.neg_log_probs, ref_nll, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(ctc.divergences, torch_divergences(y, target, input_lengths, target_lengths), rtol=1e-6)
+    ref_losses = ref_nll if objective == "nll" else ctc.divergences
     assert mean == pytest.approx(ref_losses.mean(), rel=1e-6)
     dY = ctc.backward()
     assert dY.shape == y.shape
-    np.testing.assert_allclose(dY, ref_grad, rtol=1e-6, atol=1e-12)
+    # torch's gradient is of the batch mean; the handout's backward (section 4.1.2) is each utterance's, undivided
+    np.testing.assert_allclose(dY, ref_grad if objective == "nll" else ref_grad * B, rtol=1e-6, atol=1e-12)
     for b, n in enumerate(input_lengths):
         assert np.all(dY[n:, b] == 0) and np.any(dY[n - 1, b] != 0)  # frames past a shorter input get no gradient
+
+
+def brute_force_torch(y: np.ndarray, target: tuple[int, ...]) -> dict[str, np.ndarray | float]:
+    """Every alignment of one utterance enumerated in torch: -log P, DIV, the posterior entropy and three gradients.
+
+    With P(path) = prod_t y_t[path_t] over the alignments that collapse to the target, P = sum P(path) and
+    q(path) = P(path) / P, DIV = -sum_path q(path) log P(path) = -sum_t sum_r gamma(t, r) log y_t[S_r].
+    """
+    T, V = y.shape
+    paths = [p for p in itertools.product(range(V), repeat=T) if collapse(p) == target]
+    idx = torch.tensor(paths)
+    out: dict[str, np.ndarray | float] = {}
+    for name in ("nll", "div_q_fixed", "div_total"):
+        yt = torch.tensor(y, dtype=torch.float64, requires_grad=True)
+        log_pp = torch.log(yt[torch.arange(T), idx]).sum(dim=1)  # log P(path), one per alignment
+        nll = -torch.logsumexp(log_pp, dim=0)
+        q = torch.exp(log_pp + nll)
+        if name == "nll":
+            loss = nll
+            out["nll"] = nll.item()
+            out["entropy"] = -(q * torch.log(q)).sum().item()
+        else:
+            loss = -((q.detach() if name == "div_q_fixed" else q) * log_pp).sum()
+            out["div"] = loss.item()
+        loss.backward()
+        out["grad_" + name] = yt.grad.numpy()
+    return out
+
+
+def course_style_batch(rng: np.random.Generator, normalised: bool):
+    """A batch of two like the course's tests (uniform random 'probabilities', rows not summing to 1), or softmaxed."""
+    y = rng.uniform(0.05, 1.0, size=(6, 2, 3))
+    if normalised:
+        y = y / y.sum(axis=-1, keepdims=True)
+    target = np.array([[1, 2], [2, 0]])  # the second target is padded: one label
+    return y, target, np.array([6, 4]), np.array([2, 1])
+
+
+@pytest.mark.parametrize("log_space", [False, True])
+@pytest.mark.parametrize("normalised", [False, True])
+def test_divergence_and_gradients_by_brute_force(normalised, log_space):
+    y, target, input_lengths, target_lengths = course_style_batch(np.random.default_rng(5), normalised)
+    bf = [brute_force_torch(y[:n, b], tuple(target[b, :m]))
+          for b, (n, m) in enumerate(zip(input_lengths, target_lengths))]
+    div = CTCLoss(log_space=log_space)
+    mean_div = div.forward(y, target, input_lengths, target_lengths)
+    assert mean_div == pytest.approx(np.mean([r["div"] for r in bf]), rel=1e-10)
+    nll = CTCLoss(log_space=log_space, objective="nll")
+    mean_nll = nll.forward(y, target, input_lengths, target_lengths)
+    assert mean_nll == pytest.approx(np.mean([r["nll"] for r in bf]), rel=1e-10)
+    d_div, d_nll = div.backward(), nll.backward()
+    for b, n in enumerate(input_lengths):
+        # section 4.1.2: -sum gamma / y, which is the derivative of DIV with the posterior held fixed, not divided by B
+        np.testing.assert_allclose(d_div[:n, b], bf[b]["grad_div_q_fixed"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(d_nll[:n, b], bf[b]["grad_nll"] / len(input_lengths), rtol=1e-9, atol=1e-12)
+        assert np.all(d_div[n:, b] == 0) and np.all(d_nll[n:, b] == 0)
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_handout_gradient_is_the_nll_gradient(normalised):
+    # the seeds README: the course's divergence is the one "whose gradient is d(-log P)/dy"; that holds with gamma held
+    # fixed (as section 4.1.2 computes it), for normalised and unnormalised y alike, and not for DIV's total derivative
+    y, target, input_lengths, target_lengths = course_style_batch(np.random.default_rng(11), normalised)
+    ctc = CTCLoss()
+    ctc.forward(y, target, input_lengths, target_lengths)
+    dY = ctc.backward()
+    for b, n in enumerate(input_lengths):
+        bf = brute_force_torch(y[:n, b], tuple(target[b, : target_lengths[b]]))
+        np.testing.assert_allclose(bf["grad_div_q_fixed"], bf["grad_nll"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(dY[:n, b], bf["grad_nll"], rtol=1e-9, atol=1e-12)
+        assert np.abs(bf["grad_div_total"] - bf["grad_nll"]).max() > 1e-2
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_divergence_is_nll_plus_posterior_entropy(normalised):
+    # DIV = E_q[-log P(path)] = -log P + H(q): the two objectives differ by the entropy of the alignment posterior
+    y, target, input_lengths, target_lengths = course_style_batch(np.random.default_rng(2), normalised)
+    ctc = CTCLoss()
+    ctc.forward(y, target, input_lengths, target_lengths)
+    for b, n in enumerate(input_lengths):
+        bf = brute_force_torch(y[:n, b], tuple(target[b, : target_lengths[b]]))
+        assert bf["entropy"] > 0.1
+        assert ctc.divergences[b] - ctc.neg_log_probs[b] == pytest.approx(bf["entropy"], rel=1e-9)
+        assert ctc.neg_log_probs[b] == pytest.approx(bf["nll"], rel=1e-10)
+
+
+def test_divergence_equals_nll_when_one_alignment_exists():
+    # T equal to the target length with no repeated labels: a single alignment, a zero-entropy posterior
+    y = np.random.default_rng(4).uniform(0.05, 1.0, size=(3, 1, 4))
+    target = np.array([[1, 3, 2]])
+    ctc = CTCLoss()
+    div = ctc.forward(y, target, [3], [3])
+    assert div == pytest.approx(-np.log(y[0, 0, 1] * y[1, 0, 3] * y[2, 0, 2]), rel=1e-12)
+    assert div == pytest.approx(ctc.neg_log_probs[0], rel=1e-12)
+
+
+def test_unknown_objective_is_refused():
+    with pytest.raises(ValueError, match="objective"):
+        CTCLoss(objective="mean")
 
 
 def test_long_input_underflows_in_probability_space_only():
@@ -189,12 +312,15 @@ def test_long_input_underflows_in_probability_space_only():
     alpha = ctc.get_forward_probs(y[:, 0], ext, skip)
     assert alpha[0].max() > 0 and np.all(alpha[-1] == 0)  # every path has probability below 1e-308: it underflows to 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        assert CTCLoss().forward(y, target, [T], [L]) == np.inf
+        assert CTCLoss(objective="nll").forward(y, target, [T], [L]) == np.inf
+        assert np.isnan(CTCLoss().forward(y, target, [T], [L]))  # gamma = 0 / 0
     log_alpha = log_forward(np.log(y[:, 0]), target[0])
     log_beta = log_backward(np.log(y[:, 0]), target[0])
     assert np.isfinite(log_alpha[-1, -2:]).all() and np.isfinite(log_beta[0, :2]).all()
-    loss = CTCLoss(log_space=True).forward(y, target, [T], [L])
+    loss = CTCLoss(log_space=True, objective="nll").forward(y, target, [T], [L])
     ref = torch_losses(y, target, [T], [L])[0].item()
     assert np.isfinite(loss) and loss == pytest.approx(ref, rel=1e-6)
     # P is the same read from either end: log P = logsumexp over the first frame of log alpha + log beta
     assert np.logaddexp.reduce(log_alpha[0] + log_beta[0]) == pytest.approx(-loss, rel=1e-9)
+    div = CTCLoss(log_space=True).forward(y, target, [T], [L])
+    assert div == pytest.approx(torch_divergences(y, target, [T], [L])[0], rel=1e-6) and div > loss

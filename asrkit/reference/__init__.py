@@ -3,7 +3,7 @@ or asrkit's production code in the tests. Nothing here imports torch."""
 
 from asrkit.reference.char_predictor import CharacterPredictor, inference
 from asrkit.reference.ctc import CTC, CTCLoss, LogCTC, log_backward, log_forward
-from asrkit.reference.decoding import BeamSearchDecoder, GreedySearchDecoder
+from asrkit.reference.decoding import BeamSearchDecoder, GreedySearchDecoder, PrefixBeamSearchDecoder
 from asrkit.reference.gru_cell import GRUCell
 from asrkit.reference.linear import Linear
 from asrkit.reference.lstm_cell import LSTMCell
@@ -12,5 +12,5 @@ from asrkit.reference.rnn_cell import RNNCell
 
 __all__ = [
     "BeamSearchDecoder", "CTC", "CTCLoss", "CharacterPredictor", "GRUCell", "GreedySearchDecoder", "LSTMCell", "Linear",
-    "LogCTC", "RNNCell", "RNNClassifier", "inference", "log_backward", "log_forward",
+    "LogCTC", "PrefixBeamSearchDecoder", "RNNCell", "RNNClassifier", "inference", "log_backward", "log_forward",
 ]

@@ -1,11 +1,19 @@
 """CTC forward-backward and the CTC loss in plain NumPy, in probability space and in log space.
 
+`CTC` and `LogCTC` follow section 4 of the HW3P1 handout (Table 4, Figures 15-17); `CTCLoss` follows section 4.1
+(Table 5, 4.1.1 forward, 4.1.2 backward).
+
 Notation: y (T, V) are the per-frame output probabilities (the course calls them "logits"), the target has L labels,
 and the extended target S has 2L+1 states: blank, l_1, blank, l_2, ..., l_L, blank.
 alpha(t, r) is the total probability of all partial paths that sit in state r at frame t (y_t included);
 beta(t, r) is the total probability of all completions from state r at frame t, frames t+1..T-1 only (y_t excluded).
 Hence alpha(t, r) * beta(t, r) sums the probabilities of all complete paths through (t, r), and
-P(target | y) = sum_r alpha(t, r) beta(t, r) for every t. The loss is -log P, as in torch.nn.functional.ctc_loss.
+P(target | y) = sum_r alpha(t, r) beta(t, r) for every t.
+
+The course's loss is the divergence DIV = -sum_t sum_r gamma(t, r) log y_t[S_r], the expected -log P(path) of an
+alignment drawn from the posterior q(path) = P(path) / P. It equals -log P + H(q), H the entropy of that posterior,
+so DIV >= -log P, with equality only when a single alignment is possible. Its handout gradient holds gamma fixed:
+-sum_{r: S_r = l} gamma(t, r) / y_t[l], which is exactly d(-log P)/dy_t[l] because sum_r alpha beta = P at every t.
 """
 
 from __future__ import annotations
@@ -122,48 +130,71 @@ def log_backward(log_y: np.ndarray, target: np.ndarray, blank: int = 0) -> np.nd
     return ctc.get_backward_probs(log_y, *ctc.extend_target_with_blank(target))
 
 
-class CTCLoss:
-    """Mean CTC loss -log P(target | y) over a batch and its gradient with respect to the probabilities y."""
+OBJECTIVES = ("divergence", "nll")
 
-    def __init__(self, BLANK: int = 0, log_space: bool = False):
+
+class CTCLoss:
+    """The CTC loss of a batch and its gradient with respect to the probabilities y.
+
+    objective="divergence" (the handout's, section 4.1): forward returns the batch mean of DIV and backward returns
+    each utterance's -sum gamma / y, not divided by the batch size. objective="nll": forward returns the plain batch
+    mean of -log P (torch's ctc_loss with reduction="none", then averaged) and backward the gradient of that mean,
+    so divided by the batch size. In both, backward is zero on frames past an utterance's input length, and the
+    per-utterance values of both objectives are kept in `divergences` and `neg_log_probs`.
+    """
+
+    def __init__(self, BLANK: int = 0, log_space: bool = False, objective: str = "divergence"):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.BLANK = BLANK
         self.log_space = log_space
+        self.objective = objective
         self.ctc = LogCTC(BLANK) if log_space else CTC(BLANK)
 
     def forward(self, logits: np.ndarray, target: np.ndarray, input_lengths: np.ndarray, target_lengths: np.ndarray) -> float:
-        """Return the mean over the batch of -log P; logits are probabilities (T, B, V), target is padded (B, Lmax)."""
+        """Return the batch mean of the objective; logits are probabilities (T, B, V), target is padded (B, Lmax)."""
         self.logits = logits
         self.input_lengths = np.asarray(input_lengths)
         self.gammas, self.extended_symbols = [], []
         B = logits.shape[1]
-        self.losses = np.zeros(B)
+        self.divergences = np.zeros(B)
+        self.neg_log_probs = np.zeros(B)
         for b in range(B):
             y = logits[: self.input_lengths[b], b]  # truncate to this utterance's frames and labels
             ext, skip = self.ctc.extend_target_with_blank(target[b, : target_lengths[b]])
-            if self.log_space:
-                with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore"):
+                log_y = np.log(y[:, ext])
+                if self.log_space:
                     y = np.log(y)
             alpha = self.ctc.get_forward_probs(y, ext, skip)
             beta = self.ctc.get_backward_probs(y, ext, skip)
             # gamma is a probability table, or its log in log space
-            self.gammas.append(self.ctc.get_posterior_probs(alpha, beta))
+            gamma = self.ctc.get_posterior_probs(alpha, beta)
+            self.gammas.append(gamma)
             self.extended_symbols.append(ext)
             # P = alpha(T-1, S-1) + alpha(T-1, S-2): complete paths end in the last label or the last blank
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):
                 if self.log_space:
-                    self.losses[b] = -np.logaddexp.reduce(alpha[-1, -2:])
+                    self.neg_log_probs[b] = -np.logaddexp.reduce(alpha[-1, -2:])
+                    gamma = np.exp(gamma)
                 else:
-                    self.losses[b] = -np.log(alpha[-1, -2:].sum())
+                    self.neg_log_probs[b] = -np.log(alpha[-1, -2:].sum())
+                # a state no path visits (gamma = 0) may have y = 0: it adds nothing, not 0 * -inf = nan
+                self.divergences[b] = -np.sum(np.where(gamma == 0, 0.0, gamma * log_y))
+        self.losses = self.divergences if self.objective == "divergence" else self.neg_log_probs
         return float(self.losses.mean())
 
     def backward(self) -> np.ndarray:
-        """Return dY (T, B, V): d(mean loss)/dy_t[l] = -(1/B) sum_{r: S_r = l} gamma(t, r) / y_t[l]; zero past the input."""
+        """Return dY (T, B, V): -sum_{r: S_r = l} gamma(t, r) / y_t[l], divided by B for "nll"; zero past the input."""
         T, B, V = self.logits.shape
+        scale = 1.0 / B if self.objective == "nll" else 1.0
         dY = np.zeros((T, B, V))
         for b in range(B):
             gamma = np.exp(self.gammas[b]) if self.log_space else self.gammas[b]
             n = self.input_lengths[b]
             g = np.zeros((n, V))
             np.add.at(g.T, self.extended_symbols[b], gamma.T)  # sum gamma over the states that share a symbol
-            dY[:n, b] = -g / self.logits[:n, b] / B
+            y = self.logits[:n, b]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dY[:n, b] = np.where(g == 0, 0.0, -g / y) * scale
         return dY

@@ -1,5 +1,10 @@
 """CTC decoding in plain NumPy, in probability space, as the course defines it.
 
+`GreedySearchDecoder` follows section 5.1 of the HW3P1 handout; `BeamSearchDecoder` follows section 5.2 (Figure 19
+and the lecture's pseudo-code it illustrates) and the toy example of section 6.3 (Table 6, Figure 20).
+`PrefixBeamSearchDecoder` is a different search, kept for comparison: it ranks outputs by their merged totals,
+the lecture's search ranks blank-ending and symbol-ending paths separately; at small widths they can disagree.
+
 Inputs are `y_probs` of shape (len(symbol_set) + 1, T, batch): per frame a probability distribution over
 the blank (row 0) and the symbols. A decoded path is the string of its symbols after repeats are
 collapsed and blanks removed.
@@ -42,7 +47,72 @@ class GreedySearchDecoder:
 
 
 class BeamSearchDecoder:
-    """Prefix beam search: after each frame keep the `beam_width` collapsed outputs of highest total
+    """The lecture's CTC beam search (handout section 5.2, Figure 19).
+
+    Two path sets are kept: paths ending in a blank and paths ending in a symbol, each with its own score (the summed
+    probability of the alignments that reach it). Before each frame after the first, the union of the two sets is
+    pruned to the paths scoring at least the `beam_width`-th best score of the union (so paths tied with that score
+    all stay, as in the lecture's cutoff rule); a path and its twin in the other set compete separately. The kept
+    paths are then extended with the blank and with every symbol. After the last frame the two sets, unpruned, are
+    merged: a path present in both gets the sum of its two scores.
+    """
+
+    def __init__(self, symbol_set: Sequence[str], beam_width: int):
+        self.symbol_set = list(symbol_set)
+        self.beam_width = int(beam_width)
+
+    def decode(self, y_probs: np.ndarray) -> tuple[str | list[str], dict | list[dict]]:
+        """(best path, merged final path scores {path: probability}); lists of both for a batch of more than one."""
+        y = _check(y_probs, len(self.symbol_set))
+        best, scores = [], []
+        for b in range(y.shape[2]):
+            merged = self._one(y[:, :, b])
+            best.append(max(merged, key=merged.get, default=""))
+            scores.append(merged)
+        return (best[0], scores[0]) if len(best) == 1 else (best, scores)
+
+    def _prune(self, blank: dict, symbol: dict) -> tuple[dict, dict]:
+        """Keep, in both sets, the paths whose score reaches the beam_width-th best score of the union."""
+        ranked = sorted([*blank.values(), *symbol.values()], reverse=True)
+        if not ranked:
+            return blank, symbol
+        cutoff = ranked[min(self.beam_width, len(ranked)) - 1]
+        # a zero-probability path can never win; keeping zeros tied at a zero cutoff would let the beam grow unbounded
+        return ({p: v for p, v in blank.items() if v >= cutoff and v > 0},
+                {p: v for p, v in symbol.items() if v >= cutoff and v > 0})
+
+    def _one(self, p: np.ndarray) -> dict[str, float]:
+        """Merged final path scores for one (symbols + 1, T) probability matrix."""
+        # paths are tuples of symbol indices (1-based); before the first frame only the empty path, "ending in blank"
+        blank: dict[tuple[int, ...], float] = {(): 1.0}
+        symbol: dict[tuple[int, ...], float] = {}
+        for t in range(p.shape[1]):
+            if t > 0:
+                blank, symbol = self._prune(blank, symbol)
+            new_blank: dict[tuple[int, ...], float] = {}
+            new_symbol: dict[tuple[int, ...], float] = {}
+            for path, score in blank.items():
+                new_blank[path] = new_blank.get(path, 0.0) + score * p[0, t]
+                for k in range(1, p.shape[0]):
+                    # after a blank, any symbol (the last one too) starts a new output symbol
+                    new_symbol[path + (k,)] = new_symbol.get(path + (k,), 0.0) + score * p[k, t]
+            for path, score in symbol.items():
+                new_blank[path] = new_blank.get(path, 0.0) + score * p[0, t]
+                for k in range(1, p.shape[0]):
+                    # the same symbol again, with no blank between, continues the last output symbol
+                    nxt = path if k == path[-1] else path + (k,)
+                    new_symbol[nxt] = new_symbol.get(nxt, 0.0) + score * p[k, t]
+            blank, symbol = new_blank, new_symbol
+        merged: dict[str, float] = {}
+        for paths in (symbol, blank):
+            for path, score in paths.items():
+                key = "".join(self.symbol_set[k - 1] for k in path)
+                merged[key] = merged.get(key, 0.0) + score
+        return merged
+
+
+class PrefixBeamSearchDecoder:
+    """Merged-prefix beam search (not the handout's algorithm): after each frame keep the `beam_width` collapsed outputs of highest total
     probability, each output's probability summed over all the alignments that reduce to it (split into
     alignments ending in a blank and ending in a symbol, which extend differently on a repeat)."""
 
