@@ -114,3 +114,14 @@ def tiny_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         torch.set_num_threads(threads)
     return tmp / "exp" / "best.pt"
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Each test starts with the process's thread count and leaves it so: a test that pins one thread (or trains a
+    recipe with train.threads) must not change the float rounding of the tests after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

@@ -84,7 +84,10 @@ def test_resampled_input_and_stereo(rec, joined) -> None:
     stereo = np.stack([wav, wav], axis=1)
     base = rec.transcribe(wav, sample_rate=8000)
     assert rec.transcribe(stereo, sample_rate=8000) == base
-    assert rec.transcribe(up, sample_rate=16000).text == base.text  # resampled back to the model's 8 kHz
+    # resampled back to the model's 8 kHz: the same as resampling it by hand (not the original: 8k→16k→8k loses the
+    # top of the band, and whether that moves a word depends on how the tiny model trained on this CPU)
+    back = AF.resample(torch.from_numpy(up), 16000, 8000).numpy()
+    assert rec.transcribe(up, sample_rate=16000) == rec.transcribe(back, sample_rate=8000)
 
 
 def test_align_gives_word_times_and_says_when_it_cannot(rec, joined) -> None:

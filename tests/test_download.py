@@ -76,8 +76,8 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes" if srv.ranges else "none")
         self.end_headers()
+        srv.sent += len(body)  # counted before the write: the client may check it as soon as the last byte is out
         self.wfile.write(body)
-        srv.sent += len(body)
 
     def log_message(self, *args) -> None:
         pass
