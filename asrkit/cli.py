@@ -259,6 +259,9 @@ def score(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (wer, cer as fractions, counts, per-utterance detail).")] = False,
     details: Annotated[int, typer.Option("--details", min=0, help="Show the N worst utterances with their alignment.")] = 0,
     frames: Annotated[bool, typer.Option("--frames", help="One label per frame (echo): also report the position-wise frame accuracy.")] = False,
+    normalize: Annotated[
+        bool, typer.Option("--normalize", help="Score both sides lower-cased with punctuation dropped, as prepare and lm build read text.")
+    ] = False,
     confusion: Annotated[
         Optional[Path], typer.Option("--confusion", metavar="PATH.png", help="Label tasks: save the confusion matrix picture here.")
     ] = None,
@@ -266,7 +269,7 @@ def score(
     """WER/CER with substitutions, deletions, insertions, and accuracy (exact match); missing and extra ids are reported."""
     import json
 
-    from asrkit.score import format_details, format_report, listed, read_transcripts
+    from asrkit.score import format_details, format_report, listed, normalized, read_transcripts, score_warnings
     from asrkit.score import score as run
 
     from asrkit.errors import InputError
@@ -274,7 +277,11 @@ def score(
     refs, hyps = read_transcripts(ref), read_transcripts(hyp)
     if not refs:
         raise InputError(f"--ref {ref} holds no transcripts: nothing to score against")
+    if normalize:
+        refs, hyps = normalized(refs), normalized(hyps)
     rep = run(refs, hyps, frames=frames)
+    for warning in score_warnings(refs, hyps, rep, already_normalized=normalize):
+        typer.echo(f"warning: {warning}", err=True)
     if confusion is not None:
         from asrkit.confusion import write_confusion
 
@@ -304,11 +311,17 @@ def lm_build(
     corpus: Annotated[Path, typer.Argument(help="Text, one sentence per line (or a JSONL manifest: its texts).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The ARPA file to write.")],
     order: Annotated[int, typer.Option("--order", min=1, help="n-gram order.")] = 3,
+    keep_text: Annotated[
+        bool, typer.Option("--keep-text", help="Take the words as they are (default: lower-cased, punctuation dropped, as decode reads them).")
+    ] = False,
 ) -> None:
     """An ARPA n-gram with interpolated modified Kneser-Ney smoothing (as KenLM's lmplz), no KenLM tools needed."""
     from asrkit.decode.lm_build import build_lm
 
-    summary = build_lm(corpus, output, order)
+    summary = build_lm(corpus, output, order, normalize=not keep_text)
+    if summary["order"] < summary["order_asked"]:
+        typer.echo(f"note: the corpus's longest sentence fills n-grams up to order {summary['order']} only; "
+                   f"the model has order {summary['order']}, not {summary['order_asked']}", err=True)
     typer.echo(f"wrote {output}: order {summary['order']}, {summary['sentences']} sentences, vocabulary {summary['vocabulary']}, n-grams {summary['ngrams']}")
 
 

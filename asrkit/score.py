@@ -272,6 +272,28 @@ def score(refs: dict[str, str], hyps: dict[str, str], frames: bool = False) -> S
     )
 
 
+def normalized(texts: dict[str, str]) -> dict[str, str]:
+    """Each text lower-cased with punctuation dropped (`asrkit.text.normalize_text`, as prepare and lm build read text)."""
+    from asrkit.text import normalize_text
+
+    return {k: normalize_text(v) for k, v in texts.items()}
+
+
+def score_warnings(refs: dict[str, str], hyps: dict[str, str], report: ScoreReport, already_normalized: bool = False) -> list[str]:
+    """What a WER alone would hide: hypotheses that share no id with the reference, and texts that differ mostly in
+    case or punctuation (the normalised WER at most half the raw one)."""
+    out = []
+    if hyps and not refs.keys() & hyps.keys():
+        out.append(f"the hypotheses share no id with the reference (e.g. {next(iter(hyps))!r} against {next(iter(refs))!r}): "
+                   "every reference word is scored as deleted")
+    elif not already_normalized and report.wer > 0:
+        alike = score(normalized(refs), normalized(hyps))
+        if alike.wer <= report.wer / 2:
+            out.append(f"references and hypotheses differ mostly in case or punctuation: WER {_pct(report.wer)} as written, "
+                       f"{_pct(alike.wer)} with both normalised (--normalize)")
+    return out
+
+
 def edit_distance(ref: Sequence[Any], hyp: Sequence[Any]) -> int:
     """Levenshtein distance between two token sequences (unit costs for sub/del/ins)."""
     ref, hyp = list(ref), list(hyp)

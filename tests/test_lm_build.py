@@ -105,3 +105,28 @@ def test_bad_corpora_are_clear_errors(tmp_path: Path) -> None:
         build_arpa(["a <s> b"], 3)
     missing = run_cli("lm", "build", str(tmp_path / "none.txt"), "-o", str(tmp_path / "x.arpa"), check=False)
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_an_order_the_corpus_cannot_fill_is_capped_with_a_note(tmp_path: Path) -> None:
+    text, summary = build_arpa(["a b", "b"], 7)  # the longest sentence is <s> a b </s>: four words
+    assert summary["order"] == 4 and summary["order_asked"] == 7
+    grams = _read_arpa(text)
+    assert max(len(g) for g in grams) == 4 and "ngram 5" not in text
+    assert all(f"ngram {n}=0" not in text for n in range(1, 5))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b\nb\n")
+    res = run_cli("lm", "build", str(corpus), "-o", str(tmp_path / "x.arpa"), "--order", "7")
+    assert "fills n-grams up to order 4 only" in res.stderr
+    import kenlm
+
+    assert kenlm.Model(str(tmp_path / "x.arpa")).order == 4
+
+
+def test_lm_build_normalises_the_corpus_unless_told_to_keep_it(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("Hello, World.\nthe WORLD’S end\n")
+    run_cli("lm", "build", str(corpus), "-o", str(tmp_path / "n.arpa"))
+    words = {g[0] for g in _read_arpa((tmp_path / "n.arpa").read_text()) if len(g) == 1}
+    assert words == {"hello", "world", "the", "world's", "end", "<s>", "</s>", "<unk>"}
+    run_cli("lm", "build", str(corpus), "-o", str(tmp_path / "k.arpa"), "--keep-text")
+    assert {"Hello,", "World.", "WORLD’S"} <= {g[0] for g in _read_arpa((tmp_path / "k.arpa").read_text()) if len(g) == 1}

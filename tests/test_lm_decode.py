@@ -111,6 +111,20 @@ def test_arpa_is_told_by_content_and_order_one_is_refused(tmp_path: Path) -> Non
         LMDecoder(TOK, tmp_path / "lm1.arpa")
 
 
+def test_an_upper_case_lm_is_refused_with_the_reason(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(s.upper() + "." for s in CORPUS) + "\n")
+    build_lm(corpus, tmp_path / "raw.arpa", order=2, normalize=False)
+    with pytest.raises(InputError, match="another vocabulary .its words are upper-case or carry punctuation"):
+        LMDecoder(TOK, tmp_path / "raw.arpa")
+    build_lm(corpus, tmp_path / "lm.arpa", order=2)  # normalised as decode reads text: the same model as the clean corpus
+    clean = tmp_path / "clean.txt"
+    clean.write_text("\n".join(CORPUS) + "\n")
+    build_lm(clean, tmp_path / "clean.arpa", order=2)
+    assert (tmp_path / "lm.arpa").read_text() == (tmp_path / "clean.arpa").read_text()
+    assert LMDecoder(TOK, tmp_path / "lm.arpa").decode(THA_CAT)[0].text == "the cat"
+
+
 def test_binary_lm_finds_its_word_list(tmp_path: Path, arpa: Path, capsys: pytest.CaptureFixture) -> None:
     binary = tmp_path / "other.bin"
     binary.write_bytes(b"mmap lm http://kheafield.com/code format version 5\n\0\0")

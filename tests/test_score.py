@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from asrkit.errors import InputError
+from conftest import run_cli
 from asrkit.score import _pct, edit_distance, format_details, format_report, read_transcripts, score
 
 
@@ -167,6 +168,22 @@ def test_score_table_shows_every_number_whole_at_80_columns_and_in_a_pipe(width)
     assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
     for number in (_pct(r.wer), _pct(r.cer), _pct(r.ser), _pct(r.accuracy), f"{r.mean_edit_distance:.3f}", "37 / 55 / 0", "240"):
         assert number in out, number
+
+
+def test_score_warns_of_no_shared_ids_and_of_case_only_differences(tmp_path):
+    ref, hyp, other = tmp_path / "ref.txt", tmp_path / "hyp.txt", tmp_path / "other.txt"
+    ref.write_text("a\tHELLO, WORLD.\nb\tONE TWO THREE\n")
+    hyp.write_text("a\thello world\nb\tone too three\n")
+    other.write_text("x\thello world\n")
+    res = run_cli("score", "--ref", str(ref), "--hyp", str(hyp), "--json")
+    assert json.loads(res.stdout)["wer"] == 1.0
+    assert "differ mostly in case or punctuation: WER 100.00% as written, 20.00% with both normalised (--normalize)" in res.stderr
+    norm = run_cli("score", "--ref", str(ref), "--hyp", str(hyp), "--json", "--normalize")
+    assert json.loads(norm.stdout)["wer"] == pytest.approx(0.2) and "warning" not in norm.stderr
+    none = run_cli("score", "--ref", str(ref), "--hyp", str(other), "--json")
+    assert "share no id with the reference" in none.stderr
+    same = run_cli("score", "--ref", str(hyp), "--hyp", str(hyp), "--json")
+    assert "warning" not in same.stderr
 
 
 def test_listed_says_how_many_ids_it_leaves_out():

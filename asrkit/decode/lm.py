@@ -162,7 +162,10 @@ class LMDecoder:
             words = {w for w in self.unigrams or () if w not in ("<s>", "</s>", "<unk>")}
             if words and not any(set(w) <= self._index.keys() for w in words):
                 chars = "".join(sorted(self._index)).strip()
-                raise InputError(f"language model {self.lm_path}: none of its {len(words)} words can be spelled with the model's characters {chars!r}; it was built for another vocabulary")
+                hint = ""
+                if any(set(normalize_text(w)) <= self._index.keys() for w in words):  # upper case or punctuation
+                    hint = " (its words are upper-case or carry punctuation: `asrkit lm build` normalises a corpus as decode does)"
+                raise InputError(f"language model {self.lm_path}: none of its {len(words)} words can be spelled with the model's characters {chars!r}; it was built for another vocabulary{hint}")
         try:
             with _quiet_build():
                 self._decoder = build_ctcdecoder(

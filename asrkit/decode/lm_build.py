@@ -59,6 +59,9 @@ def build_arpa(sentences: Iterable[str], order: int = 3) -> tuple[str, dict]:
                 raw[n][tuple(toks[i : i + n])] += 1
     if not n_sent:
         raise InputError("the corpus holds no words")
+    asked = order
+    order = max(n for n in range(1, order + 1) if raw[n])  # its longest sentence (with <s> and </s>) bounds the order
+    raw = raw[: order + 1]
     # adjusted counts: raw at the highest order and for n-grams starting with <s>; else distinct left extensions
     adj: list[dict[Gram, int]] = [{} for _ in range(order + 1)]
     adj[order] = dict(raw[order])
@@ -112,13 +115,17 @@ def build_arpa(sentences: Iterable[str], order: int = 3) -> tuple[str, dict]:
                 row += f"\t{math.log10(bo):.7g}" if bo else "\t0"
             lines.append(row)
     lines += ["", "\\end\\", ""]
-    summary = {"sentences": n_sent, "order": order, "vocabulary": len(vocab), "ngrams": [len(g) for g in grams], "discounts": [list(d) for d in disc[1:]]}
+    summary = {"sentences": n_sent, "order": order, "order_asked": asked, "vocabulary": len(vocab), "ngrams": [len(g) for g in grams], "discounts": [list(d) for d in disc[1:]]}
     return "\n".join(lines), summary
 
 
-def build_lm(corpus: str | Path, output: str | Path, order: int = 3) -> dict:
-    """Read a text corpus (one sentence per line; a JSONL manifest's texts) and write the ARPA model to `output`."""
+def build_lm(corpus: str | Path, output: str | Path, order: int = 3, normalize: bool = True) -> dict:
+    """Read a text corpus (one sentence per line; a JSONL manifest's texts) and write the ARPA model to `output`.
+
+    `normalize`: each sentence as `prepare`, `score --normalize`, lexicons and hotwords see text (`normalize_text`:
+    lower case, punctuation dropped), so that "Hello, World." and "hello world" are the same two words."""
     from asrkit.fsutil import atomic_write_text
+    from asrkit.text import normalize_text
 
     p = Path(corpus)
     if not p.is_file():
@@ -132,6 +139,6 @@ def build_lm(corpus: str | Path, output: str | Path, order: int = 3) -> dict:
             sentences = p.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
             raise InputError(f"corpus {p} is not UTF-8 text") from None
-    text, summary = build_arpa(sentences, order)
+    text, summary = build_arpa([normalize_text(x) for x in sentences] if normalize else sentences, order)
     atomic_write_text(output, text)
     return summary
