@@ -48,6 +48,36 @@ def audio_info(path: str | Path) -> tuple[int, int]:
     return int(info.frames), int(info.samplerate)
 
 
+def wav_shortfall(path: str | Path, frames: int) -> float | None:
+    """For a RIFF WAV whose data chunk promises more than the `frames` read (a file cut short: libsndfile reads what
+    is there without a word), the fraction of the promised samples that is missing; None otherwise."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size + size % 2)
+                    block = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+                elif cid == b"data":
+                    if not block or size in (0, 0xFFFFFFFF):  # streamed WAVs leave the size unset
+                        return None
+                    promised = size // block
+                    return (promised - frames) / promised if promised > frames else None
+                else:
+                    f.seek(size + size % 2, 1)
+    except OSError:
+        return None
+
+
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Read an audio file as mono float32 and its sample rate; bad files raise InputError naming the file.
 

@@ -28,6 +28,7 @@ def write_utterance(out: Path, ua: UttAlignment, tok, plots: bool = True) -> lis
     from asrkit.decode.timing import ctm_lines
 
     states, _ = extend_with_blanks(ua.tokens, tok.blank)
+    (out / ua.id).parent.mkdir(parents=True, exist_ok=True)  # an id from a path (one/x, seven/x) keeps its folders
     save_alignment(out / f"{ua.id}.npz", ua.posteriors, states, ua.path, ua.frame_shift, ua.loglik)
     toks, words = utterance_spans(ua, tok)
     lines = ctm_lines(ua.id, words if words is not None else toks)

@@ -95,13 +95,29 @@ SILENCE_PEAK = 1e-3  # -60 dBFS: audio with no louder sample is silence, which a
 
 
 def _item_features(model, it: InputItem):
-    """Normalised features of one input; None for the audio of a CTC model that holds only silence (no sample above SILENCE_PEAK)."""
-    if it.audio is None or model.precomputed or model.task != "ctc":
-        return model.item_features(it.audio, it.features)
-    from asrkit.audio import load_audio
+    """Normalised features of one input; None for the audio of a CTC model that holds only silence (no sample above
+    SILENCE_PEAK); the InputError itself for an input that cannot be read, so that the others still decode."""
+    try:
+        if it.audio is None or model.precomputed:
+            return model.item_features(it.audio, it.features)
+        from asrkit.audio import read_audio, resample, wav_shortfall
 
-    wav = load_audio(it.audio, model.sample_rate)
-    if float(wav.abs().max()) < SILENCE_PEAK:
+        import torch
+
+        x, sr = read_audio(it.audio)
+        missing = wav_shortfall(it.audio, len(x))
+        if missing:
+            print(f"decode: {it.audio} is cut short: {100 * missing:.0f} % of the samples its header promises are "
+                  "missing; decoding what is there", file=sys.stderr)
+        window = model.feature_settings["win_ms"] / 1000
+        if len(x) < window * sr and model.task == "ctc":
+            print(f"decode: {it.audio} holds {1000 * len(x) / sr:.1f} ms of audio, less than one {1000 * window:.0f} ms "
+                  "frame: empty transcript", file=sys.stderr)
+            return None
+        wav = resample(torch.from_numpy(x), sr, model.sample_rate)
+    except InputError as e:
+        return e
+    if model.task == "ctc" and float(wav.abs().max()) < SILENCE_PEAK:
         print(f"decode: {it.audio} is silent (no sample above -60 dBFS): empty transcript", file=sys.stderr)
         return None
     return model.features(wav)
@@ -251,9 +267,17 @@ def decode(
     results: dict[str, Hypothesis] = {}
     records: dict[str, dict] = {}
     ctm_out: dict[str, list[str]] = {}
+    failed: list[str] = []
     with Progress(quiet) as prog:
         task = prog.add("decode", total=len(items), unit="utt")
         for batch in _batches(items, am, batch_seconds):
+            for it, err in [(it, f) for it, f in batch if isinstance(f, InputError)]:
+                if len(items) == 1:
+                    raise err
+                print(f"decode: skipped: {err}", file=sys.stderr)  # one line each; the good inputs go on
+                failed.append(it.id)
+                prog.advance(task, 1)
+            batch = [(it, f) for it, f in batch if not isinstance(f, InputError)]
             for it in [it for it, f in batch if f is None]:  # silence: an empty transcript, the model not run
                 results[it.id] = Hypothesis([], "", 0.0, [])
                 records[it.id] = _record(am, it.id, [results[it.id]], ([], []) if with_times else None)
@@ -290,7 +314,9 @@ def decode(
                         ctm_out[it.id] = ctm_lines(it.id, times[1])
                     records[it.id] = _record(am, it.id, hyps, times)
                 prog.advance(task, 1)
-    order = [it.id for it in items]
+    order = [it.id for it in items if it.id in results]
+    if not order:  # nothing to write: an earlier output file stays as it was
+        raise InputError(f"none of the {len(items)} inputs could be read (each named above)")
     if as_json:
         lines = [json.dumps(records[i], ensure_ascii=False) for i in order]
     else:
@@ -308,4 +334,7 @@ def decode(
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
+    if failed:
+        raise InputError(f"{len(failed)} of {len(items)} inputs could not be read (each named above); "
+                         f"the other {len(items) - len(failed)} are decoded")
     return results

@@ -75,8 +75,29 @@ def test_decode_and_align_refuse_a_bad_manifest(kit: Path, tmp_path: Path, comma
     (tmp_path / "a.wav").symlink_to(kit / "a.wav")
     m = _manifest(tmp_path, kind)
     extra = ["--no-plots", "-o", str(tmp_path / "al")] if command == "align" else []
-    assert_one_line_error(cli(command, "-q", "--model", kit / "good.pt", *extra, m), needle)
+    r = cli(command, "-q", "--model", kit / "good.pt", *extra, m)
+    assert_one_line_error(r, needle)
     assert not (tmp_path / "al").exists() or not any((tmp_path / "al").iterdir())
+
+
+def test_decode_reads_every_good_line_of_a_manifest_and_names_each_bad_one(kit: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.wav").symlink_to(kit / "a.wav")
+    m = tmp_path / "m.jsonl"
+    m.write_text("\n".join(_line(id=u, audio=a, text="abc") for u, a in
+                           (("u1", "a.wav"), ("u2", "nothere.wav"), ("u3", "a.wav"), ("u4", "gone.wav"))) + "\n")
+    out = tmp_path / "hyp.txt"
+    r = cli("decode", "-q", "--model", kit / "good.pt", "-o", out, m)
+    *skipped, last = r.err.strip().splitlines()
+    assert r.code == 2 and "Traceback" not in r.err
+    assert len(skipped) == 2 and all(x.startswith("decode: skipped: ") for x in skipped)
+    assert "nothere.wav" in skipped[0] + skipped[1] and "gone.wav" in skipped[0] + skipped[1]
+    assert last == "asrkit: error: 2 of 4 inputs could not be read (each named above); the other 2 are decoded"
+    assert [line.split("\t")[0] for line in out.read_text().splitlines()] == ["u1", "u3"]
+    out.write_text("u0\tearlier result\n")
+    m.write_text("\n".join(_line(id=u, audio=a) for u, a in (("u2", "nothere.wav"), ("u4", "gone.wav"))) + "\n")
+    r = cli("decode", "-q", "--model", kit / "good.pt", "-o", out, m)
+    assert r.code == 2 and r.err.strip().splitlines()[-1] == "asrkit: error: none of the 2 inputs could be read (each named above)"
+    assert out.read_text() == "u0\tearlier result\n"  # nothing decoded: the earlier output is kept
 
 
 def test_decode_refuses_a_manifest_with_a_missing_feature_file(tmp_path: Path) -> None:
