@@ -9,6 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from asrkit.cli_help import install as _plain_help
+
+_plain_help()
 app = typer.Typer(
     name="asrkit",
     help="Speech recognition with recurrent CTC models: prepare → train → decode → align → score.",

@@ -92,3 +92,19 @@ def test_models_lists_the_zoo_sized_for_a_recipe(tmp_path) -> None:
     assert all(w["parameters"] > r["parameters"] for w, r in zip(wider, rows))
     bad = run_cli("models", str(recipe), "--set", "model.hiden=3", check=False)
     assert bad.returncode == 2 and "did you mean 'model.hidden'" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["prepare", "train", "decode", "align", "score", "models", "export", "average", "lm build"])
+def test_help_shows_plain_metavars_and_flags_without_values(command: str) -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from asrkit.cli import app
+
+    res = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "120"}, terminal_width=120)
+    assert res.exit_code == 0, res.output
+    assert not re.search(r"<(bool|int|float|str|list|path)", res.output), res.output  # Python types
+    assert not re.search(r"\{[a-z_]+\}", res.output), res.output  # typer's {argument} in the usage line
+    quiet = [line for line in res.output.splitlines() if "--quiet" in line or "--help" in line]
+    assert quiet and all(not re.search(r"(TEXT|INTEGER|NUMBER|PATH|VALUE)\s", line.split("--")[1]) for line in quiet), quiet
