@@ -106,6 +106,9 @@ class Recognizer:
             if sample_rate is not None:
                 raise InputError("sample_rate is for sample arrays; a file says its own rate")
             p = Path(audio)
+            if p.is_dir():
+                raise InputError(f"{p} is a folder: give one audio file or samples, a list of them, "
+                                 f"or decode the folder with `asrkit decode {p}`")
             if p.suffix == ".npy":
                 return self.model.item_features(None, str(p))
             return self.model.item_features(str(p), None)

@@ -113,7 +113,8 @@ def average(
     from asrkit.train.checkpoint import average_checkpoints, save_checkpoint
 
     save_checkpoint(output, average_checkpoints(list(checkpoints)))
-    typer.echo(f"averaged {len(checkpoints)} checkpoints into {output}", err=True)
+    n = len(checkpoints)
+    typer.echo(f"averaged {n} checkpoint{'s' if n != 1 else ''} into {output}", err=True)
 
 
 @app.command()
@@ -132,8 +133,8 @@ def decode(
     lm: Annotated[
         Optional[Path], typer.Option("--lm", metavar="MODEL", help="Word n-gram LM (ARPA or KenLM binary; `asrkit lm build` makes one).")
     ] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="LM weight.")] = 0.5,
-    beta: Annotated[float, typer.Option("--beta", help="Word insertion bonus (with --lm).")] = 1.0,
+    alpha: Annotated[Optional[float], typer.Option("--alpha", help="LM weight (with --lm). [default: 0.5]")] = None,
+    beta: Annotated[Optional[float], typer.Option("--beta", help="Word insertion bonus (with --lm). [default: 1.0]")] = None,
     hotword: Annotated[Optional[list[str]], typer.Option("--hotword", help="A word to favour in the LM search (repeatable).")] = None,
     hotword_weight: Annotated[float, typer.Option("--hotword-weight", help="Score bonus of a hotword.")] = 10.0,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes for the LM beam search (0: in this process).")] = 0,
@@ -166,8 +167,14 @@ def decode(
 
     With --stream: lines `partial<TAB>seconds<TAB>text` as the transcript changes, then `final<TAB>seconds<TAB>text`.
     """
+    from asrkit.errors import InputError
+
+    if lm is None and (alpha is not None or beta is not None):
+        raise InputError("--alpha and --beta weigh the LM in the beam search: give an --lm too")
+    alpha, beta = 0.5 if alpha is None else alpha, 1.0 if beta is None else beta
+    if "-" in inputs and not stream:
+        raise InputError("- reads audio from stdin, which needs --stream (asrkit decode --stream -)")
     if stream:
-        from asrkit.errors import InputError
         from asrkit.stream.run import stream_decode
 
         if len(inputs) != 1:
@@ -195,7 +202,7 @@ def decode(
 def export(
     model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint to export, e.g. exp/digits/best.pt.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model, e.g. digits.onnx.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript (onnx needs onnx and onnxruntime: pip install asrkit with the export extra).")] = "onnx",
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="onnx or torchscript (default: by the output's suffix, .onnx or .pt; onnx needs onnx and onnxruntime: pip install asrkit with the export extra).")] = None,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript with everything decoding needs; decode it with --model FILE."""
     from asrkit.export.cli import export_command

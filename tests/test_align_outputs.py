@@ -227,3 +227,6 @@ def test_cli_compare_writes_figure_and_table(tiny_models: tuple[Path, Path, Path
     # an unknown utterance for the figure is a usage error
     assert main(["align", "--compare", str(bilstm), str(dnn), str(manifest), "-o", str(out), "--utt", "nope", "--quiet"]) == 2
     assert "'nope'" in capsys.readouterr().err
+    # one that --limit cuts off says so
+    assert main(["align", "--compare", str(bilstm), str(dnn), str(manifest), "-o", str(out), "--utt", second, "--limit", "1", "--quiet"]) == 2
+    assert f"utterance {second!r} is input number 2, beyond --limit 1: raise the limit" in capsys.readouterr().err

@@ -154,3 +154,12 @@ def test_vtln_decodes_through_the_api_and_the_cli(rec, joined, tiny_digits_model
     assert out.read_text().split("\t", 1)[1].strip() == hyp.text
     bad = run_cli("decode", "--model", str(tiny_digits_model), "--stream", "--vtln", str(path), check=False)
     assert bad.returncode != 0 and "--vtln" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_small_api_edges(rec, joined, tmp_path: Path) -> None:
+    wav, path = joined
+    with pytest.raises(InputError, match="is a folder: give one audio file"):
+        rec.transcribe(tmp_path)
+    hyp = rec.transcribe(wav, sample_rate=8000)
+    # word times are whole microseconds (frame × shift without float dust such as 0.9299999999999999)
+    assert hyp.words and all(round(t, 6) == t and len(repr(t)) <= 9 for w in hyp.words for t in (w.start, w.end))

@@ -108,3 +108,25 @@ def test_help_shows_plain_metavars_and_flags_without_values(command: str) -> Non
     assert not re.search(r"\{[a-z_]+\}", res.output), res.output  # typer's {argument} in the usage line
     quiet = [line for line in res.output.splitlines() if "--quiet" in line or "--help" in line]
     assert quiet and all(not re.search(r"(TEXT|INTEGER|NUMBER|PATH|VALUE)\s", line.split("--")[1]) for line in quiet), quiet
+
+
+def test_small_usage_mistakes_get_a_line_that_says_what_to_do(tmp_path: Path) -> None:
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).parent / "robustness"))
+    from cli_inproc import assert_one_line_error, cli
+
+    assert_one_line_error(cli("decode", "-"), "needs --stream (asrkit decode --stream -)")
+    assert_one_line_error(cli("decode", "--alpha", "0.8", "x.wav"), "--alpha and --beta weigh the LM", "give an --lm too")
+    assert_one_line_error(cli("decode", "--beta", "2", "x.wav"), "give an --lm too")
+    assert_one_line_error(cli("export", "-m", "m.pt", "-f", "torchscript", "-o", str(tmp_path / "x.onnx")),
+                          "has the suffix of onnx files, but --format is torchscript")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_format_follows_the_output_suffix() -> None:
+    from asrkit.export.cli import format_for
+
+    assert format_for("m.onnx", None) == "onnx" and format_for("m.pt", None) == "torchscript"
+    assert format_for("m.bin", None) == "onnx" and format_for("m.bin", "torchscript") == "torchscript"
+    assert format_for("m.ts", "tflite") == "tflite"  # an unknown format is export_model's to refuse

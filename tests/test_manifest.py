@@ -124,7 +124,7 @@ def test_streaming_yields_lines_before_the_error(tmp_path):
         next(it)
 
 
-@pytest.mark.parametrize("line", ['{"audio": "a.wav"}', '{"id": "", "audio": "a.wav"}', '{"id": 7, "audio": "a.wav"}'])
+@pytest.mark.parametrize("line", ['{"text": "no audio to name it"}', '{"id": "", "audio": "a.wav"}', '{"id": 7, "audio": "a.wav"}'])
 def test_missing_or_bad_id(tmp_path, line):
     m = tmp_path / "m.jsonl"
     m.write_text('{"id": "ok", "audio": "a.wav"}\n' + line + "\n")
@@ -185,3 +185,12 @@ def test_non_ascii_text_round_trips(tmp_path):
     assert "ça va" in m.read_text(encoding="utf-8")  # written as UTF-8, not \\u escapes
     (u,) = read_manifest(m)
     assert u.id == "é" and u.text == "ça va"
+
+
+def test_a_line_without_an_id_takes_its_files_stem(tmp_path):
+    m = tmp_path / "m.jsonl"
+    m.write_text('{"audio": "clips/one/0a7c_nohash_0.wav", "text": "one"}\n{"features": "f/utt9.npy"}\n{"id": "given", "audio": "a.wav"}\n')
+    assert [u.id for u in iter_manifest(m, resolve=False)] == ["0a7c_nohash_0", "utt9", "given"]
+    m.write_text('{"text": "one"}\n')
+    with pytest.raises(InputError, match=r":1: missing or empty 'id' \(and no 'audio' to take it from\)"):
+        list(iter_manifest(m))

@@ -148,12 +148,15 @@ def compare(
     missing = [it.id for it in items if it.text is None]
     if missing:
         raise InputError(f"no transcript for {missing[0]!r}: give a manifest with text or --text")
+    every = [it.id for it in items]
     if limit is not None:
         items = items[:limit]
     if not items:
         raise InputError("no utterances to align")
     ids = [it.id for it in items]
     if utt is not None and utt not in ids:
+        if utt in every:
+            raise InputError(f"utterance {utt!r} is input number {every.index(utt) + 1}, beyond --limit {limit}: raise the limit")
         raise InputError(f"utterance {utt!r} is not among the inputs")
     shown = utt or ids[0]
 

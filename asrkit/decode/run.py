@@ -178,7 +178,8 @@ def _build_lexicon(words: list[str], path: str | Path, tokenizer) -> Lexicon:
 
 
 def _record(am, utt: str, hyps: list[Hypothesis], times: tuple[list[Span], list[Span]] | None = None, as_classifier: bool = False) -> dict:
-    """The JSON line of one utterance: text, score, n-best, token and word timestamps (seconds)."""
+    """The JSON line of one utterance: text, score, n-best, tokens with their emission frames (`timesteps`, frames as
+    in the Python API's Hypothesis) and token and word times in seconds (`token_times`, `words`)."""
     tok = am.tokenizer
     best = hyps[0]
     rec: dict = {"id": utt, "text": best.text, "score": round(best.score, 4)}
@@ -188,7 +189,8 @@ def _record(am, utt: str, hyps: list[Hypothesis], times: tuple[list[Span], list[
     seen: set[str] = set()
     rec["nbest"] = [{"text": h.text, "score": round(h.score, 4)} for h in hyps if not (h.text in seen or seen.add(h.text))]
     rec["tokens"] = [tok.symbols[t] for t in best.tokens]
-    rec["timesteps"] = [round(t * am.frame_shift, 3) for t in best.timesteps]
+    rec["timesteps"] = list(best.timesteps)
+    rec["frame_shift"] = am.frame_shift
     if times is not None:
         rec["token_times"] = [t.as_dict() for t in times[0]]
         rec["words"] = [w.as_dict() for w in times[1]]

@@ -117,7 +117,8 @@ def spans_from_frames(
     toks: list[Span] = []
     for k, (a, b) in zip(tokens, frames):
         conf = float(log_probs[a:b, k].float().exp().mean())
-        toks.append(Span(symbols[k], a * frame_shift, b * frame_shift, conf))
+        # rounded to the microsecond: 31 frames of 30 ms are 0.93 s, not 0.9299999999999999
+        toks.append(Span(symbols[k], round(a * frame_shift, 6), round(b * frame_shift, 6), conf))
     words: list[Span] = []
     if space is None:
         return toks, words
