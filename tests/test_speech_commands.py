@@ -16,7 +16,7 @@ import yaml
 
 import speech_commands_fixture as fx
 from asrkit.config import load_recipe, recipe_from_dict, validate
-from asrkit.confusion import confusion_matrix, labels_of, plot_confusion
+from asrkit.confusion import classes_of, confusion_matrix, plot_confusion
 from asrkit.data.corpora import get_corpus
 from asrkit.data.corpora import speech_commands as sc
 from asrkit.data.manifest import read_manifest
@@ -270,10 +270,10 @@ def test_published_archives():
 def test_confusion_matrix_and_picture(tmp_path):
     refs = {"a": "yes", "b": "yes", "c": "no", "d": "up", "e": "no"}
     hyps = {"a": "yes", "b": "no", "c": "no", "d": "no", "x": "up"}
-    labels = labels_of(refs, hyps)
+    labels = classes_of(refs)
     assert labels == ["no", "up", "yes"]
     m = confusion_matrix(refs, hyps, labels)
-    assert m.tolist() == [[1, 0, 0], [1, 0, 0], [1, 0, 1]]  # e has no hypothesis: left out
+    assert m.tolist() == [[1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 1, 0]]  # e has no hypothesis: left out; last column "other"
     assert score(refs, hyps).accuracy == pytest.approx(2 / 5)  # ...but scored as an error
     assert score(refs, hyps).to_dict()["accuracy"] == pytest.approx(2 / 5)
     with pytest.raises(InputError, match="'maybe'"):

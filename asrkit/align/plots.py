@@ -11,6 +11,21 @@ from asrkit.align.utt import UttAlignment
 from asrkit.fsutil import atomic_save_png
 
 FLOOR = 1e-6  # the log-scale panels clip posteriors here
+SPACE = "␣"  # how the tokenizers print the word-boundary token
+# at tick size "␣" reads as "u" and "|" as "l"; two letters in grey cannot pass for one letter of the transcript
+SPACE_TICKS = ("sp", "<sp>", "<space>")
+SPACE_COLOR = "0.45"
+
+
+def space_tick(labels: Sequence[str]) -> str:
+    """The tick label of the space token: the first of SPACE_TICKS that no other token of `labels` uses."""
+    return next((t for t in SPACE_TICKS if t not in labels), "<space token>")
+
+
+def tick_labels(labels: Sequence[str]) -> list[str]:
+    """Token labels as the plots print them: the space token as `space_tick`, the others as they are."""
+    sp = space_tick(labels)
+    return [sp if lab == SPACE else lab for lab in labels]
 
 
 def _figure(width: float, height: float):
@@ -49,7 +64,11 @@ def draw_alignment(ax, ua: UttAlignment, log: bool = False, colorbar: bool = Tru
     step = max(1, int(np.ceil((n_states // 2) / 40)))
     major = np.arange(1, n_states, 2)[::step]
     ax.set_yticks(major)
-    ax.set_yticklabels([ua.state_labels[i] for i in major], fontsize=7)
+    labels = tick_labels(ua.state_labels)
+    ticks = ax.set_yticklabels([labels[i] for i in major], fontsize=7)
+    for i, tick in zip(major, ticks):
+        if ua.state_labels[i] == SPACE:
+            tick.set_color(SPACE_COLOR)
     ax.set_yticks(np.arange(0, n_states, 2), minor=True)
     ax.set_ylabel("state (token; blanks between)")
     if ua.path is not None:

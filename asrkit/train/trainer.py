@@ -306,8 +306,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
             audio = [sum(frames[i] for i in b) * hop for b in batches]
             t0 = time.time() - st.epoch_seconds
             loop_seconds = st.loop_seconds
-            task = prog.add(f"epoch {epoch + 1}/{cfg.epochs}", total=round(sum(audio)), unit="audio-s")
-            prog.advance(task, sum(audio[: st.batch]))
+            task = prog.add(f"epoch {epoch + 1}/{cfg.epochs}", total=round(sum(audio)), unit="audio-s", completed=sum(audio[: st.batch]))
             net.train()
             for bi in range(st.batch, len(batches)):
                 tb = time.time()
