@@ -77,20 +77,17 @@ digits: setup
 	$(ASRKIT) lm build $(DATA)/train.jsonl -o $(EXP)/lm.arpa --order 3
 	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --lm $(EXP)/lm.arpa --alpha 1.0 --output $(EXP)/test.lm.hyp $(DATA)/test.jsonl
 	$(ASRKIT) align --model $(EXP)/best.pt --out $(EXP)/align --limit 5 $(DATA)/test.jsonl
-	@echo "== connected-digit test set, beam 10, open vocabulary =="
-	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.open.hyp
-	@echo "== connected-digit test set, beam 10, word trigram LM of the training texts (alpha 1.0) =="
-	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.lm.hyp
-	@echo "== connected-digit test set, beam 10, lexicon of the training words =="
-	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.hyp --details 3
-	@echo "== isolated-digit test recordings, beam 10, lexicon =="
-	$(ASRKIT) score --ref $(DATA)/test_isolated.jsonl --hyp $(EXP)/test_isolated.hyp
-	@echo "== voices no training source contains: Speech Commands testing-list digit clips, beam 10, open vocabulary =="
+	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test_isolated.open.hyp $(DATA)/test_isolated.jsonl
 	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --output $(EXP)/test_unseen.hyp $(DATA)/test_unseen.jsonl
-	$(ASRKIT) score --ref $(DATA)/test_unseen.jsonl --hyp $(EXP)/test_unseen.hyp
-	@echo "== the same clips, each read under its surest frequency warp (--vtln) =="
 	$(ASRKIT) decode --model $(EXP)/best.pt --beam 10 --vtln --output $(EXP)/test_unseen.vtln.hyp $(DATA)/test_unseen.jsonl
-	$(ASRKIT) score --ref $(DATA)/test_unseen.jsonl --hyp $(EXP)/test_unseen.vtln.hyp
+	@echo "== connected-digit test set, beam 10, lexicon of the training words: the worst utterances =="
+	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.hyp --details 3
+	@echo "== connected digits (test split): open vocabulary, word trigram LM of the training texts (alpha 1.0), lexicon =="
+	$(ASRKIT) score --ref $(DATA)/test.jsonl --hyp $(EXP)/test.open.hyp --hyp $(EXP)/test.lm.hyp --hyp $(EXP)/test.hyp
+	@echo "== isolated-digit test recordings: open vocabulary, lexicon =="
+	$(ASRKIT) score --ref $(DATA)/test_isolated.jsonl --hyp $(EXP)/test_isolated.open.hyp --hyp $(EXP)/test_isolated.hyp
+	@echo "== voices no training source contains (Speech Commands testing-list clips): open vocabulary, and with --vtln =="
+	$(ASRKIT) score --ref $(DATA)/test_unseen.jsonl --hyp $(EXP)/test_unseen.hyp --hyp $(EXP)/test_unseen.vtln.hyp
 
 ECHO_TINY_SETS = --set data.out_dir=data/$$r$(T) --set train.exp_dir=exp/$$r$(T) --set train.epochs=2 \
   --set 'data.echo.per_split={train: 4000, dev: 200, test: 500}'

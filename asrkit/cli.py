@@ -265,7 +265,7 @@ def align(
 @app.command()
 def score(
     ref: Annotated[Path, typer.Option("--ref", help="Reference transcripts, id<TAB>text.")],
-    hyp: Annotated[Path, typer.Option("--hyp", help="Hypotheses, id<TAB>text.")],
+    hyp: Annotated[list[Path], typer.Option("--hyp", help="Hypotheses, id<TAB>text; several (repeat --hyp): one comparison table.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (wer, cer as fractions, counts, per-utterance detail).")] = False,
     details: Annotated[int, typer.Option("--details", min=0, help="Show the N worst utterances with their alignment.")] = 0,
     frames: Annotated[bool, typer.Option("--frames", help="One label per frame (echo): also report the position-wise frame accuracy.")] = False,
@@ -284,9 +284,25 @@ def score(
 
     from asrkit.errors import InputError
 
-    refs, hyps = read_transcripts(ref), read_transcripts(hyp)
+    refs = read_transcripts(ref)
     if not refs:
         raise InputError(f"--ref {ref} holds no transcripts: nothing to score against")
+    if len(hyp) > 1:
+        if details or frames or confusion is not None:
+            raise InputError("--details, --frames and --confusion score one --hyp; several make a comparison table")
+        from asrkit.score import compare_hypotheses, format_comparison
+
+        rows = compare_hypotheses(refs, {str(h): read_transcripts(h) for h in hyp}, normalize=normalize)
+        if as_json:
+            for name, rep in rows:
+                typer.echo(json.dumps({"hyp": name, **rep.to_dict()}))
+            return
+        from rich.console import Console
+
+        Console().print(format_comparison(rows, title=f"Scores against {ref}"))
+        return
+    (hyp,) = hyp
+    hyps = read_transcripts(hyp)
     if normalize:
         refs, hyps = normalized(refs), normalized(hyps)
     rep = run(refs, hyps, frames=frames)

@@ -186,6 +186,20 @@ def test_score_warns_of_no_shared_ids_and_of_case_only_differences(tmp_path):
     assert "warning" not in same.stderr
 
 
+def test_several_hypothesis_files_make_one_comparison_table(tmp_path):
+    ref, a, b = tmp_path / "ref.txt", tmp_path / "open.hyp", tmp_path / "lm.hyp"
+    ref.write_text("u1\tone two three\nu2\tfour five\n")
+    a.write_text("u1\tone too three\nu2\tfour\n")
+    b.write_text("u1\tone two three\nu2\tfour five\n")
+    res = run_cli("score", "--ref", "ref.txt", "--hyp", "open.hyp", "--hyp", "lm.hyp", env={"COLUMNS": "80"}, cwd=tmp_path)
+    rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if line.startswith("│")}
+    assert "40.00%" in rows["open.hyp"] and "1 / 1 / 0" in rows["open.hyp"] and "0.00%" in rows["lm.hyp"], res.stdout
+    js = [json.loads(x) for x in run_cli("score", "--ref", str(ref), "--hyp", str(a), "--hyp", str(b), "--json").stdout.splitlines()]
+    assert [(j["hyp"], j["wer"]) for j in js] == [(str(a), 0.4), (str(b), 0.0)]
+    bad = run_cli("score", "--ref", str(ref), "--hyp", str(a), "--hyp", str(b), "--details", "2", check=False)
+    assert bad.returncode == 2 and "score one --hyp" in bad.stderr
+
+
 def test_listed_says_how_many_ids_it_leaves_out():
     from asrkit.score import listed
 
