@@ -453,8 +453,8 @@ def validate(r: Recipe) -> None:
         (r.features.type in ("logmel", "precomputed"), "features.type must be logmel or precomputed"),
         (r.features.n_mels > 0, "features.n_mels must be positive"),
         (
-            r.features.cmvn in ("none", "utterance", "prior", "prior_level", "global", "global_level", "online"),
-            "features.cmvn must be none, utterance, prior, prior_level, global, global_level or online",
+            r.features.cmvn in ("none", "utterance", "prior", "prior_level", "prior_speech", "global", "global_level", "online"),
+            "features.cmvn must be none, utterance, prior, prior_level, prior_speech, global, global_level or online",
         ),
         (r.features.hop_ms > 0 and r.features.win_ms >= r.features.hop_ms, "features: need win_ms >= hop_ms > 0"),
         (

@@ -150,7 +150,19 @@ def at_loudness_of(feats: torch.Tensor, stats: dict) -> dict:
     return {**stats, "mean": stats["mean"].double() + shift}
 
 
-def prior_cmvn(feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIOR_FRAMES, level: bool = False) -> torch.Tensor:
+SPEECH_DB = 30.0  # 'prior_speech': frames within this many dB of the recording's loud frames count as speech
+SPEECH_REFERENCE = 0.9  # the quantile of frame energy that stands for "loud"
+
+
+def speech_frames(feats: torch.Tensor, db: float = SPEECH_DB) -> torch.Tensor:
+    """Boolean mask of the frames within `db` dB of the recording's loud frames (log-mel energy averaged over bands)."""
+    energy = feats.double().mean(-1)
+    return energy >= torch.quantile(energy, SPEECH_REFERENCE) - db * math.log(10.0) / 10.0
+
+
+def prior_cmvn(
+    feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIOR_FRAMES, level: bool = False, speech_only: bool = False
+) -> torch.Tensor:
     """Per-utterance CMVN whose statistics start from the training set's, as if they were `prior_frames` frames of
     the recording (the MAP estimate): a long recording is normalised by its own statistics, a short one leans on the
     global ones, so an isolated word keeps the spectral average that tells it from other words. These are the
@@ -158,12 +170,17 @@ def prior_cmvn(feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIO
 
     `level`: the prior is first moved to the recording's own loudness (its mean over frames and bands), so that a
     quiet recording is normalised like a loud one: only the spectral shape leans on the training set, never the
-    gain, which a short word cannot be trusted to estimate per band but can as one number."""
-    prior = OnlineCMVN(at_loudness_of(feats, stats) if level else stats, prior_frames)
+    gain, which a short word cannot be trusted to estimate per band but can as one number.
+
+    `speech_only`: the recording's statistics (and its loudness) are those of its speech frames (`speech_frames`), so
+    that pauses do not count: the same word is normalised alike alone and inside a sequence with pauses of any
+    length (`prepare` then takes the training set's statistics over speech frames too)."""
     f = feats.double()
-    n = prior.n + f.shape[0]
-    mean = (prior.s1.to(f.device) + f.sum(0)) / n
-    std = ((prior.s2.to(f.device) + (f * f).sum(0)) / n - mean * mean).clamp_min(0.0).sqrt()
+    own = f[speech_frames(f)] if speech_only and f.shape[0] else f
+    prior = OnlineCMVN(at_loudness_of(own, stats) if level else stats, prior_frames)
+    n = prior.n + own.shape[0]
+    mean = (prior.s1.to(f.device) + own.sum(0)) / n
+    std = ((prior.s2.to(f.device) + (own * own).sum(0)) / n - mean * mean).clamp_min(0.0).sqrt()
     return ((f - mean) / std.clamp_min(STD_FLOOR)).to(feats.dtype)
 
 
@@ -187,20 +204,21 @@ class CMVNStats:
         return {"mean": mean.float(), "std": var.sqrt().clamp_min(STD_FLOOR).float(), "frames": self.n}
 
 
-CMVN_WITH_STATS = ("global", "global_level", "online", "prior", "prior_level")  # the modes that need the training set's statistics (cmvn.pt)
-CMVN_PER_RECORDING = ("utterance", "prior", "prior_level", "global_level")  # the modes that need the whole recording first
+CMVN_WITH_STATS = ("global", "global_level", "online", "prior", "prior_level", "prior_speech")  # the modes that need the training set's statistics (cmvn.pt)
+CMVN_PER_RECORDING = ("utterance", "prior", "prior_level", "prior_speech", "global_level")  # the modes that need the whole recording first
 
 
 def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torch.Tensor:
     """Apply the configured CMVN mode ('none', 'utterance', 'global', 'online': causal, started from the global stats;
     'prior': per utterance, started from the global stats; 'prior_level': the same with the stats moved to the
-    utterance's loudness; 'global_level': the global stats moved to the utterance's loudness, nothing else of it)."""
+    utterance's loudness; 'prior_speech': 'prior_level' with the utterance's statistics taken over its speech frames;
+    'global_level': the global stats moved to the utterance's loudness, nothing else of it)."""
     if mode == "utterance":
         return utterance_cmvn(feats)
     if mode in CMVN_WITH_STATS and stats is None:
         raise ValueError(f"{mode} CMVN needs statistics (cmvn.pt from prepare)")
-    if mode in ("prior", "prior_level"):
-        return prior_cmvn(feats, stats, level=mode == "prior_level")
+    if mode in ("prior", "prior_level", "prior_speech"):
+        return prior_cmvn(feats, stats, level=mode != "prior", speech_only=mode == "prior_speech")
     if mode == "online":
         return OnlineCMVN(stats).push(feats)
     if mode == "global":

@@ -207,3 +207,49 @@ def test_prior_level_cmvn_ignores_the_recordings_gain_and_keeps_its_spectral_sha
     assert not torch.allclose(normalize(quiet, "global", stats), g, atol=0.5)  # plain global CMVN hears the gain
     with pytest.raises(ValueError, match="prior_level CMVN needs statistics"):
         normalize(word, "prior_level", None)
+
+
+def test_prior_speech_cmvn_normalises_a_word_alike_alone_and_between_long_pauses():
+    from asrkit.features import speech_frames
+
+    g = torch.Generator().manual_seed(4)
+    stats = {"mean": torch.linspace(-2.0, 2.0, 8), "std": torch.full((8,), 2.0)}
+    word = torch.randn(40, 8, generator=g) + torch.tensor([3.0, 2, 1, 0, 0, -1, -2, -3.0])
+    pause = torch.randn(150, 8, generator=g) * 0.3 - 14.0  # 1.5 s of faint noise, 60 dB below the word
+    padded = torch.cat([pause, word, pause])
+    assert speech_frames(padded).tolist() == [False] * 150 + [True] * 40 + [False] * 150
+    alone = normalize(word, "prior_speech", stats)
+    assert torch.allclose(normalize(padded, "prior_speech", stats)[150:190], alone, atol=1e-5)
+    # prior_level counts the pauses as part of the recording: its word frames move by nats
+    assert not torch.allclose(normalize(padded, "prior_level", stats)[150:190], normalize(word, "prior_level", stats), atol=1.0)
+    assert torch.allclose(alone, normalize(word - 4.0, "prior_speech", stats), atol=1e-5)  # gain-invariant too
+    with pytest.raises(ValueError, match="prior_speech CMVN needs statistics"):
+        normalize(word, "prior_speech", None)
+
+
+def test_prepare_takes_prior_speech_statistics_over_the_training_speech(tmp_path, fsdd_slice):
+    import torch
+
+    from asrkit.config import recipe_from_dict
+    from asrkit.data.featcache import load_features
+    from asrkit.data.prepare import prepare
+    from asrkit.features import CMVNStats, speech_frames
+    from conftest import digits_recipe_dict
+
+    stats = {}
+    for mode in ("prior_level", "prior_speech"):
+        base = digits_recipe_dict()
+        base["data"].update(root=str(fsdd_slice), out_dir=str(tmp_path / mode), connected={"per_split": {"train": 20, "dev": 4, "test": 4}})
+        base["features"]["cmvn"] = mode
+        prepare(recipe_from_dict(base), quiet=True)
+        stats[mode] = torch.load(tmp_path / mode / "cmvn.pt")
+    feats = load_features(tmp_path / "prior_speech" / "feats" / "train.pt")
+    want, every = CMVNStats(40), CMVNStats(40)
+    for f in feats.values():
+        want.add(f.float()[speech_frames(f.float())])
+        every.add(f.float())
+    # the cache holds float16: a frame right at the threshold may fall the other way when recomputed from it
+    assert abs(stats["prior_speech"]["frames"] - want.n) <= 0.01 * want.n and want.n < 0.95 * every.n
+    assert every.n == stats["prior_level"]["frames"]
+    assert torch.allclose(stats["prior_speech"]["mean"], want.to_dict()["mean"], atol=0.05)
+    assert float(stats["prior_speech"]["mean"].mean()) > float(stats["prior_level"]["mean"].mean()) + 0.5  # pauses excluded

@@ -15,7 +15,7 @@ from asrkit.data.corpora import get_corpus
 from asrkit.data.featcache import load_features, save_features
 from asrkit.data.manifest import Utterance, read_manifest, write_manifest
 from asrkit.errors import InputError
-from asrkit.features import CMVNStats, feature_settings, make_extractor
+from asrkit.features import CMVNStats, feature_settings, make_extractor, speech_frames
 from asrkit.fsutil import atomic_write, atomic_write_text, disk_full, no_space
 from asrkit.progress import Progress
 from asrkit.text import (
@@ -210,8 +210,8 @@ def compute_features(recipe: Recipe, out: Path, names: list[str], quiet: bool = 
                     if u.audio is None:
                         raise InputError(f"utterance {u.id} has no audio; set features.type: precomputed for feature corpora")
                     f = extractor(load_audio(u.audio, settings["sample_rate"]))
-                if name == "train":
-                    stats.add(f)
+                if name == "train":  # prior_speech normalises by speech frames: its prior is the training set's speech
+                    stats.add(f[speech_frames(f)] if recipe.features.cmvn == "prior_speech" and len(f) else f)
                 feats[u.id] = f.to(torch.float16)
                 prog.advance(task)
             save_features(out / "feats" / f"{name}.pt", feats)
