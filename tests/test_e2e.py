@@ -44,7 +44,8 @@ def test_digits_pipeline_end_to_end(tmp_path: Path, fsdd_slice: Path) -> None:
     run_cli("train", str(recipe), "--quiet")
     rows = [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
-    # a broken model, loss or optimiser would not reduce the CTC loss this much in four tiny epochs
+    # a broken model, loss or optimiser would not reduce the CTC loss this much in four tiny epochs (it stays near 1x);
+    # measured 0.35x and 0.34x (train.seed 0 and 1), half the bound
     assert rows[-1]["train_loss"] < 0.7 * rows[0]["train_loss"]
     for f in ("best.pt", "last.pt", "curves.png", "config.yaml"):
         assert (exp / f).is_file(), f

@@ -245,6 +245,31 @@ def test_onnx_runtime_runs_no_pytorch_model(digits_fields: dict, digits_feats: l
 # ---- the trained tiny digits model: same transcripts from the ONNX file ----------------------------------------
 
 
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """|a − b| ≤ TOL·(1 + |b|): a log-prob near −30 comes from a large logit gap and carries that magnitude's rounding;
+    near 0, where decoding is decided, this is TOL itself."""
+    return bool(((a - b).abs() <= TOL * (1 + b.abs())).all())
+
+
+def _slack(frames: int, score: float) -> float:
+    """How far a hypothesis score may move when each log-prob moves by TOL·(1 + |lp|): TOL·(frames + |score|) along a path."""
+    return TOL * (frames + abs(score)) + 1e-4  # + the CLI's JSON scores are rounded to 4 decimals
+
+
+def _same_best(ref_nbest: list[tuple], exp_best: tuple, frames: int) -> bool:
+    """The export's best (key, score) against PyTorch's n-best [(key, score), ...]. Where PyTorch's best beats its
+    runner-up by more than two slacks the keys must match; in a near-tie either may win, but the export's pick must
+    score as well as PyTorch's best under PyTorch's log-probs. Returns whether the margin was clear."""
+    (key, score), eps = ref_nbest[0], _slack(frames, ref_nbest[0][1])
+    clear = len(ref_nbest) < 2 or score - ref_nbest[1][1] > 2 * eps
+    if clear:
+        assert exp_best[0] == key, (exp_best, ref_nbest[:2])
+    ref_score = dict(reversed(ref_nbest)).get(exp_best[0])  # a repeated key keeps its best score
+    assert ref_score is not None and ref_score >= score - 2 * eps, (exp_best, ref_nbest[:3])
+    assert abs(exp_best[1] - ref_score) <= eps, (exp_best, ref_score)
+    return clear
+
+
 def test_exported_tiny_model_decodes_like_pytorch(tiny_digits_model: Path, tmp_path: Path) -> None:
     from asrkit.decode.beam import prefix_beam_search_batch
 
@@ -254,18 +279,20 @@ def test_exported_tiny_model_decodes_like_pytorch(tiny_digits_model: Path, tmp_p
         models[fmt] = load_acoustic_model(export_model(tiny_digits_model, fmt, tmp_path / f"tiny{SUFFIX[fmt]}"))
     wavs = [RECORDINGS / f"{d}_george_{i}.flac" for d in range(10) for i in (1, 2)]  # held out: george is the test speaker
     feats = [ref.item_features(str(w), None) for w in wavs]
-    texts, diffs = {}, {}
+    lps, nbests = {}, {}
     for name, m in models.items():
-        lps = m.log_probs(feats)
-        if name != "pytorch":
-            diffs[name] = max(float((a - b).abs().max()) for a, b in zip(lps, models["pytorch"].log_probs(feats)))
-        lengths = [len(lp) for lp in lps]
-        padded = torch.nn.utils.rnn.pad_sequence(lps, batch_first=True).numpy()
+        lps[name] = m.log_probs(feats)
+        lengths = [len(lp) for lp in lps[name]]
+        padded = torch.nn.utils.rnn.pad_sequence(lps[name], batch_first=True).numpy()
         hyps = prefix_beam_search_batch(padded, lengths, 8, m.tokenizer.blank)
-        texts[name] = [m.tokenizer.decode(h[0].tokens).strip() for h in hyps]
-    assert max(diffs.values()) <= TOL, diffs
-    assert texts["onnx"] == texts["pytorch"] and texts["torchscript"] == texts["pytorch"]
-    assert sum(bool(t) for t in texts["pytorch"]) >= len(wavs) // 2  # a trained model: mostly non-empty transcripts
+        nbests[name] = [[(tuple(h.tokens), h.score) for h in hs] for hs in hyps]
+    for fmt in FORMATS:
+        assert all(_close(a, b) for a, b in zip(lps[fmt], lps["pytorch"])), fmt
+        clear = [_same_best(r, e[0], len(lp)) for r, e, lp in zip(nbests["pytorch"], nbests[fmt], lps["pytorch"])]
+        # most clips have a clear winner (measured: all 20, the closest by 4x the needed margin): the exact check is not vacuous
+        assert sum(clear) >= 15, (fmt, sum(clear))
+    texts = [ref.tokenizer.decode(list(nb[0][0])).strip() for nb in nbests["pytorch"]]
+    assert sum(bool(t) for t in texts) >= len(wavs) // 2  # a trained model: mostly non-empty transcripts
 
 
 # ---- errors: one line each ---------------------------------------------------------------------------------------
@@ -338,7 +365,12 @@ def test_cli_export_then_decode_and_the_api_read_the_onnx_file(tiny_digits_model
         out = tmp_path / f"{name}.jsonl"
         assert main(["decode", "--quiet", "--json", "--model", str(model), "--output", str(out), *clips]) == 0
         outs[name] = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["text"] for r in outs["onnx"]] == [r["text"] for r in outs["pt"]]
-    assert [r["score"] for r in outs["onnx"]] == pytest.approx([r["score"] for r in outs["pt"]], abs=1e-3)
-    assert asrkit.load(onnx_path).transcribe(clips[0]).text == outs["pt"][0]["text"]
+    am = AcousticModel.load(tiny_digits_model, "cpu")
+    frames = [len(lp) for lp in am.log_probs([am.item_features(c, None) for c in clips])]
+    clear = []
+    for pt, ox, t in zip(outs["pt"], outs["onnx"], frames):
+        clear.append(_same_best([(h["text"], h["score"]) for h in pt["nbest"]], (ox["text"], ox["score"]), t))
+    assert sum(clear) >= 3, clear  # measured: all 4 clear, by over 50x the needed margin
+    first = next(i for i, c in enumerate(clear) if c)
+    assert asrkit.load(onnx_path).transcribe(clips[first]).text == outs["pt"][first]["text"]
     assert_one_line_error(cli("decode", "--stream", "--model", str(onnx_path), clips[0]), "stream the training checkpoint")

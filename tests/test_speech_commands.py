@@ -318,7 +318,9 @@ def test_recipe_end_to_end(tmp_path):
     hyps = dict(line.split("\t") for line in hyp.read_text().splitlines())
     assert set(hyps) == set(refs) and set(hyps.values()) <= {"zero", "one", "two"}
     acc = sum(hyps[k] == refs[k] for k in refs) / len(refs)
-    assert acc >= 0.75, acc  # chance is 1/3; a broken features/labels/model pipeline stays near it
+    # chance (and a constant model) is 1/3; a broken features/labels/model pipeline stays near it. Measured over
+    # train.seed 0-3: 0.93-0.98 (dev accuracy passes 0.95 by epoch 5 of 10), so 0.75 leaves room for another CPU's rounding
+    assert acc >= 0.75, acc
 
     png = tmp_path / "confusion.png"
     out = run_cli("score", "--ref", str(data / "test.jsonl"), "--hyp", str(hyp), "--json", "--confusion", str(png))

@@ -106,11 +106,22 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny: Path, tmp_
     assert not list(killed.rglob(".*.tmp"))  # temp files of killed writes are cleaned up on restart
 
 
-def _kill_after_step(tiny: Path, exp: Path, step: int, *extra: str) -> None:
-    proc = subprocess.Popen([*asrkit_cmd(), "train", str(tiny), "--quiet", "--set", f"train.exp_dir={exp}", *extra], stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while proc.poll() is None and _step(exp) < step and time.time() < deadline:
-        time.sleep(0.01)
+def _kill_inside_write(tiny: Path, exp: Path, hold: str, *extra: str) -> None:
+    """Run `asrkit train` until it stops inside the checkpoint write `hold` (NAME@N, the fault hook of
+    asrkit.fsutil that tests/robustness/test_faults.py uses), then SIGKILL it there: a point set by the run, not the clock."""
+    folder = exp.parent / f"hold-{exp.name}"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [*asrkit_cmd(), "train", str(tiny), "--quiet", "--set", f"train.exp_dir={exp}", *extra],
+        stderr=subprocess.PIPE,
+        env={**os.environ, "ASRKIT_TEST_HOLD_WRITE": f"{hold}:{folder}"},
+    )
+    deadline = time.time() + 300  # only a limit on a hung run; the wait ends when the write is reached
+    while not (folder / "ready").exists():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"the run never reached the write of {hold}: {proc.communicate()[1][-2000:]!r}")
+        time.sleep(0.02)
     proc.kill()
     proc.wait()
 
@@ -120,9 +131,10 @@ def test_resume_differs_without_saved_rng_state(tiny: Path, tmp_path: Path) -> N
     a, b = tmp_path / "a", tmp_path / "b"
     extra = ["--set", "train.epochs=1", "--set", "train.save_every=2"]
     run_cli("train", str(tiny), "--quiet", "--set", f"train.exp_dir={a}", *extra)
-    _kill_after_step(tiny, b, 2, *extra)
+    # killed inside the second last.pt write (step 4): the first one, of step 2, is on disk
+    _kill_inside_write(tiny, b, "last.pt@2", *extra)
     state = load_checkpoint(b / "last.pt")
-    assert state["run"]["epoch"] == 0 and 0 < state["run"]["batch"], "no mid-epoch checkpoint was caught"
+    assert (state["run"]["epoch"], state["run"]["batch"], state["run"]["step"]) == (0, 2, 2), state["run"]
     state["rng"][0]["torch"] = torch.Generator().manual_seed(123).get_state()
     save_checkpoint(b / "last.pt", {k: v for k, v in state.items() if k != "format"})
     run_cli("train", str(tiny), "--quiet", "--set", f"train.exp_dir={b}", *extra)
@@ -285,17 +297,34 @@ def test_amp_dtype_per_device_and_precision() -> None:
     assert amp_dtype("bf16", cpu) == (torch.bfloat16 if cpu_bf16_supported() else None)
 
 
-def test_bf16_on_cpu_trains_in_bf16_where_native_else_fp32(tiny: Path, tmp_path: Path) -> None:
+def test_bf16_on_cpu_trains_in_bf16_where_native_else_fp32(tiny: Path, tmp_path: Path, monkeypatch) -> None:
     if torch.cuda.is_available():
         pytest.skip("this checks the CPU path")
-    fp = _train_in_process(tiny, tmp_path / "fp", "train.epochs=1")
-    bf = _train_in_process(tiny, tmp_path / "bf", "train.epochs=1", "train.precision=bf16")
-    same = _same(_weights(tmp_path / "fp" / "last.pt"), _weights(tmp_path / "bf" / "last.pt"))
-    if cpu_bf16_supported():  # really ran in bf16: other weights, a loss within a few percent of fp32's
-        assert not same
-        assert math.isfinite(bf[0]["train_loss"]) and abs(bf[0]["train_loss"] - fp[0]["train_loss"]) < 0.05 * fp[0]["train_loss"]
+    import asrkit.train.trainer as trainer
+
+    real, losses = trainer._loss, []
+
+    def spy(*args):  # the trainer's own loss of its (autocast) forward
+        loss = real(*args)
+        losses.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(trainer, "_loss", spy)
+    first, epoch = {}, {}
+    for precision in ("fp32", "bf16"):
+        losses.clear()
+        rows = _train_in_process(tiny, tmp_path / precision, "train.epochs=1", f"train.precision={precision}")
+        first[precision], epoch[precision] = losses[0], rows[0]["train_loss"]
+    fp_first, bf_first, bf_epoch = first["fp32"], first["bf16"], epoch["bf16"]
+    same = _same(_weights(tmp_path / "fp32" / "last.pt"), _weights(tmp_path / "bf16" / "last.pt"))
+    if cpu_bf16_supported():  # really ran in bf16: other weights, and another first loss
+        assert not same and bf_first != fp_first and math.isfinite(bf_epoch)
+        # the first step: the same seeded weights and batch, only autocast differs. bf16 keeps 8 significant bits
+        # (2^-9 relative rounding per operand); 1% leaves room for a few of those, and not for a broken path.
+        # Measured 1.5e-5 relative. (Later steps drift apart with the weights, so they are not compared.)
+        assert abs(bf_first - fp_first) < 0.01 * fp_first, (bf_first, fp_first)
     else:
-        assert same
+        assert same and bf_first == fp_first
 
 
 @pytest.fixture(scope="module")
@@ -315,8 +344,9 @@ def test_classifier_head_trains_decodes_and_refuses_ctc_only_commands(isolated: 
     recipe = load_recipe(isolated)
     rows = _train_in_process(isolated, recipe.exp_dir)
     assert "dev_wer" not in rows[0] and all(0 <= r["dev_accuracy"] <= 1 for r in rows)
-    # ten balanced classes: chance is 10%; a working classifier head, loss and labels do far better
-    assert max(r["dev_accuracy"] for r in rows) >= 0.4
+    # ten balanced classes: chance (and a constant model) is 10%. Measured over train.seed 0-3: best dev accuracy
+    # 0.60-0.72, test 0.54-0.72; bounds 0.35 and 0.3 sit over 3 binomial sd (50 clips) below the worst of those
+    assert max(r["dev_accuracy"] for r in rows) >= 0.35
     ckpt = load_checkpoint(recipe.exp_dir / "best.pt")
     words = ["eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero"]
     assert ckpt["tokenizer"] == {"kind": "labels", "symbols": words}
