@@ -302,3 +302,11 @@ def test_cli_missing_lexicon_is_a_one_line_error(tmp_path: Path, capsys, monkeyp
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and "nolex.txt" in err[0]  # read before the model, so it is the lexicon named
+
+
+def test_a_lexicon_file_is_read_as_prepare_reads_text(digit_tok, tmp_path: Path) -> None:
+    raw, clean = tmp_path / "raw.txt", tmp_path / "clean.txt"
+    raw.write_text("One, TWO.\nthree!\n")
+    clean.write_text("one two three\n")
+    a, b = load_lexicon(raw, digit_tok), load_lexicon(clean, digit_tok)
+    assert a.words == b.words and {digit_tok.decode(list(w)) for w in a.words} == {"one", "two", "three"}

@@ -168,7 +168,12 @@ def load_lexicon(path: str | Path, tokenizer) -> Lexicon:
 
 
 def _build_lexicon(words: list[str], path: str | Path, tokenizer) -> Lexicon:
-    """`lexicon_from_words`, with errors that name the file the words came from."""
+    """`lexicon_from_words`, with errors that name the file the words came from. For a character model the words are
+    read as `prepare` reads transcripts (`normalize_text`: "Hello," is the word hello)."""
+    if getattr(tokenizer, "kind", "") == "char":
+        from asrkit.text import normalize_text
+
+        words = normalize_text(" ".join(words)).split()
     if not words:
         raise InputError(f"lexicon file {path} holds no words")
     try:
