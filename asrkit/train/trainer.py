@@ -159,7 +159,9 @@ def train(recipe: Recipe, quiet: bool = False, fresh: bool = False) -> Path:
 def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: contextlib.ExitStack) -> Path:
     cfg = recipe.train
     if cfg.threads:
-        held.callback(torch.set_num_threads, torch.get_num_threads())  # a caller in the same process gets its own back
+        before = torch.get_num_threads()
+        if before != cfg.threads:  # a caller in the same process gets its own back (untouched when it was the same)
+            held.callback(torch.set_num_threads, before)
         torch.set_num_threads(cfg.threads)
     device = d.device
     data_dir = recipe.data_dir
