@@ -181,10 +181,6 @@ def decode(
             raise InputError(f"--stream reads one input (a file, or - for stdin), got {len(inputs)}")
         if submission or vtln:
             raise InputError("--stream decodes without --submission and --vtln (a whole-recording warp)")
-        if lm is not None and lexicon is not None:
-            raise InputError("--lm and --lexicon both restrict the words: give one of them")
-        if hotword and lm is None:
-            raise InputError("--hotword boosts words in the LM beam search: give an --lm too")
         search = {"lm": lm, "alpha": alpha, "beta": beta, "lexicon": lexicon, "hotwords": hotword, "hotword_weight": hotword_weight}
         stream_decode(model, inputs[0], chunk_ms=chunk_ms, beam=beam, raw_rate=raw_rate, as_json=as_json,
                       search={k: v for k, v in search.items() if v is not None}, output=output, ctm=ctm)
@@ -293,8 +289,11 @@ def score(
         from asrkit.score import compare_hypotheses, format_comparison
 
         rows = compare_hypotheses(refs, {str(h): read_transcripts(h) for h in hyp}, normalize=normalize)
+        for name, _, warnings in rows:
+            for warning in warnings:
+                typer.echo(f"warning: {name}: {warning}", err=True)
         if as_json:
-            for name, rep in rows:
+            for name, rep, _ in rows:
                 typer.echo(json.dumps({"hyp": name, **rep.to_dict()}))
             return
         from rich.console import Console

@@ -340,30 +340,27 @@ def format_report(report: ScoreReport) -> Table:
     return t
 
 
-def compare_hypotheses(refs: dict[str, str], hyps: dict[str, dict[str, str]], normalize: bool = False) -> list[tuple[str, ScoreReport]]:
-    """One report per named hypothesis set against the same references (warnings, as `score_warnings` says them,
-    on stderr)."""
-    import sys
-
+def compare_hypotheses(
+    refs: dict[str, str], hyps: dict[str, dict[str, str]], normalize: bool = False
+) -> list[tuple[str, ScoreReport, list[str]]]:
+    """(name, report, `score_warnings`) per named hypothesis set, all against the same references."""
     if normalize:
         refs = normalized(refs)
     rows = []
     for name, h in hyps.items():
         h = normalized(h) if normalize else h
         rep = score(refs, h)
-        for warning in score_warnings(refs, h, rep, already_normalized=normalize):
-            print(f"warning: {name}: {warning}", file=sys.stderr)
-        rows.append((name, rep))
+        rows.append((name, rep, score_warnings(refs, h, rep, already_normalized=normalize)))
     return rows
 
 
-def format_comparison(rows: list[tuple[str, ScoreReport]], title: str = "Scores") -> Table:
+def format_comparison(rows: list[tuple[str, ScoreReport, list[str]]], title: str = "Scores") -> Table:
     """Several hypothesis sets side by side: WER, CER, errors and utterances, one row each (fits 80 columns)."""
     t = Table(title=title, show_edge=True)
     t.add_column("hypotheses", overflow="fold")
     for c in ("WER", "CER", "S / D / I", "utts"):
         t.add_column(c, justify="right", no_wrap=True)
-    for name, r in rows:
+    for name, r, _ in rows:
         t.add_row(name, _pct(r.wer), _pct(r.cer), f"{r.substitutions} / {r.deletions} / {r.insertions}", str(r.n_utterances))
     return t
 

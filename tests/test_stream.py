@@ -52,6 +52,15 @@ def _model(name: str, frontend: str, context: int = 0, cmvn: str = "global", hea
     return AcousticModel(state, "cpu")
 
 
+def _gru_checkpoint(tmp_path: Path) -> tuple[AcousticModel, Path]:
+    """The seeded streamable GRU of `_model`, saved as a training checkpoint (what `decode --stream` loads)."""
+    am = _model("gru", "stack")
+    ckpt = tmp_path / "gru.pt"
+    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
+                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    return am, ckpt
+
+
 @pytest.mark.parametrize(
     "name,frontend,context", [("gru", "stack", 0), ("lstm", "none", 0), ("rnn", "stack", 0), ("dnn", "stack", 2), ("dnn", "none", 1)]
 )
@@ -210,10 +219,7 @@ def test_file_chunks_resample_and_downmix(tmp_path: Path) -> None:
 
 
 def test_stream_decode_prints_partials_then_the_offline_final(tmp_path: Path) -> None:
-    am = _model("gru", "stack")
-    ckpt = tmp_path / "gru.pt"
-    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
-                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    am, ckpt = _gru_checkpoint(tmp_path)
     audio = tmp_path / "in.flac"
     sf.write(audio, np.concatenate([sf.read(f, dtype="float32")[0] for f in RECORDINGS]), 8000)
     out = io.StringIO()
@@ -230,10 +236,7 @@ def test_stream_final_takes_a_lexicon_and_writes_output_and_ctm(tmp_path: Path) 
     from asrkit.api import Recognizer
     from asrkit.errors import InputError as Refused
 
-    am = _model("gru", "stack")
-    ckpt = tmp_path / "gru.pt"
-    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
-                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    am, ckpt = _gru_checkpoint(tmp_path)
     audio = tmp_path / "in.flac"
     sf.write(audio, np.concatenate([sf.read(f, dtype="float32")[0] for f in RECORDINGS]), 8000)
     words = tmp_path / "words.txt"
@@ -254,10 +257,7 @@ def test_stream_final_takes_a_lexicon_and_writes_output_and_ctm(tmp_path: Path) 
 def test_ctrl_c_on_a_live_stream_still_prints_the_final_line(tmp_path: Path, monkeypatch) -> None:
     from asrkit.errors import Interrupted
 
-    am = _model("gru", "stack")
-    ckpt = tmp_path / "gru.pt"
-    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
-                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    am, ckpt = _gru_checkpoint(tmp_path)
     wav = np.concatenate([sf.read(f, dtype="float32")[0] for f in RECORDINGS[:2]])
 
     def live(*args, **kwargs):  # a microphone: 100 ms chunks, then the user presses Ctrl-C
@@ -280,10 +280,7 @@ def test_cli_streams_a_file_and_stdin_alike(tmp_path: Path) -> None:
 
     from conftest import asrkit_cmd
 
-    am = _model("gru", "stack")
-    ckpt = tmp_path / "gru.pt"
-    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
-                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    am, ckpt = _gru_checkpoint(tmp_path)
     wav = np.concatenate([sf.read(f, dtype="float32")[0] for f in RECORDINGS[:2]])
     audio = tmp_path / "in.wav"
     sf.write(audio, wav, 8000, subtype="PCM_16")

@@ -43,6 +43,14 @@ def resolve_model(model: str | Path | None, accept: Callable[[Path], str | None]
     raise InputError(f"no model in exp/ can be used: {'; '.join(skipped)}; pass --model")
 
 
+def check_search(lm: str | Path | None, lexicon: str | Path | None, hotwords) -> None:
+    """The one-line refusals of search options that do not go together (for `decode` and `decode --stream`)."""
+    if lm is not None and lexicon is not None:
+        raise InputError("--lm and --lexicon both restrict the words: give one of them")
+    if hotwords and lm is None:
+        raise InputError("--hotword boosts words in the LM beam search: give an --lm too")
+
+
 def pick_model(model: str | Path | None, reads_audio: bool = True, stream: bool = False, device: str | None = None):
     """`resolve_model` that also loads it: (path, why, AcousticModel). Picking by default, a model that cannot read
     the inputs (audio for one trained on precomputed features; a live stream for one that cannot stream) is skipped."""
@@ -235,10 +243,7 @@ def decode(
     windows cut in pauses (`asrkit.decode.chunked`), so memory stays bounded. `submission`: also write the Kaggle `index,label` CSV (phoneme models;
     one character per phoneme, input order).
     """
-    if lm is not None and lexicon is not None:
-        raise InputError("--lm and --lexicon both restrict the words: give one of them")
-    if hotwords and lm is None:
-        raise InputError("--hotword boosts words in the LM beam search: give an --lm too")
+    check_search(lm, lexicon, hotwords)
     if lm is not None and not Path(lm).is_file():
         raise InputError(f"language model {lm} not found")
     for dest, option in ((output, "--output"), (ctm, "--ctm"), (submission, "--submission")):

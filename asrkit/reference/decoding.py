@@ -46,7 +46,29 @@ class GreedySearchDecoder:
         return (paths[0], probs[0]) if len(paths) == 1 else (paths, probs)
 
 
-class BeamSearchDecoder:
+class _BeamDecoder:
+    """The course's decoder interface: `decode(y_probs)` → (best path, {path: probability}); a subclass's `_one` scores
+    the paths of one (symbols + 1, T) matrix."""
+
+    def __init__(self, symbol_set: Sequence[str], beam_width: int):
+        self.symbol_set = list(symbol_set)
+        self.beam_width = int(beam_width)
+
+    def decode(self, y_probs: np.ndarray) -> tuple[str | list[str], dict | list[dict]]:
+        """(best path, path scores {path: probability}: the merged final paths); lists of both for a batch of more than one."""
+        y = _check(y_probs, len(self.symbol_set))
+        best, scores = [], []
+        for b in range(y.shape[2]):
+            merged = self._one(y[:, :, b])
+            best.append(max(merged, key=merged.get, default=""))
+            scores.append(merged)
+        return (best[0], scores[0]) if len(best) == 1 else (best, scores)
+
+    def _one(self, p: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class BeamSearchDecoder(_BeamDecoder):
     """The lecture's CTC beam search (handout section 5.2, Figure 19).
 
     Two path sets are kept: paths ending in a blank and paths ending in a symbol, each with its own score (the summed
@@ -56,20 +78,6 @@ class BeamSearchDecoder:
     paths are then extended with the blank and with every symbol. After the last frame the two sets, unpruned, are
     merged: a path present in both gets the sum of its two scores.
     """
-
-    def __init__(self, symbol_set: Sequence[str], beam_width: int):
-        self.symbol_set = list(symbol_set)
-        self.beam_width = int(beam_width)
-
-    def decode(self, y_probs: np.ndarray) -> tuple[str | list[str], dict | list[dict]]:
-        """(best path, merged final path scores {path: probability}); lists of both for a batch of more than one."""
-        y = _check(y_probs, len(self.symbol_set))
-        best, scores = [], []
-        for b in range(y.shape[2]):
-            merged = self._one(y[:, :, b])
-            best.append(max(merged, key=merged.get, default=""))
-            scores.append(merged)
-        return (best[0], scores[0]) if len(best) == 1 else (best, scores)
 
     def _prune(self, blank: dict, symbol: dict) -> tuple[dict, dict]:
         """Keep, in both sets, the paths whose score reaches the beam_width-th best score of the union."""
@@ -111,24 +119,10 @@ class BeamSearchDecoder:
         return merged
 
 
-class PrefixBeamSearchDecoder:
+class PrefixBeamSearchDecoder(_BeamDecoder):
     """Merged-prefix beam search (not the handout's algorithm): after each frame keep the `beam_width` collapsed outputs of highest total
     probability, each output's probability summed over all the alignments that reduce to it (split into
     alignments ending in a blank and ending in a symbol, which extend differently on a repeat)."""
-
-    def __init__(self, symbol_set: Sequence[str], beam_width: int):
-        self.symbol_set = list(symbol_set)
-        self.beam_width = int(beam_width)
-
-    def decode(self, y_probs: np.ndarray) -> tuple[str | list[str], dict | list[dict]]:
-        """(best path, merged path scores {path: probability} of the final beam); lists for a batch."""
-        y = _check(y_probs, len(self.symbol_set))
-        best, scores = [], []
-        for b in range(y.shape[2]):
-            merged = self._one(y[:, :, b])
-            best.append(max(merged, key=merged.get))
-            scores.append(merged)
-        return (best[0], scores[0]) if len(best) == 1 else (best, scores)
 
     def _one(self, p: np.ndarray) -> dict[str, float]:
         """Merged scores of the final beam for one (symbols + 1, T) probability matrix."""

@@ -18,7 +18,7 @@ _PCM_DTYPES = {1: np.uint8, 2: np.int16, 4: np.int32}
 
 
 def file_chunks(path: str | Path, sample_rate: int, chunk_seconds: float) -> Iterator[np.ndarray]:
-    """Mono float32 chunks of an audio file at `sample_rate` (a file at another rate is resampled whole first)."""
+    """Mono float32 chunks of an audio file at `sample_rate` (a file at another rate is resampled chunk by chunk)."""
     import soundfile as sf
 
     from asrkit.audio import audio_info
@@ -139,11 +139,13 @@ def stream_decode(
     from asrkit.fsutil import atomic_write_text, check_writable
 
     from asrkit.audio import check_samples
-    from asrkit.decode.run import pick_model
+    from asrkit.decode.run import check_search, pick_model
     from asrkit.stream.encoder import streamable_reason
 
     if chunk_ms <= 0:
         raise InputError(f"--chunk-ms must be positive, got {chunk_ms}")
+    search = search or {}
+    check_search(search.get("lm"), search.get("lexicon"), search.get("hotwords"))
     for dest, option in ((output, "--output"), (ctm, "--ctm")):
         if dest is not None:
             check_writable(dest, option)  # before the model loads and the stream starts

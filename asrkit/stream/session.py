@@ -6,6 +6,7 @@ the same beam search `asrkit decode` runs, over the same log-probabilities, so i
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -64,11 +65,10 @@ class StreamingRecognizer:
         self.beam = beam
         self.search = dict(search or {})
         self._rec = Recognizer(am)
-        if self.search.get("lm") is not None:  # a bad LM or lexicon is refused now, not after the speaker has spoken
-            s = self.search
-            self._rec._lm(s["lm"], s.get("alpha", 0.5), s.get("beta", 1.0), beam, tuple(s.get("hotwords") or ()), s.get("hotword_weight", 10.0))
-        if self.search.get("lexicon") is not None:
-            self.search["lexicon"] = self._rec._lexicon(self.search["lexicon"])
+        if self.search:  # one uniform frame through the final search: a bad LM or lexicon is refused (and a good one
+            # built and cached) now, by the call finish() makes, not after the speaker has spoken
+            n = len(am.tokenizer)
+            self._rec.decode_features([], beam, log_probs=[torch.full((1, n), -math.log(n))], **self.search)
         self.features = StreamingLogMel(am.extractor)
         self.norm = normalizer(am)
         self.encoder = StreamingEncoder(am)
