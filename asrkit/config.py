@@ -41,9 +41,11 @@ class TTSConfig:
 class DigitsConfig:
     """Where the digits corpus takes its voices from, and the speaker-changing augmentation of its training words."""
 
-    sources: list[str] = field(default_factory=lambda: ["fsdd"])  # fsdd | speech_commands | tts
+    sources: list[str] = field(default_factory=lambda: ["fsdd"])  # fsdd | speech_commands | tts | an4
     speech_commands_root: str | None = None  # else $ASRKIT_DATA/speech_commands, else the embedded digit-word sample
     speech_commands_max: int = 6000  # at most this many Speech Commands training clips (a full corpus has ~38,000 digits)
+    an4_root: str | None = None  # CMU AN4 (its digit-only utterances), else $ASRKIT_DATA/an4; skipped with a note when absent
+    an4_copies: int = 2  # AN4 utterances as audio: each read this many times, at different made-up pitches
     tts: TTSConfig = field(default_factory=TTSConfig)
     # share of training connected utterances spoken by each source's voices (the sources present; renormalised)
     connected_mix: dict[str, float] = field(default_factory=lambda: {"fsdd": 0.5, "speech_commands": 0.2, "tts": 0.3})
@@ -530,7 +532,7 @@ def _speech_commands_checks(sc: SpeechCommandsConfig) -> list[tuple[bool, str]]:
     ]
 
 
-DIGIT_SOURCES = ("fsdd", "speech_commands", "tts")
+DIGIT_SOURCES = ("fsdd", "speech_commands", "tts", "an4")
 
 
 def _digits_checks(d: DigitsConfig) -> list[tuple[bool, str]]:
@@ -546,6 +548,7 @@ def _digits_checks(d: DigitsConfig) -> list[tuple[bool, str]]:
          f"{p}.pitch_shift must be [low, high] semitones within [-12, 12]"),
         (d.speech_commands_max >= 0, f"{p}.speech_commands_max must be >= 0"),
         (d.pitch_copies >= 0, f"{p}.pitch_copies must be >= 0"),
+        (d.an4_copies >= 1, f"{p}.an4_copies must be >= 1"),
         (0 <= d.mixed_voices <= 1, f"{p}.mixed_voices must be in [0, 1]"),
         (d.trim_db > 0, f"{p}.trim_db must be positive"),
         (0 <= d.noise_prob <= 1 and 0 <= d.reverb_prob <= 1 and 0 <= d.endpoint_prob <= 1,

@@ -192,6 +192,94 @@ def tts_recordings(recipe: Recipe, cache: Path, progress: Callable[[int], None] 
     return out
 
 
+@dataclass(frozen=True)
+class An4Utterance:
+    """A CMU AN4 training utterance made only of digit words: its audio (`.sph`) or, where the corpus ships
+    features only, its Sphinx cepstra (`.mfc`), which the recipe turns back into audio (asrkit.data.vocoder)."""
+
+    uid: str
+    speaker: str  # an4-<AN4 speaker>, whose first letter is the speaker's sex (f/m)
+    text: str
+    path: Path
+
+
+def an4_root(recipe: Recipe) -> Path | None:
+    """CMU AN4 for extra voices: data.digits.an4_root, else $ASRKIT_DATA/an4, else None (it is never downloaded for
+    this: its archive is 64 MB for ten minutes of digits)."""
+    from asrkit.data.corpora.phonemes import find_an4
+
+    given = recipe.data.digits.an4_root
+    if given:
+        root = Path(os.path.expandvars(os.path.expanduser(given)))
+        found = find_an4(root)
+        if not found:
+            raise InputError(f"data.digits.an4_root {root} holds no AN4 corpus (etc/an4_train.transcription)")
+        return found
+    env = os.environ.get("ASRKIT_DATA")
+    return find_an4(Path(env) / "an4") if env else None
+
+
+def an4_utterances(root: Path) -> list[An4Utterance]:
+    """AN4's training utterances that hold only the words zero to nine ("oh" is left out: this recipe writes zero),
+    with audio where the corpus has it, else cepstra; utterances with neither are skipped."""
+    from asrkit.data.sphinx import read_transcription
+
+    digits = {w.upper() for w in WORDS}
+    out = []
+    for uid, text in read_transcription(root / "etc" / "an4_train.transcription"):
+        words = [w for w in text.split() if w not in ("<s>", "</s>")]
+        spk = uid.split("-")[1] if uid.count("-") == 2 else ""
+        if not words or not spk or any(w not in digits for w in words):
+            continue
+        sph, mfc = (root / sub / "an4_clstk" / spk / f"{uid}.{ext}" for sub, ext in (("wav", "sph"), ("feat", "mfc")))
+        path = sph if sph.is_file() else mfc if mfc.is_file() else None
+        if path is not None:
+            out.append(An4Utterance(uid, f"an4-{spk}", " ".join(words).lower(), path))
+    return out
+
+
+def an4_audio(u: An4Utterance, sample_rate: int, f0: float, rng: np.random.Generator):
+    """An AN4 utterance as audio at `sample_rate`: its recording, or its cepstra vocoded around `f0` Hz."""
+    import torch
+
+    from asrkit.audio import load_audio, resample
+    from asrkit.data import vocoder
+    from asrkit.data.sphinx import read_mfc
+
+    if u.path.suffix != ".mfc":
+        return load_audio(u.path, sample_rate)
+    wav = torch.from_numpy(vocoder.vocode(read_mfc(u.path), rng, f0))
+    return wav if sample_rate == vocoder.SAMPLE_RATE else resample(wav, vocoder.SAMPLE_RATE, sample_rate)
+
+
+def _an4_connected(recipe: Recipe, utts: list[An4Utterance], audio_dir: Path, rng: random.Random,
+                   corrupt: Corruption | None, progress: Callable[[int], None] | None) -> list[Utterance]:
+    """AN4's digit strings as training utterances, each in data.digits.an4_copies voices: the speaker's own pitch
+    range (by the sex in its name) and a shift of up to two semitones per copy, at a random speed."""
+    from asrkit.audio import speed_perturb, write_audio
+
+    sr = recipe.data.sample_rate
+    out = []
+    for u in utts:
+        base_rng = random.Random(f"{recipe.data.seed}:{u.speaker}")
+        base = base_rng.uniform(165, 255) if u.speaker.startswith("an4-f") else base_rng.uniform(85, 150)
+        for k in range(recipe.data.digits.an4_copies):
+            f0 = base * 2 ** (rng.uniform(-2, 2) / 12)
+            wav = an4_audio(u, sr, f0, np.random.default_rng([recipe.data.seed, zlib.crc32(u.uid.encode()), k]))
+            if recipe.data.speed_perturb:
+                wav = speed_perturb(wav, sr, rng.uniform(*recipe.data.speed_perturb))
+            if corrupt:
+                wav = corrupt(wav)
+            uid = f"{u.uid}_v{k}"
+            path = audio_dir / f"{uid}.flac"
+            write_audio(path, wav, sr)
+            out.append(Utterance(uid, str(path.resolve()), len(wav) / sr, sr, u.text, u.speaker,
+                                 extra={"kind": "connected", "source": "an4"}))
+        if progress:
+            progress(1)
+    return out
+
+
 def check_held_out(trained: list[Recording], held_out: list[Recording], speakers: Iterable[str] | None = None) -> None:
     """Refuse a preparation in which a held-out recording, or one of the held-out `speakers` (default: every
     speaker of `held_out`), is among the training and dev material: a speaker-independent result must not have
@@ -272,7 +360,8 @@ class Corruption:
 
 def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Recording]]:
     """Every recording per split from the recipe's sources: FSDD by its split rule, plus the extra voices
-    (Speech Commands, TTS) for train and dev; checked so that no test speaker is heard in train or dev."""
+    (Speech Commands, TTS) for train and dev; checked so that no test speaker is heard in train or dev.
+    AN4's digit strings, whole utterances rather than words, are gathered by `gather_an4`."""
     from asrkit.data import tts
 
     d = recipe.data.digits
@@ -299,6 +388,27 @@ def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable
     return splits
 
 
+def gather_an4(recipe: Recipe, splits: dict[str, list[Recording]]) -> list[An4Utterance]:
+    """AN4's digit strings for training when data.digits.sources names it and a copy is found (a note otherwise);
+    refused if any of their speakers is a held-out one."""
+    from asrkit.data import tts
+
+    if "an4" not in recipe.data.digits.sources:
+        return []
+    root = an4_root(recipe)
+    if root is None:
+        tts.note("AN4: no corpus at data.digits.an4_root or $ASRKIT_DATA/an4, so no AN4 voices")
+        return []
+    utts = an4_utterances(root)
+    unheard = {r.speaker.lower() for r in splits.get("test_unseen", [])}
+    if recipe.data.split == "speakers":
+        unheard |= {r.speaker.lower() for r in splits["test"]}
+    both = sorted(unheard & {u.speaker.lower() for u in utts})
+    if both:
+        raise InputError(f"held-out speaker(s) {both} also speak in AN4's training utterances")
+    return utts
+
+
 def _final_dir(out_dir: Path) -> Path:
     """The data dir itself when `out_dir` is prepare's temporary build folder inside it."""
     return out_dir.parent if out_dir.name.startswith(".") else out_dir
@@ -314,6 +424,7 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
     sr = recipe.data.sample_rate
     d = recipe.data.digits
     splits = gather_sources(recipe, out_dir, root, progress)
+    an4 = gather_an4(recipe, splits)
     result: dict[str, list[Utterance]] = {}
     for split, recs in splits.items():
         # each split draws from generators of its own: the test sets do not change with the training material
@@ -329,6 +440,8 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
         corrupt = Corruption(recipe, 1) if split == "train" else None
         utts = _isolated(recipe, recs, variants, out_dir / "audio" / split, corrupt) if recipe.data.isolated else []
         utts += _connected(recipe, split, recs, variants, out_dir / "audio" / split, rng, gen, progress, corrupt)
+        if split == "train" and an4:
+            utts += _an4_connected(recipe, an4, out_dir / "audio" / split, rng, corrupt, progress)
         iso = [u for u in utts if "kind" not in u.extra]
         if split == "test":
             # the headline test set is connected digits; isolated recordings are scored on their own
@@ -434,4 +547,6 @@ def count_work(recipe: Recipe, root: Path) -> int:
         n += sum(len(v) for v in speech_commands_recordings(recipe, speech_commands_root(recipe)).values())
     if "tts" in d.sources:
         n += 11 * d.tts.voices  # rendered, then read word by word
+    if "an4" in d.sources and (an4 := an4_root(recipe)) is not None:
+        n += len(an4_utterances(an4))
     return n

@@ -53,18 +53,18 @@ def download(dest: str | Path, quiet: bool = False) -> Path:
     from asrkit.data.download import extract, fetch
 
     dest = Path(dest)
-    found = _find_an4(dest)
+    found = find_an4(dest)
     if found:
         return found
     # CMU publishes no checksum for this archive
     extract(fetch(AN4_URL, dest / "an4_sphere.tar.gz", quiet=quiet), dest)
-    found = _find_an4(dest)
+    found = find_an4(dest)
     if not found:
         raise InputError(f"the archive in {dest} holds no an4/etc/an4_train.transcription")
     return found
 
 
-def _find_an4(root: Path) -> Path | None:
+def find_an4(root: Path) -> Path | None:
     for c in (root, root / "an4", *sorted(root.glob("*/an4"))):
         if (c / "etc" / "an4_train.transcription").is_file():
             return c
@@ -81,7 +81,7 @@ def _find_hw3p2(root: Path) -> Path | None:
 def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) -> Path:
     """data.root, else $ASRKIT_DATA/an4 (layout an4) or $ASRKIT_DATA/hw3p2, else AN4's download when allowed."""
     layout = recipe.data.phonemes.layout
-    find = _find_an4 if layout == "an4" else _find_hw3p2
+    find = find_an4 if layout == "an4" else _find_hw3p2
     what = "AN4 (etc/an4_train.transcription)" if layout == "an4" else "HW3P2 splits (<split>/mfcc/*.npy)"
     if recipe.data.root:
         root = Path(os.path.expandvars(os.path.expanduser(recipe.data.root)))
