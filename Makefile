@@ -29,7 +29,8 @@ help:
 	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
 	@echo "make bench-stream  train the streamable digits model (unidirectional GRU, ~10 min) and stream its test set -> bench/results/stream.json"
 	@echo "make bench-speakers  leave-one-speaker-out digits (4 folds, each prepare + train + decode, ~40 min on 2 cores) -> bench/results/speakers.json"
-	@echo "make bench-scale  prepare + 75 s of training on 2, 8 and 32 h LibriSpeech-layout corpora (and 2 torchrun ranks): peak private memory, speed, growth per hour -> bench/results/scale.json"
+	@echo "make bench-scale  prepare + 75 s of training on 2, 8 and 32 h LibriSpeech-layout corpora (and 2 torchrun ranks): peak private memory, speed, growth per hour; prepare --jobs 1 vs N and a killed, resumed prepare -> bench/results/scale.json"
+	@echo "make gpu-check    on a GPU machine: the CUDA tests, the LibriSpeech training step in fp32/bf16/fp16, decoding and alignment GPU vs CPU (< 8 min) -> bench/results/gpu_check.json"
 	@echo "make echo      the GRU echo memory task, fixed and variable delay (generated data, ~2 min each)"
 	@echo "make librispeech  the LibriSpeech recipe (LIBRISPEECH=folder holding LibriSpeech/, LM=word n-gram ARPA/binary to add LM decoding; needs a GPU to be practical)"
 	@echo "make librispeech-tiny  the LibriSpeech recipe end to end on the 15 real sample utterances in ../shared/data (smoke run)"
@@ -183,9 +184,12 @@ bench-zoo: setup
 bench-speakers: setup
 	$(PY) bench/speakers.py
 
-.PHONY: bench-scale
+.PHONY: bench-scale gpu-check
 bench-scale: setup
 	$(PY) bench/scale.py
+
+gpu-check: setup
+	PY=$(PY) bash bench/gpu_check.sh
 
 bench-stream: setup
 	$(ASRKIT) prepare recipes/digits_stream.yaml

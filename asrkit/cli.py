@@ -48,13 +48,14 @@ def prepare(
     set_: Sets = None,
     download: Annotated[bool, typer.Option("--download", help="Download the corpus when data.root / $ASRKIT_DATA do not hold it.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo even if the data dir is up to date.")] = False,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Processes computing features (default: the cores).")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Corpus on disk → manifests, vocabulary, cached features (data/<recipe>/)."""
+    """Corpus on disk → manifests, vocabulary, cached features (data/<recipe>/). A run that was stopped resumes where it was."""
     from asrkit.config import load_recipe
     from asrkit.data.prepare import prepare as run
 
-    out = run(load_recipe(recipe, set_), download=download, force=force, quiet=quiet)
+    out = run(load_recipe(recipe, set_), download=download, force=force, quiet=quiet, jobs=jobs)
     typer.echo(f"prepared {out}", err=True)
 
 

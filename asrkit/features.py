@@ -198,6 +198,16 @@ class CMVNStats:
         self.sum += f.sum(0)
         self.sumsq += (f * f).sum(0)
 
+    def sums(self) -> dict:
+        """The running sums as plain numbers (JSON), for `merge`."""
+        return {"n": self.n, "sum": self.sum.tolist(), "sumsq": self.sumsq.tolist()}
+
+    def merge(self, sums: dict) -> None:
+        """Add statistics gathered elsewhere (`sums()` of another accumulator)."""
+        self.n += int(sums["n"])
+        self.sum += torch.tensor(sums["sum"], dtype=torch.float64)
+        self.sumsq += torch.tensor(sums["sumsq"], dtype=torch.float64)
+
     def to_dict(self) -> dict:
         mean = self.sum / max(self.n, 1)
         var = (self.sumsq / max(self.n, 1) - mean * mean).clamp_min(0.0)

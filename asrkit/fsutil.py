@@ -71,9 +71,11 @@ def _umask() -> int:
 
 def disk_full(e: BaseException, where: str | Path) -> bool:
     """Whether `e`, raised while writing under `where`, means the disk (or quota) is full."""
-    if isinstance(e, OSError):
+    if isinstance(e, OSError) and e.errno is not None:
         return e.errno in (errno.ENOSPC, errno.EDQUOT)
-    if not isinstance(e, RuntimeError):  # torch's writer: "PytorchStreamWriter failed writing", "unexpected pos"
+    # torch's writer ("PytorchStreamWriter failed writing") and numpy's ("20736 requested and 14272 written") say
+    # it without an errno
+    if not isinstance(e, (RuntimeError, OSError)):
         return False
     try:
         return shutil.disk_usage(where).free < _NEARLY_FULL

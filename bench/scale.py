@@ -1,4 +1,4 @@
-"""Memory and speed of the LibriSpeech recipe as the corpus grows: the "before" measurement of issue 21.
+"""Memory and speed of the LibriSpeech recipe as the corpus grows.
 
 For each size (default 2, 8 and 32 hours of training audio) the bench builds a corpus in the LibriSpeech layout in a
 temporary folder (never in the project): every utterance is 2-4 real LibriSpeech utterances of
@@ -7,13 +7,16 @@ speaker and chapter ids, written as 16 kHz FLAC; deterministic for a seed, and e
 the smaller sizes' one. dev-clean and test-clean get a few minutes each, the same at every size, so growth comes from
 the training set. Then it runs the real CLI on `recipes/librispeech.yaml` with a small model (32 hidden units, one
 layer, 60 s batches):
-  - `asrkit prepare` to the end;
+  - `asrkit prepare --jobs N` (N: --jobs, default the cores) to the end;
   - `asrkit train` for `--train-seconds` (default 75), then Ctrl-C (SIGINT: the run stops at the next batch and
     saves last.pt), SIGKILL if it is still alive after a grace period;
   - with torchrun: the same training as two gloo ranks (`torchrun --standalone --nproc-per-node 2 -m asrkit train`),
     on one size (default the smallest), for the private memory of each rank.
 Each process tree is polled every 0.2 s (bench/memwatch.py): the peak of the summed RssAnon (private, anonymous
 memory) and of the summed VmRSS over the process and all its children, and for torchrun each rank's subtree.
+At one size (--jobs-hours, default the largest) prepare is also timed with --jobs 1 against --jobs N, each from
+nothing, and then killed (SIGKILL) once half its feature shards are written and run again: how many shards the
+second run wrote, its time, and whether its shards are byte for byte those of the uninterrupted run.
 Reported per size: peak private memory, peak RSS, wall time, audio-seconds per second (prepare: the corpus audio
 over the wall time; training: the audio of the batches done, approximated from where the run stopped, over the
 window), the private memory once the training data are loaded, and a timeline. Across sizes: the growth per
@@ -234,6 +237,54 @@ def run_measured(cmd: list[str], log: Path, env: dict[str, str], window: float |
                     log.read_text(errors="replace"))
 
 
+def shard_indexes(data: Path) -> list[Path]:
+    return sorted(data.glob("feats/*/shard-*.json"))
+
+
+def digest_shards(data: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(data)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(data.glob("feats/*/shard-*"))}
+
+
+def jobs_and_resume(d: Path, recipe: str, set_args: list[str], corpus: dict, env: dict[str, str], exe: str, jobs: int,
+                    interval: float) -> dict:
+    """`prepare --jobs 1` against `--jobs N` on one corpus, each from nothing; then a `--jobs N` run killed (SIGKILL)
+    once half its feature shards are written, and the run after it: what it computed, and whether the result is
+    the uninterrupted run's."""
+    data = d / "data"
+    out: dict = {}
+    for j in (1, jobs):
+        shutil.rmtree(data, ignore_errors=True)
+        m = run_measured([exe, "prepare", recipe, *set_args, "--jobs", str(j)], d / f"prepare-jobs{j}.log", env, interval=interval)
+        if m.rc != 0:
+            fail(f"prepare --jobs {j}", m)
+        out[f"jobs_{j}"] = {"wall_seconds": round(m.wall, 1), "audio_seconds_per_second": round(corpus["audio_seconds"] / m.wall, 1), **memory(m)}
+    speedup = out["jobs_1"]["wall_seconds"] / out[f"jobs_{jobs}"]["wall_seconds"]
+    out["speedup"] = round(speedup, 2)
+    out["speedup_per_job"] = round(speedup / jobs, 2)
+    whole = digest_shards(data)
+    total = len(shard_indexes(data))
+    shutil.rmtree(data)
+    with open(d / "prepare-killed.log", "w") as fh:
+        proc = subprocess.Popen([exe, "prepare", recipe, *set_args, "--jobs", str(jobs)], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
+    while proc.poll() is None and len(shard_indexes(data / ".partial")) < total // 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(shard_indexes(data / ".partial"))
+    t0 = time.time()
+    m = run_measured([exe, "prepare", recipe, *set_args, "--jobs", str(jobs)], d / "prepare-resumed.log", env, interval=interval)
+    if m.rc != 0:
+        fail("the resumed prepare", m)
+    redone = sum(p.stat().st_mtime >= t0 for p in shard_indexes(data))
+    out["resume"] = {"shards": total, "written_when_killed": done, "written_by_the_next_run": redone,
+                     "next_run_wall_seconds": round(m.wall, 1), "uninterrupted_wall_seconds": out[f"jobs_{jobs}"]["wall_seconds"],
+                     "same_shards_as_uninterrupted": digest_shards(data) == whole}
+    return out
+
+
 def memory(m: Measured) -> dict:
     anon, rss = m.sampler.peak(until=m.wall)
     return {
@@ -330,6 +381,14 @@ def table(result: dict) -> None:
         steps = ", ".join(f"{x['from_hours']:g}→{x['to_hours']:g} h: {x['mb_per_hour']:+.0f} MB/h" for x in g["per_hour"]) or "one size only"
         proj = g["projection_mb"]
         con.print(f"{stage}: peak RssAnon growth {steps}" + (f"; projected {', '.join(f'{k}: {v:,} MB' for k, v in proj.items())}" if proj else ""))
+    pj = result.get("prepare_jobs") or {}
+    if pj:
+        n = next(k for k in pj if k.startswith("jobs_") and k != "jobs_1")
+        r = pj["resume"]
+        con.print(f"prepare at {pj['train_hours']:.2f} h: --jobs 1 {pj['jobs_1']['wall_seconds']} s, --{n.replace('_', ' ')} "
+                  f"{pj[n]['wall_seconds']} s: {pj['speedup']}× ({pj['speedup_per_job']} per job); killed with {r['written_when_killed']} of "
+                  f"{r['shards']} shards written, the next run wrote {r['written_by_the_next_run']} in {r['next_run_wall_seconds']} s, "
+                  f"same shards as uninterrupted: {r['same_shards_as_uninterrupted']}")
     tr = result["torchrun"]
     if "ranks" in tr:
         per = ", ".join(f"rank {r['rank']}: {r['peak_rss_anon_mb']:.0f} MB" for r in tr["ranks"])
@@ -351,7 +410,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the corpora, prepared data, runs and logs")
     ap.add_argument("--no-torchrun", action="store_true", help="skip the two-rank torchrun run")
     ap.add_argument("--torchrun-hours", type=float, default=None, help="the size torchrun trains on (default: the smallest)")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes writing FLAC")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes writing FLAC, and prepare's --jobs")
+    ap.add_argument("--jobs-hours", type=float, default=None,
+                    help="the size at which prepare --jobs 1 and --jobs N, and a killed and resumed prepare, are timed (default: the largest)")
     ap.add_argument("--grace", type=float, default=30.0, help="seconds a run gets to stop after Ctrl-C before SIGKILL")
     ap.add_argument("--interval", type=float, default=0.2, help="seconds between memory samples")
     ap.add_argument("--seed", type=int, default=0)
@@ -367,6 +428,7 @@ def main() -> int:
         return 0
     hours = sorted(set(args.hours))
     tr_hours = None if args.no_torchrun else (args.torchrun_hours if args.torchrun_hours is not None else hours[0])
+    jobs_hours = args.jobs_hours if args.jobs_hours is not None else hours[-1]
     if tr_hours is not None and tr_hours not in hours:
         raise SystemExit(f"scale: --torchrun-hours {tr_hours} is not one of --hours {hours}")
     splits = (yaml.safe_load((ROOT / args.recipe).read_text()).get("data") or {}).get("splits") or {}
@@ -377,7 +439,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="asrkit-scale-")) if temp else Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
-    sizes, torchrun = [], {"skipped": "--no-torchrun"}
+    sizes, torchrun, jobs = [], {"skipped": "--no-torchrun"}, {}
     try:
         for h in hours:
             d = work / f"{h:g}h"
@@ -388,7 +450,8 @@ def main() -> int:
             sets = [f"data.root={d / 'corpus'}", f"data.out_dir={d / 'data'}", f"train.exp_dir={d / 'exp'}", *SMALL_MODEL, *args.sets]
             set_args = [a for s in sets for a in ("--set", s)]
             print(f"scale: {h:g} h: {corpus['audio_seconds'] / 3600:.2f} h of FLAC in {corpus['build_seconds']} s; prepare", file=sys.stderr, flush=True)
-            m = run_measured([str(bindir / "asrkit"), "prepare", args.recipe, *set_args], d / "prepare.log", env, interval=args.interval)
+            m = run_measured([str(bindir / "asrkit"), "prepare", args.recipe, *set_args, "--jobs", str(args.jobs)], d / "prepare.log", env,
+                             interval=args.interval)
             if m.rc != 0:
                 fail(f"prepare at {h:g} h", m)
             prepare = {"wall_seconds": round(m.wall, 1), "audio_seconds_per_second": round(corpus["audio_seconds"] / m.wall, 1), **memory(m),
@@ -422,6 +485,11 @@ def main() -> int:
                 torchrun = {"train_hours": corpus["hours"]["train"], "window_seconds": round(m.wall, 1), **memory(m), "ranks": ranks,
                             "launcher_peak_rss_anon_mb": round(s.procs[s.pid].anon / MB, 1) if s.pid in s.procs else None,
                             "single_process_peak_rss_anon_mb": train["peak_rss_anon_mb"], "timeline": s.timeline()}
+            if h == jobs_hours:
+                print(f"scale: {h:g} h: prepare --jobs 1 and --jobs {args.jobs}, then killed at half and resumed", file=sys.stderr, flush=True)
+                jobs = {"train_hours": corpus["hours"]["train"], **jobs_and_resume(d, args.recipe, set_args, corpus, env, str(bindir / "asrkit"),
+                                                                                  args.jobs, args.interval)}
+                print(json.dumps({"prepare_jobs": jobs}), flush=True)
             if not args.keep:
                 shutil.rmtree(d, ignore_errors=True)
     finally:
@@ -429,7 +497,7 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     th = [s["corpus"]["hours"]["train"] for s in sizes]
     result = {
-        "benchmark": "issue 21, before: asrkit prepare and the first seconds of asrkit train on LibriSpeech-layout corpora of growing size "
+        "benchmark": "asrkit prepare and the first seconds of asrkit train on LibriSpeech-layout corpora of growing size "
                      "(real sample utterances joined at random); peak private memory (RssAnon) and RSS of the process tree, polled",
         "date": datetime.now().isoformat(timespec="seconds"),
         "machine": machine(),
@@ -447,6 +515,7 @@ def main() -> int:
             "train": growth([(h, s["train"]["peak_rss_anon_mb"]) for h, s in zip(th, sizes)]),
         },
         "torchrun": torchrun,
+        "prepare_jobs": jobs,
         "wall_seconds": round(time.monotonic() - t_start, 1),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

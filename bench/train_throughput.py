@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def subset_data_dir(src: Path, dst: Path, n: int, seed: int) -> None:
     """A data dir with `n` random training utterances (manifest + cached features); dev is kept whole."""
-    from asrkit.data.featcache import load_features, save_features
+    from asrkit.data.featstore import write_store
     from asrkit.data.manifest import read_manifest, write_manifest
+    from asrkit.data.prepare import load_split
 
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("feats", "train.jsonl"))
     utts = read_manifest(src / "train.jsonl")
@@ -47,9 +48,10 @@ def subset_data_dir(src: Path, dst: Path, n: int, seed: int) -> None:
             u.audio = str((src / u.audio).resolve())
     write_manifest(dst / "train.jsonl", utts)
     (dst / "feats").mkdir()
-    feats = load_features(src / "feats" / "train.pt")
-    save_features(dst / "feats" / "train.pt", {u.id: feats[u.id] for u in utts})
-    shutil.copy(src / "feats" / "dev.pt", dst / "feats" / "dev.pt")
+    _, feats = load_split(src, "train")
+    write_store(dst / "feats" / "train", {u.id: feats[u.id] for u in utts})
+    _, dev = load_split(src, "dev")
+    write_store(dst / "feats" / "dev", {k: dev[k] for k in dev})
 
 
 def padding_overhead(batches: list[list[int]], frames: list[int]) -> float:
@@ -155,7 +157,7 @@ def main() -> int:
 
     from asrkit.config import load_recipe
     from asrkit.data.manifest import read_manifest
-    from asrkit.data.featcache import load_features
+    from asrkit.data.featstore import FeatureStore
     from asrkit.data.loader import BucketBatchSampler
     from asrkit.data.prepare import prepare
     from asrkit.text import CharTokenizer
@@ -171,8 +173,8 @@ def main() -> int:
         sub = load_recipe(args.recipe, sets)
         utts = read_manifest(data / "train.jsonl")
         tok = CharTokenizer.load(data / "vocab.txt")
-        feats = load_features(data / "feats" / "train.pt")
-        frames = [feats[u.id].shape[0] for u in utts]
+        feats = FeatureStore(data / "feats" / "train")
+        frames = [feats.frames(u.id) for u in utts]
         sampler = BucketBatchSampler(frames, int(sub.train.batch_seconds / (sub.features.hop_ms / 1000)), seed=sub.train.seed)
         sampler.set_epoch(0)
         batches = sampler.batches()

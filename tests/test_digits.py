@@ -17,7 +17,7 @@ from asrkit.assets import fsdd_root
 from asrkit.config import recipe_from_dict
 from asrkit.data.corpora import digits, get_corpus
 from asrkit.data.manifest import read_manifest
-from asrkit.data.featcache import load_features
+from asrkit.data.featstore import FeatureStore
 from asrkit.data.prepare import load_split, prepare
 from asrkit.errors import InputError
 from asrkit.text import CharTokenizer
@@ -153,7 +153,7 @@ def prepared(fsdd_fixture, tmp_path_factory) -> Path:
 def test_prepare_writes_all_outputs(prepared):
     for name in ("train", "dev", "test", "test_isolated"):
         assert (prepared / f"{name}.jsonl").is_file()
-        assert (prepared / "feats" / f"{name}.pt").is_file()
+        assert (prepared / "feats" / name / "index.json").is_file()
     for name in ("vocab.txt", "cmvn.pt", "prepare.json"):
         assert (prepared / name).is_file()
     counts = json.loads((prepared / "prepare.json").read_text())["counts"]
@@ -265,7 +265,7 @@ def test_prepare_is_deterministic(small_fixture, tmp_path):
         ua = [(u.id, u.text, u.duration) for u in read_manifest(a / f"{name}.jsonl")]
         ub = [(u.id, u.text, u.duration) for u in read_manifest(b / f"{name}.jsonl")]
         assert ua == ub and ua
-    fa, fb = load_features(a / "feats" / "test.pt"), load_features(b / "feats" / "test.pt")
+    fa, fb = FeatureStore(a / "feats" / "test"), FeatureStore(b / "feats" / "test")
     assert all(torch.equal(fa[k], fb[k]) for k in fa)
 
 

@@ -37,7 +37,7 @@ def test_digits_pipeline_end_to_end(tmp_path: Path, fsdd_slice: Path) -> None:
     run_cli("prepare", str(recipe), "--quiet")
     for name in ("train", "dev", "test", "test_isolated"):
         assert (data / f"{name}.jsonl").is_file()
-        assert (data / "feats" / f"{name}.pt").is_file()
+        assert (data / "feats" / name / "index.json").is_file()
     test_ids = [json.loads(line)["id"] for line in (data / "test.jsonl").read_text().splitlines()]
     assert len(test_ids) == 10
 

@@ -1,4 +1,4 @@
-"""The packed feature cache: round trip, the older dict format, and clear errors on bad files."""
+"""The feature cache of data dirs prepared before the feature store: both older formats read, clear errors on bad files."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from asrkit.data.featcache import FORMAT, load_features, save_features
+from asrkit.data.featcache import FORMAT, load_features
 from asrkit.errors import InputError
+
+
+def save_features(path: Path, feats: dict[str, torch.Tensor]) -> None:
+    """The packed cache as asrkit wrote it before the store."""
+    dims = {tuple(f.shape[1:]) for f in feats.values()}
+    data = torch.cat(list(feats.values())) if feats else torch.zeros((0, 5), dtype=torch.float16)
+    assert len(dims) <= 1
+    torch.save({"format": FORMAT, "ids": list(feats), "lengths": torch.tensor([len(f) for f in feats.values()], dtype=torch.long),
+                "data": data}, path)
 
 
 def _feats() -> dict[str, torch.Tensor]:
@@ -36,12 +45,6 @@ def test_older_dict_caches_are_still_read(tmp_path: Path) -> None:
     torch.save(feats, tmp_path / "old.pt")
     back = load_features(tmp_path / "old.pt")
     assert all(torch.equal(back[k], feats[k]) for k in feats)
-
-
-def test_mixed_dims_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="different feature shapes"):
-        save_features(tmp_path / "f.pt", {"a": torch.zeros(3, 5), "b": torch.zeros(3, 6)})
-    assert not (tmp_path / "f.pt").exists()
 
 
 @pytest.mark.parametrize("content", [b"", b"not a torch file", None])

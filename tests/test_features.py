@@ -231,7 +231,7 @@ def test_prepare_takes_prior_speech_statistics_over_the_training_speech(tmp_path
     import torch
 
     from asrkit.config import recipe_from_dict
-    from asrkit.data.featcache import load_features
+    from asrkit.data.featstore import FeatureStore
     from asrkit.data.prepare import prepare
     from asrkit.features import CMVNStats, speech_frames
     from conftest import digits_recipe_dict
@@ -243,7 +243,7 @@ def test_prepare_takes_prior_speech_statistics_over_the_training_speech(tmp_path
         base["features"]["cmvn"] = mode
         prepare(recipe_from_dict(base), quiet=True)
         stats[mode] = torch.load(tmp_path / mode / "cmvn.pt")
-    feats = load_features(tmp_path / "prior_speech" / "feats" / "train.pt")
+    feats = FeatureStore(tmp_path / "prior_speech" / "feats" / "train")
     want, every = CMVNStats(40), CMVNStats(40)
     for f in feats.values():
         want.add(f.float()[speech_frames(f.float())])

@@ -21,7 +21,7 @@ import yaml
 
 from asrkit.assets import fsdd_root
 from asrkit.config import load_recipe
-from asrkit.data.featcache import load_features, save_features
+from asrkit.data.featstore import FeatureStore, write_store
 from asrkit.errors import InputError
 from asrkit.models import build_model, count_parameters
 from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
@@ -249,12 +249,12 @@ def test_non_finite_losses_are_skipped_and_counted(tiny: Path, tmp_path: Path) -
     recipe = load_recipe(tiny)
     data = tmp_path / "data"
     shutil.copytree(recipe.data_dir, data)
-    feats = load_features(data / "feats" / "train.pt")
+    feats = dict(FeatureStore(data / "feats" / "train"))
     poisoned = sorted(feats)[:3]
     for k in poisoned:
         feats[k] = feats[k].clone()
         feats[k][0, 0] = float("nan")  # survives CMVN as NaN: that utterance's batch gets a NaN loss
-    save_features(data / "feats" / "train.pt", feats)
+    write_store(data / "feats" / "train", feats)
     exp = tmp_path / "exp"
     rows = _train_in_process(tiny, exp, "train.epochs=1", f"data.out_dir={data}")
     assert 1 <= rows[0]["skipped_batches"] <= 3

@@ -1,9 +1,8 @@
-"""The prepared feature cache, feats/<split>.pt: every utterance's (frames × dims) float16 matrix, by id.
+"""The feature cache of data dirs prepared before the feature store (asrkit.data.featstore): feats/<split>.pt,
+read whole into memory so that such a data dir still trains without being prepared again.
 
-Stored packed: one (total frames × dims) tensor, the ids and the frame counts. A pickled dict of one small
-tensor per utterance took 4.2 s to load for 50,000 echo strings (the weights-only unpickler pays per object);
-the packed file loads in a fraction of that and is still read with `weights_only=True`.
-Caches written before this format (the plain dict) are still read.
+Format "asrkit-features-1": one packed (total frames × dims) float16 tensor, the ids and the frame counts; and
+before it, a plain dict of one tensor per id. Both are read with `weights_only=True`.
 """
 
 from __future__ import annotations
@@ -13,21 +12,8 @@ from pathlib import Path
 import torch
 
 from asrkit.errors import InputError
-from asrkit.fsutil import atomic_write
 
 FORMAT = "asrkit-features-1"
-
-
-def save_features(path: str | Path, feats: dict[str, torch.Tensor]) -> None:
-    """Write `feats` (id → frames × dims) atomically in the packed format."""
-    ids = list(feats)
-    dims = {tuple(f.shape[1:]) for f in feats.values()}
-    if len(dims) > 1:
-        raise InputError(f"{path}: utterances with different feature shapes {sorted(dims)}")
-    tail = dims.pop() if dims else (0,)
-    data = torch.cat([feats[k] for k in ids]) if ids else torch.zeros((0, *tail), dtype=torch.float16)
-    packed = {"format": FORMAT, "ids": ids, "lengths": torch.tensor([feats[k].shape[0] for k in ids], dtype=torch.long), "data": data}
-    atomic_write(Path(path), lambda tmp: torch.save(packed, tmp))
 
 
 def load_features(path: str | Path) -> dict[str, torch.Tensor]:

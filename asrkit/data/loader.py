@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from asrkit.config import SpecAugmentConfig
+from asrkit.data.featstore import FeatureStore, normalized
 from asrkit.data.manifest import Utterance
 from asrkit.features import VTLP, ChannelResponse, normalize, spec_augment_batch
 from asrkit.text import CharTokenizer
@@ -20,7 +23,7 @@ class FeatureDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         utts: list[Utterance],
-        feats: dict[str, torch.Tensor],
+        feats: Mapping[str, torch.Tensor],
         tokenizer: CharTokenizer,
         cmvn: str = "utterance",
         cmvn_stats: dict | None = None,
@@ -30,15 +33,16 @@ class FeatureDataset(torch.utils.data.Dataset):
         channel: ChannelResponse | None = None,
     ):
         self.utts = utts
-        # CMVN once, not every epoch, stored half precision like the feature cache itself, all utterances in one
-        # packed (frames, dims) tensor with a zero row at the end: a batch is then one gather (see `batch`)
-        self._frames, self._offsets = _lengths_and_offsets([feats[u.id].shape[0] for u in utts])
-        dims = feats[utts[0].id].shape[1] if utts else 0
-        self._packed = torch.zeros(int(self._frames.sum()) + 1, dims, dtype=torch.half)
-        self.feats: dict[str, torch.Tensor] = {}  # id → its rows of the packed tensor (a view)
-        for u, o, n in zip(utts, self._offsets.tolist(), self._frames.tolist()):  # in place: no second copy of the split
-            self.feats[u.id] = rows = self._packed[o : o + n]
-            rows[:] = feats[u.id] if cmvn == "none" else normalize(feats[u.id].float(), cmvn, cmvn_stats)
+        # CMVN once, not every epoch, stored half precision like the features themselves, all utterances in one
+        # packed (frames, dims) array with a zero row at the end: a batch is then one gather (see `padded`). From a
+        # FeatureStore the array is a mapped file (in the page cache, shared by torchrun's ranks), else in memory.
+        store = feats if isinstance(feats, FeatureStore) else None
+        self._frames, self._offsets = _lengths_and_offsets([store.frames(u.id) if store else feats[u.id].shape[0] for u in utts])
+
+        def norm(f: torch.Tensor) -> torch.Tensor:
+            return f if cmvn == "none" else normalize(f, cmvn, cmvn_stats)
+
+        self._packed = _packed_in_memory(utts, feats, norm) if store is None else normalized(store, [u.id for u in utts], norm, _norm_key(cmvn, cmvn_stats))
         self.targets = [tokenizer.target(u) for u in utts]
         self._labels = torch.tensor([k for t in self.targets for k in t] + [0], dtype=torch.long)
         self._target_lengths, self._target_offsets = _lengths_and_offsets([len(t) for t in self.targets])
@@ -67,8 +71,8 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int], str]:
         """One utterance, normalised (SpecAugment is applied per batch, by `batch`)."""
-        u = self.utts[i]
-        return self.feats[u.id].float(), self.targets[i], u.id
+        o, n = int(self._offsets[i]), int(self._frames[i])
+        return torch.from_numpy(np.array(self._packed[o : o + n], dtype=np.float32)), self.targets[i], self.utts[i].id
 
     def padded(self, indices: list[int]) -> Batch:
         """The padded batch of `indices`, without augmentation: the same tensors as `collate` of its items.
@@ -76,7 +80,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         item by item cost a tenth of a training step."""
         idx = torch.tensor(indices, dtype=torch.long)
         lengths, tl = self._frames[idx], self._target_lengths[idx]
-        feats = _gather(self._packed, self._offsets[idx], lengths).float()
+        feats = torch.from_numpy(self._packed[_rows(len(self._packed), self._offsets[idx], lengths).numpy()].astype(np.float32))
         targets = _gather(self._labels, self._target_offsets[idx], tl, min_width=1)
         return Batch(feats, lengths, targets, tl, [self.utts[i].id for i in indices])
 
@@ -105,12 +109,34 @@ def _lengths_and_offsets(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor
     return n, torch.cumsum(n, 0) - n
 
 
-def _gather(packed: torch.Tensor, offsets: torch.Tensor, lengths: torch.Tensor, min_width: int = 0) -> torch.Tensor:
-    """Rows offsets[b] .. offsets[b] + lengths[b] of `packed` for each b, padded with its last row (zeros)."""
+def _rows(n: int, offsets: torch.Tensor, lengths: torch.Tensor, min_width: int = 0) -> torch.Tensor:
+    """(B, width) row numbers offsets[b] .. offsets[b] + lengths[b] - 1 for each b, padded with the last row, n - 1."""
     width = max(min_width, int(lengths.max()) if len(lengths) else 0)
     steps = torch.arange(width)
-    rows = torch.where(steps[None, :] < lengths[:, None], offsets[:, None] + steps[None, :], len(packed) - 1)
-    return packed[rows]
+    return torch.where(steps[None, :] < lengths[:, None], offsets[:, None] + steps[None, :], n - 1)
+
+
+def _gather(packed: torch.Tensor, offsets: torch.Tensor, lengths: torch.Tensor, min_width: int = 0) -> torch.Tensor:
+    """Rows offsets[b] .. offsets[b] + lengths[b] of `packed` for each b, padded with its last row (zeros)."""
+    return packed[_rows(len(packed), offsets, lengths, min_width)]
+
+
+def _packed_in_memory(utts: list[Utterance], feats: Mapping[str, torch.Tensor], norm: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+    total = sum(feats[u.id].shape[0] for u in utts)
+    dims = feats[utts[0].id].shape[1] if utts else 0
+    packed = np.zeros((total + 1, dims), dtype=np.float16)
+    row = 0
+    for u in utts:  # in place: no second copy of the split
+        f = feats[u.id]
+        packed[row : row + len(f)] = norm(f.float()).numpy()
+        row += len(f)
+    return packed
+
+
+def _norm_key(cmvn: str, stats: dict | None) -> str:
+    """What the normalised features depend on besides the features: the mode and the training statistics."""
+    flat = {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in (stats or {}).items()} if cmvn != "none" else {}
+    return json.dumps({"cmvn": cmvn, "stats": flat}, sort_keys=True)
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):

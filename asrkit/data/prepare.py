@@ -6,17 +6,20 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from asrkit.config import Recipe, resolve_targets
 from asrkit.data.corpora import get_corpus
-from asrkit.data.featcache import load_features, save_features
+from asrkit.data.featcache import load_features
+from asrkit.data.featstore import FORMAT as STORE_FORMAT
+from asrkit.data.featstore import FeatureStore, finish_split, read_shard_index, shard_ranges, split_stats, write_shard
 from asrkit.data.manifest import Utterance, read_manifest, write_manifest
 from asrkit.errors import InputError
 from asrkit.features import CMVNStats, feature_settings, make_extractor, speech_frames
-from asrkit.fsutil import atomic_write, atomic_write_text, disk_full, no_space
+from asrkit.fsutil import RunLock, atomic_write, atomic_write_text, disk_full, no_space
 from asrkit.progress import Progress
 from asrkit.text import (
     CharTokenizer,
@@ -31,14 +34,17 @@ DONE = "prepare.json"
 
 
 def _fingerprint(recipe: Recipe, root: Path) -> dict:
-    return {"data": recipe.to_dict()["data"], "features": feature_settings(recipe.features, recipe.data.sample_rate), "root": str(root)}
+    return {"data": recipe.to_dict()["data"], "features": feature_settings(recipe.features, recipe.data.sample_rate),
+            "root": str(root), "store": STORE_FORMAT}
 
 
-def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: bool = False) -> Path:
+def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: bool = False, jobs: int | None = None) -> Path:
     """Prepare the recipe's corpus into `recipe.data_dir`; skipped when already done with the same settings.
 
     Everything is built in `<data dir>/.partial/` and moved into place only once complete, so a failed or killed
     run (disk full, Ctrl-C) leaves an earlier complete preparation as it was, never a mix of old and new files.
+    The build is kept when a run fails or is killed: the next run with the same settings goes on from its
+    manifests and finished feature shards. Features are computed on `jobs` processes (default: the cores).
     """
     corpus = get_corpus(recipe.data.corpus)
     root = corpus.locate(recipe, allow_download=download, quiet=quiet)
@@ -51,25 +57,53 @@ def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: 
                 return out
         except (ValueError, KeyError):
             pass
-    build = out / PARTIAL
-    shutil.rmtree(build, ignore_errors=True)  # what a killed earlier run left
+    if jobs is not None and jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {jobs}")
+    lock = RunLock(out / LOCK, "data dir")  # two preparations of one data dir would share its build
     try:
-        build.mkdir(parents=True)
-        _build(recipe, corpus, root, build, fp, quiet)
-    except BaseException as e:
-        shutil.rmtree(build, ignore_errors=True)
-        if isinstance(e, Exception) and disk_full(e, out):
-            raise no_space(getattr(e, "filename", None) or build) from None
-        raise
-    _commit(build, out)
+        build = out / PARTIAL
+        if force or not _resumable(build, fp):
+            shutil.rmtree(build, ignore_errors=True)  # another preparation's leftovers
+        try:
+            build.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(build / STARTED, json.dumps(fp))
+            _build(recipe, corpus, root, build, fp, quiet, jobs)
+        except Exception as e:
+            if disk_full(e, out):
+                raise no_space(getattr(e, "filename", None) or build) from None
+            raise
+        _commit(build, out)
+    finally:
+        lock.release()
     return out
 
 
 PARTIAL = ".partial"
+LOCK = ".prepare.lock"
+STARTED = "started.json"  # the build's fingerprint: a later run resumes the build only with the same settings
+MANIFESTS = "manifests.json"  # manifests and vocabulary complete (their counts)
 
 
-def _build(recipe: Recipe, corpus, root: Path, out: Path, fp: dict, quiet: bool) -> None:
-    """Manifests, vocabulary, features, CMVN and the completion stamp, all into `out`."""
+def _resumable(build: Path, fp: dict) -> bool:
+    try:
+        return json.loads((build / STARTED).read_text()) == json.loads(json.dumps(fp))
+    except (OSError, ValueError):
+        return False
+
+
+def _build(recipe: Recipe, corpus, root: Path, out: Path, fp: dict, quiet: bool, jobs: int | None = None) -> None:
+    """Manifests, vocabulary, features, CMVN and the completion stamp, all into `out`; manifests already made by
+    an earlier, interrupted run of the same settings are kept."""
+    try:
+        counts = json.loads((out / MANIFESTS).read_text())
+    except (OSError, ValueError):
+        counts = _manifests(recipe, corpus, root, out, quiet)
+    compute_features(recipe, out, list(counts), quiet=quiet, jobs=jobs)
+    atomic_write_text(out / DONE, json.dumps({"fingerprint": fp, "counts": counts}, indent=1))
+
+
+def _manifests(recipe: Recipe, corpus, root: Path, out: Path, quiet: bool) -> dict:
+    """The corpus's manifests and the vocabulary into `out`; returns the utterances and hours per manifest."""
     with Progress(quiet) as prog:
         task = prog.add(f"prepare {recipe.name}", total=corpus.count_work(recipe, root), unit="utt")
         manifests = corpus.prepare(recipe, out, root, progress=lambda n: prog.advance(task, n))
@@ -89,13 +123,15 @@ def _build(recipe: Recipe, corpus, root: Path, out: Path, fp: dict, quiet: bool)
     for name, utts in manifests.items():
         write_manifest(out / f"{name}.jsonl", utts)
         counts[name] = {"utterances": len(utts), "hours": round(sum(u.duration for u in utts) / 3600, 4)}
-    compute_features(recipe, out, list(manifests), quiet=quiet)
-    atomic_write_text(out / DONE, json.dumps({"fingerprint": fp, "counts": counts}, indent=1))
+    atomic_write_text(out / MANIFESTS, json.dumps(counts, indent=1))
+    return counts
 
 
 def _commit(build: Path, out: Path) -> None:
     """Move a complete build over the data dir: the stamp goes first and comes back last (no stamp: not prepared)."""
     (out / DONE).unlink(missing_ok=True)
+    for name in (STARTED, MANIFESTS):
+        (build / name).unlink(missing_ok=True)
     for sub in ("audio", "feats"):  # regenerated caches: nothing of the previous preparation may linger in them
         shutil.rmtree(out / sub, ignore_errors=True)
     for entry in sorted(build.iterdir(), key=lambda e: e.name == DONE):
@@ -179,49 +215,137 @@ def read_npy_features(path: str | Path, dim: int | None = None) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32))
 
 
-def compute_features(recipe: Recipe, out: Path, names: list[str], quiet: bool = False) -> None:
-    """Features per manifest into feats/<name>.pt (float16, id → frames × dims); CMVN stats from train.
+def compute_features(recipe: Recipe, out: Path, names: list[str], quiet: bool = False, jobs: int | None = None) -> None:
+    """Features per manifest into the feature store feats/<name>/ (float16 shards, see asrkit.data.featstore), on
+    `jobs` worker processes (default: the cores); CMVN statistics from train into cmvn.pt.
 
-    `features.type: logmel` computes log-mels from each utterance's audio; `precomputed` reads its `features`
-    file (.npy), or asks the corpus module (`load_features`) when it has its own format.
+    Shards already complete (a run killed half way) are kept. `features.type: logmel` computes log-mels from each
+    utterance's audio; `precomputed` reads its `features` file (.npy), or asks the corpus module (`load_features`)
+    when it has its own format.
     """
+    todo: list[tuple[str, int, list[Utterance]]] = []
+    shards: dict[str, int] = {}
+    for name in names:
+        utts = read_manifest(out / f"{name}.jsonl")
+        folder = out / "feats" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        ranges = shard_ranges(len(utts))
+        shards[name] = len(ranges)
+        for k, (a, b) in enumerate(ranges):
+            done = read_shard_index(folder, k)
+            if done is None or done["ids"] != [u.id for u in utts[a:b]]:
+                todo.append((name, k, utts[a:b]))
+    with Progress(quiet) as prog:
+        task = prog.add("features", total=sum(len(t[2]) for t in todo), unit="utt")
+        run_shards(recipe, out, todo, min(jobs or default_jobs(), len(todo)), lambda n: prog.advance(task, n))
+    stats = CMVNStats(recipe.features.n_mels)
+    for name, n in shards.items():
+        finish_split(out / "feats" / name, n)
+    for s in split_stats(out / "feats" / "train", shards.get("train", 0)):
+        stats.merge(s)
+    atomic_write(out / "cmvn.pt", lambda tmp: torch.save(stats.to_dict(), tmp))
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_shards(recipe: Recipe, out: Path, todo: list, jobs: int, advance) -> None:
+    """Compute the shards in `todo` on `jobs` processes: this one and `jobs - 1` spawned ones, each on one torch
+    thread (so --jobs N is N times one worker's speed), calling `advance(utterances)` as each shard is done.
+
+    This process takes shards from the same list as the others, so it computes from the start while the spawned
+    processes import torch (seconds each); spawned, not forked, because a forked copy of a process that has started
+    torch's thread pools can hang. The first error stops the handing out of shards and is raised here.
+    """
+    import threading
+
+    lock = threading.Lock()
+    queue = iter(todo)
+    failed: list[BaseException] = []
+
+    def take():
+        with lock:
+            return None if failed else next(queue, None)
+
+    def work(compute) -> None:
+        try:
+            while (job := take()) is not None:
+                advance(compute(*job))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller, with Ctrl-C
+            with lock:
+                failed.append(e)
+
+    pool = feeders = None
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+        remote = lambda name, k, utts: pool.submit(feature_shard, recipe, out, name, k, utts).result()  # noqa: E731
+        feeders = [threading.Thread(target=work, args=(remote,), daemon=True) for _ in range(jobs - 1)]
+        for t in feeders:
+            t.start()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        work(lambda name, k, utts: feature_shard(recipe, out, name, k, utts))
+        for t in feeders or ():
+            t.join()
+    finally:
+        torch.set_num_threads(threads)
+        if pool is not None:
+            with lock:
+                failed.append(StopIteration())  # whatever happened here, the feeders take no more
+            pool.shutdown(wait=True, cancel_futures=True)
+    errors = [e for e in failed if not isinstance(e, StopIteration)]
+    if errors:
+        raise errors[0]
+
+
+def _worker_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    torch.set_num_threads(1)
+
+
+def feature_shard(recipe: Recipe, out: Path, name: str, k: int, utts: list[Utterance]) -> int:
+    """Compute and write shard `k` of split `name` (with its CMVN sums when it is a training shard); returns its size."""
     from asrkit.audio import load_audio
 
     settings = feature_settings(recipe.features, recipe.data.sample_rate)
     precomputed = recipe.features.type == "precomputed"
-    corpus = get_corpus(recipe.data.corpus)
-    reader = getattr(corpus, "load_features", None)
+    reader = getattr(get_corpus(recipe.data.corpus), "load_features", None)
     extractor = None if precomputed else make_extractor(settings)
-    stats = CMVNStats(recipe.features.n_mels)
-    manifests = {name: read_manifest(out / f"{name}.jsonl") for name in names}
-    with Progress(quiet) as prog, torch.inference_mode():
-        for name, utts in manifests.items():
-            task = prog.add(f"features {name}", total=len(utts), unit="utt")
-            feats = {}
-            for u in utts:
-                if precomputed:
-                    if reader is not None:
-                        f = reader(recipe, u)
-                    elif u.features is not None:
-                        f = read_npy_features(u.features, recipe.features.n_mels)
-                    else:
-                        raise InputError(f"utterance {u.id} has no features file (features.type is precomputed)")
+    stats = CMVNStats(recipe.features.n_mels) if name == "train" else None
+    feats = []
+    with torch.inference_mode():
+        for u in utts:
+            if precomputed:
+                if reader is not None:
+                    f = reader(recipe, u)
+                elif u.features is not None:
+                    f = read_npy_features(u.features, recipe.features.n_mels)
                 else:
-                    if u.audio is None:
-                        raise InputError(f"utterance {u.id} has no audio; set features.type: precomputed for feature corpora")
-                    f = extractor(load_audio(u.audio, settings["sample_rate"]))
-                if name == "train":  # prior_speech normalises by speech frames: its prior is the training set's speech
-                    stats.add(f[speech_frames(f)] if recipe.features.cmvn == "prior_speech" and len(f) else f)
-                feats[u.id] = f.to(torch.float16)
-                prog.advance(task)
-            save_features(out / "feats" / f"{name}.pt", feats)
-    atomic_write(out / "cmvn.pt", lambda tmp: torch.save(stats.to_dict(), tmp))
+                    raise InputError(f"utterance {u.id} has no features file (features.type is precomputed)")
+            else:
+                if u.audio is None:
+                    raise InputError(f"utterance {u.id} has no audio; set features.type: precomputed for feature corpora")
+                f = extractor(load_audio(u.audio, settings["sample_rate"]))
+            if stats is not None:  # prior_speech normalises by speech frames: its prior is the training set's speech
+                stats.add(f[speech_frames(f)] if recipe.features.cmvn == "prior_speech" and len(f) else f)
+            feats.append(f.to(torch.float16))
+    write_shard(out / "feats" / name, k, [u.id for u in utts], feats, stats.sums() if stats else None)
+    return len(utts)
 
 
-def load_split(data_dir: Path, name: str) -> tuple[list[Utterance], dict[str, torch.Tensor]]:
-    """A prepared split: its utterances and cached features."""
+def load_split(data_dir: Path, name: str) -> tuple[list[Utterance], Mapping[str, torch.Tensor]]:
+    """A prepared split: its utterances and its features (a FeatureStore; a data dir prepared before the store
+    existed still loads, from its feats/<name>.pt, into memory)."""
     m = data_dir / f"{name}.jsonl"
-    f = data_dir / "feats" / f"{name}.pt"
-    if not m.is_file() or not f.is_file():
+    store, old = data_dir / "feats" / name, data_dir / "feats" / f"{name}.pt"
+    if not m.is_file() or not (store.is_dir() or old.is_file()):
         raise InputError(f"{m} or its features are missing; run `asrkit prepare` first")
-    return read_manifest(m), load_features(f)
+    return read_manifest(m), FeatureStore(store) if store.is_dir() else load_features(old)

@@ -205,7 +205,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
     channel = ChannelResponse(fc.channel, fc.n_mels) if fc.channel > 0 else None
     train_ds = FeatureDataset(train_utts, train_feats, tok, fc.cmvn, cmvn_stats, fc.specaugment, aug_seed, warp, channel)
     dev_ds = FeatureDataset(dev_utts, dev_feats, tok, fc.cmvn, cmvn_stats)
-    del train_feats, dev_feats  # the datasets hold their own normalised copies
+    del train_feats, dev_feats  # the datasets read their own normalised features
     train_ds, dropped = filter_utterances(train_ds, model, max_frames)
     if not len(train_ds):
         raise InputError("no training utterance is left after filtering by length")
@@ -218,10 +218,11 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
         sampler.shuffle = not (cfg.sortagrad and epoch == 0)
         return sampler.batches()
 
-    plan = [d.shard(epoch_batches(e)) for e in range(cfg.epochs)]
-    if any(not p for p in plan):
+    # each epoch's batches are drawn again when it starts: kept for every epoch, they would grow with the corpus
+    counts = [len(d.shard(epoch_batches(e))) for e in range(cfg.epochs)]
+    if not all(counts):
         raise InputError(f"too few batches for {d.world} ranks: lower train.batch_seconds or use fewer processes")
-    total_steps = sum(math.ceil(len(p) / cfg.accum_steps) for p in plan)
+    total_steps = sum(math.ceil(n / cfg.accum_steps) for n in counts)
     opt = make_optimizer(model.parameters(), cfg)
     sched = make_scheduler(opt, cfg, total_steps, higher_is_better=hib)
     amp = amp_dtype(cfg.precision, device)
@@ -304,7 +305,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
         for epoch in range(st.epoch, cfg.epochs):
             if st.done:
                 break
-            batches = plan[epoch]
+            batches = d.shard(epoch_batches(epoch))
             audio = [sum(frames[i] for i in b) * hop for b in batches]
             t0 = time.time() - st.epoch_seconds
             loop_seconds = st.loop_seconds
@@ -403,7 +404,7 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
                 prog.log(f"early stop: dev {metric} has not improved for {st.bad_epochs} epochs")
             d.barrier()
             if epoch + 1 < cfg.epochs and not st.done and d.any_true(stop.requested):
-                raise interrupted(epoch + 1, len(plan[epoch + 1]))
+                raise interrupted(epoch + 1, counts[epoch + 1])
 
     if d.enabled:
         sums = d.gather(distributed.weights_checksum(model))

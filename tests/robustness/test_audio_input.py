@@ -284,7 +284,7 @@ def test_silence_decodes_to_an_empty_transcript(model: Path, tmp_path: Path, cap
 
 def test_prepare_reads_unusual_formats(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """8-bit, 24-bit, float, stereo and 44.1 kHz recordings in one training set: prepared at the recipe's 16 kHz."""
-    from asrkit.data.featcache import load_features
+    from asrkit.data.featstore import FeatureStore
     from asrkit.data.manifest import read_manifest
 
     files = _valid_files(tmp_path)
@@ -292,7 +292,7 @@ def test_prepare_reads_unusual_formats(tmp_path: Path, capsys: pytest.CaptureFix
     rc, _, err = run(capsys, "prepare", "--quiet", str(_kaldi_recipe(tmp_path, keep)))
     assert rc == 0, err
     utts = read_manifest(tmp_path / "out" / "train.jsonl")
-    feats = load_features(tmp_path / "out" / "feats" / "train.pt")
+    feats = FeatureStore(tmp_path / "out" / "feats" / "train")
     assert sorted(u.id for u in utts) == sorted(keep)
     assert {feats[u].shape[0] for u in keep} <= {120, 121}  # 1.2 s at 10 ms, whatever the file's rate or depth
     assert all(torch.isfinite(feats[u].float()).all() for u in keep)

@@ -25,7 +25,8 @@ import torch
 import yaml
 
 from asrkit import cli
-from asrkit.data import featcache
+from asrkit.data import featstore
+from asrkit.data.featstore import FeatureStore
 from asrkit.data.loader import FeatureDataset
 from asrkit.errors import InputError
 from asrkit.fsutil import RunLock
@@ -224,7 +225,17 @@ def test_run_lock_names_the_holder_and_dies_with_it(tmp_path):
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file of a data dir by its content, less a preparation's build (.partial, kept to resume) and its lock."""
+    def kept(p: Path) -> bool:
+        rel = p.relative_to(folder)
+        return p.is_file() and rel.parts[0] not in (".partial", ".prepare.lock")
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if kept(p)}
+
+
+def _made(snap: dict[str, str]) -> dict[str, str]:
+    """What a preparation makes the same every time: manifests, vocabulary, inputs, feature shards (not torch.save's
+    files, which hold their temporary name, nor the stamp and the normalised copies training adds)."""
+    return {k: v for k, v in snap.items() if not k.endswith((".pt", "prepare.json")) and "/norm-" not in k and ".norm" not in k}
 
 
 def _enospc(after: int, match: str, real, failed: list[Path]):
@@ -232,7 +243,7 @@ def _enospc(after: int, match: str, real, failed: list[Path]):
     seen = {"n": 0}
 
     def write(x, y, *a, **k):
-        path = y if isinstance(y, (str, Path)) else x
+        path = y if isinstance(y, (str, Path)) else getattr(x, "name", x)  # np.save may be given an open file
         if match in str(path):
             seen["n"] += 1
             if seen["n"] == after:
@@ -248,10 +259,11 @@ def test_disk_full_during_prepare_keeps_the_earlier_preparation(echo, tmp_path, 
     data = tmp_path / "data"
     shutil.copytree(echo["data"], data)
     before = _snapshot(data)
-    args = ["prepare", str(echo["recipe"]), "--quiet", "--force", "--set", f"data.out_dir={data}"]
+    # one process: the faults are injected into this one (spawned workers would not see them)
+    args = ["prepare", str(echo["recipe"]), "--quiet", "--force", "--jobs", "1", "--set", f"data.out_dir={data}"]
     failed: list[Path] = []
-    if where == "feature cache":  # torch.save of feats/dev.pt, inside the atomic write of the feature cache
-        monkeypatch.setattr(featcache.torch, "save", _enospc(1, "/feats/.dev.pt.", torch.save, failed))
+    if where == "feature cache":  # np.save of dev's first feature shard, inside its atomic write
+        monkeypatch.setattr(np, "save", _enospc(1, "/feats/dev/.shard-00000.npy.", np.save, failed))
     else:  # the 40th one-hot input the corpus module writes
         monkeypatch.setattr(np, "save", _enospc(40, ".npy", np.save, failed))
     rc, err = _cli(capsys, *args)
@@ -260,10 +272,14 @@ def test_disk_full_during_prepare_keeps_the_earlier_preparation(echo, tmp_path, 
     line = _one_clean_line(err)
     assert "no space left on device while writing" in line
     assert len(failed) == 1
-    named = data / ".partial" / "feats" / "dev.pt" if where == "feature cache" else failed[0]  # the file, not its temporary
+    named = data / ".partial" / "feats" / "dev" / "shard-00000.npy" if where == "feature cache" else failed[0]  # not its temporary
     assert f"while writing {named};" in line
     assert _snapshot(data) == before, "the failed re-run changed the earlier complete preparation"
-    assert not (data / ".partial").exists()
+    # the build stays for the next run to go on from, and that run completes it
+    assert (data / ".partial" / "manifests.json").is_file() == (where == "feature cache")
+    rc, err = _cli(capsys, *[a for a in args if a != "--force"])  # --force would start the build over
+    assert rc == 0, err
+    assert not (data / ".partial").exists() and _made(_snapshot(data)) == _made(before)
 
 
 def test_disk_full_on_a_real_tmpfs(echo, tmp_path, capsys):
@@ -280,14 +296,13 @@ def test_disk_full_on_a_real_tmpfs(echo, tmp_path, capsys):
         assert _cli(capsys, *args)[0] == 0
         before = _snapshot(data)
         used = free - shutil.disk_usage(mnt).free
-        # room for a rebuild's one-hot inputs and manifests, not for its feature cache: torch.save meets the full disk
+        # room for a rebuild's one-hot inputs and manifests, not for its features: np.save meets the full disk
         (mnt / "filler").write_bytes(b"\0" * (shutil.disk_usage(mnt).free - used + 32 * 1024))
         rc, err = _cli(capsys, *args, "--force")
         assert rc == 1
         line = _one_clean_line(err)
         assert "no space left on device while writing" in line and str(data) in line
         assert _snapshot(data) == before
-        assert not (data / ".partial").exists()
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
 
@@ -306,14 +321,18 @@ def test_train_refuses_a_missing_or_half_prepared_data_dir(echo, tmp_path, capsy
 
     shutil.rmtree(data)
     shutil.copytree(echo["data"], data)
-    (data / "feats" / "dev.pt").unlink()  # prepared, then a file lost
+    shutil.rmtree(data / "feats" / "dev")  # prepared, then a folder lost
     rc, err = _cli(capsys, *args)
     assert rc == 2 and "dev.jsonl or its features are missing" in _one_clean_line(err)
 
-    full = (echo["data"] / "feats" / "dev.pt").read_bytes()
-    (data / "feats" / "dev.pt").write_bytes(full[: len(full) // 2])  # truncated
+    shutil.copytree(echo["data"] / "feats" / "dev", data / "feats" / "dev")
+    shard = data / "feats" / "dev" / "shard-00000.npy"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # truncated
     rc, err = _cli(capsys, *args)
-    assert rc == 2 and f"feature cache {data / 'feats' / 'dev.pt'} is unreadable" in _one_clean_line(err)
+    assert rc == 2 and f"feature store {shard} is unreadable" in _one_clean_line(err)
+    (data / "feats" / "dev" / "index.json").unlink()  # a split whose preparation never finished
+    rc, err = _cli(capsys, *args)
+    assert rc == 2 and f"feature store {data / 'feats' / 'dev'} is incomplete" in _one_clean_line(err)
 
     # the next prepare clears a killed run's leftovers and completes
     (data / ".partial").mkdir()
@@ -321,10 +340,9 @@ def test_train_refuses_a_missing_or_half_prepared_data_dir(echo, tmp_path, capsy
     rc, err = _cli(capsys, "prepare", str(echo["recipe"]), "--quiet", "--force", "--set", f"data.out_dir={data}")
     assert rc == 0, err
     assert not (data / ".partial").exists()
-    text = lambda snap: {k: v for k, v in snap.items() if not k.endswith((".pt", "prepare.json"))}  # noqa: E731
-    assert text(_snapshot(data)) == text(_snapshot(echo["data"]))  # manifests, vocabulary, inputs
-    for split in ("train", "dev"):  # torch.save names its records after the (temporary) file: compare the tensors
-        a, b = featcache.load_features(data / "feats" / f"{split}.pt"), featcache.load_features(echo["data"] / "feats" / f"{split}.pt")
+    assert _made(_snapshot(data)) == _made(_snapshot(echo["data"]))  # manifests, vocabulary, inputs, feature shards
+    for split in ("train", "dev"):
+        a, b = FeatureStore(data / "feats" / split), FeatureStore(echo["data"] / "feats" / split)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -336,11 +354,11 @@ def test_ctrl_c_during_prepare_keeps_the_earlier_preparation(echo, tmp_path, cap
     def ctrl_c(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(featcache.torch, "save", ctrl_c)  # Ctrl-C while the first feature cache is written
-    rc, err = _cli(capsys, "prepare", str(echo["recipe"]), "--quiet", "--force", "--set", f"data.out_dir={data}")
+    monkeypatch.setattr(featstore, "_save_npy", ctrl_c)  # Ctrl-C while the first feature shard is written
+    rc, err = _cli(capsys, "prepare", str(echo["recipe"]), "--quiet", "--force", "--jobs", "1", "--set", f"data.out_dir={data}")
     monkeypatch.undo()
     assert rc == 130 and _one_clean_line(err) == "asrkit: interrupted"
-    assert _snapshot(data) == before and not (data / ".partial").exists()
+    assert _snapshot(data) == before and not list((data / ".partial" / "feats").rglob("shard-*")) and not list(data.rglob(".*.tmp"))
 
 
 def test_an_unwritable_output_is_one_line_naming_it(echo, tmp_path, capsys):
