@@ -60,6 +60,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: setup
+	$(PY) -m ruff check asrkit tests bench
 	$(PY) -m pytest -q
 
 test-all: setup

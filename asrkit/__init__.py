@@ -3,7 +3,7 @@
 `asrkit.load(checkpoint)` gives a `Recognizer` (transcribe, align, classify): see `asrkit.api`.
 """
 
-__version__ = "0.1.0"
+from asrkit.version import __version__
 
 __all__ = ["load", "Recognizer", "__version__"]
 

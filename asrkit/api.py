@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from asrkit.decode.ctc import Hypothesis, Lexicon
-from asrkit.decode.timing import Span
+from asrkit.align.timing import Span
 from asrkit.errors import InputError
 
 Audio = Union[str, Path, np.ndarray, torch.Tensor]
@@ -207,7 +207,7 @@ class Recognizer:
         `log_probs`: the model's outputs when already computed (then `feats` is not run again); `hotwords`,
         `hotword_weight` and `workers` (processes) go to the LM beam search; `vtln` as in `transcribe`.
         """
-        from asrkit.decode.timing import timestamps
+        from asrkit.align.timing import timestamps
 
         if lm is not None and lexicon is not None:
             raise InputError("an LM and a lexicon both restrict the words: give one of them")
@@ -247,7 +247,7 @@ class Recognizer:
             return lexicon
         key = str(lexicon)
         if key not in self._lexicon_cache:
-            from asrkit.decode.run import load_lexicon
+            from asrkit.decode.lexicon import load_lexicon
 
             self._lexicon_cache[key] = load_lexicon(lexicon, self.tokenizer)
         return self._lexicon_cache[key]
@@ -280,7 +280,7 @@ class Recognizer:
     def align_features(self, feats: torch.Tensor, text: str, utt_id: str = "input") -> Alignment:
         """`align` on normalised features (what `asrkit align` runs per utterance)."""
         from asrkit.align.utt import align_utterance, encode_transcript
-        from asrkit.decode.timing import spans_from_frames
+        from asrkit.align.timing import spans_from_frames
 
         if self.task != "ctc":
             raise InputError(f"align() needs a CTC model; this one has a {self.task} head")
@@ -324,7 +324,7 @@ def load(path: str | Path | None = None, device: str | None = None) -> Recognize
 
     `device`: "cpu", "cuda", ...; by default CUDA when present.
     """
-    from asrkit.decode.run import pick_model
+    from asrkit.models.choice import pick_model
 
     p, why, am = pick_model(path, reads_audio=False, device=device)
     if why:

@@ -28,7 +28,7 @@ _DEBUG = {"on": False}
 
 def _version(value: bool) -> None:
     if value:
-        from asrkit import __version__
+        from asrkit.version import __version__
 
         typer.echo(f"asrkit {__version__}")
         raise typer.Exit()
@@ -111,7 +111,7 @@ def average(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the averaged checkpoint.")],
 ) -> None:
     """Average the weights of several checkpoints of one run into one decodable checkpoint."""
-    from asrkit.train.checkpoint import average_checkpoints, save_checkpoint
+    from asrkit.models.checkpoint import average_checkpoints, save_checkpoint
 
     save_checkpoint(output, average_checkpoints(list(checkpoints)))
     n = len(checkpoints)
@@ -379,7 +379,7 @@ def _subcommands() -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; known errors print one line on stderr with the DESIGN exit codes."""
+    """Entry point: run the app; known errors print one line on stderr; exit 0 ok, 1 failure during work, 2 bad usage or input."""
     from asrkit.errors import AsrkitError
 
     click_error = _click_exception_class()

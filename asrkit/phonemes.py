@@ -21,7 +21,6 @@ from pathlib import Path
 
 from asrkit.errors import InputError
 
-CMUDICT_URL = "https://raw.githubusercontent.com/cmusphinx/cmudict/master/cmudict.dict"
 SIL = "SIL"
 
 # phoneme → its one character in submission.csv. Mnemonic, ASCII, no comma/quote/space (CSV-safe):
@@ -163,16 +162,8 @@ def lexicon_path(configured: str | None = None) -> Path:
     where = f"$ASRKIT_DATA/cmudict/cmudict.dict ({env}/cmudict/cmudict.dict)" if env else "$ASRKIT_DATA/cmudict/cmudict.dict"
     raise InputError(
         f"phoneme targets need the CMU Pronouncing Dictionary: set data.phonemes.lexicon to a cmudict.dict, or put it at "
-        f"{where} (python -c 'from asrkit.phonemes import download_cmudict; download_cmudict(\"DIR\")' fetches it)"
+        f"{where} (python -c 'from asrkit.data.download import download_cmudict; download_cmudict(\"DIR\")' fetches it)"
     )
-
-
-def download_cmudict(dest: str | Path, quiet: bool = False, url: str = CMUDICT_URL) -> Path:
-    """Fetch cmudict.dict (BSD-style data; not the GPL `cmudict` wrapper package) into the folder `dest`."""
-    from asrkit.data.download import fetch
-
-    # the file on master changes with every dictionary fix: there is no fixed checksum to hold it to
-    return fetch(url, Path(dest) / "cmudict.dict", quiet=quiet)
 
 
 def words_to_phonemes(text: str, lexicon: Lexicon) -> tuple[list[str], list[str]]:

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from asrkit.errors import InputError
+from asrkit.jsonlines import json_object_with_id
 
 # One aligned position: (op, ref token, hyp token); op is OK, SUB, DEL or INS, and the absent side is "".
 Op = tuple[str, str, str]
@@ -60,8 +61,6 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
 
 def _read_jsonl_texts(path: Path, text: str) -> dict[str, str]:
     """{id: text} from JSON lines: a manifest (its label, phonemes or text) or `asrkit decode --json` output."""
-    from asrkit.data.manifest import json_object_with_id
-
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for lineno, line in enumerate(text.split("\n"), 1):

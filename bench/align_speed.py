@@ -1,7 +1,7 @@
 """CTC alignment speed: asrkit's soft alignment against torch's CTC loss and a plain-Python loop,
 and asrkit's forced alignment against torchaudio's.
 
-The input (fixed by issue 12): B = 32 utterances, T = 1000 frames, L = 200 target labels, V = 30,
+The input: B = 32 utterances, T = 1000 frames, L = 200 target labels, V = 30,
 float32.  The log-probs are log_softmax of N(0, 3^2) logits with random targets: the hard case for a
 scaled recursion (posterior-carrying alphas reach ~e^-500 below the front of their frame), so this
 measures the fast path where it needs its float64 range; the run checks that no row fell back to the

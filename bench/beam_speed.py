@@ -1,6 +1,6 @@
 """CTC beam search speed: asrkit's compiled prefix beam search against the decoders people use.
 
-The input (fixed by issue 11): beam 10, no LM, V = 29 (blank, space, a-z, apostrophe), T = 500,
+The input: beam 10, no LM, V = 29 (blank, space, a-z, apostrophe), T = 500,
 40 utterances of CTC-like log-posteriors. Peers, measured in the same run: pyctcdecode with its
 defaults, torchaudio's flashlight-text `ctc_decoder` (lexicon-free, no LM) with its defaults and
 with `beam_size_token=10`, and the NumPy reference beam decoder when asrkit.reference has one.

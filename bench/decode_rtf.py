@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _describe(path: str) -> str:
     from asrkit.models import build_model, count_parameters
-    from asrkit.train.checkpoint import load_checkpoint
+    from asrkit.models.checkpoint import load_checkpoint
 
     cfg = load_checkpoint(path)["model_config"]
     return f"{cfg['name']}, {count_parameters(build_model(cfg)):,} parameters ({path})"

@@ -1,4 +1,4 @@
-"""NumPy reference CTC forward-backward speed (issue 7 target: T = 1000, L = 100 in under 50 ms).
+"""NumPy reference CTC forward-backward speed (target: T = 1000, L = 100 in under 50 ms).
 
 Writes bench/results/reference_ctc.json: medians of `--repeats` runs of alpha + beta + gamma, probability space
 (`asrkit.reference.CTC`) and log space (`LogCTC`), on random normalised posteriors.

@@ -39,7 +39,7 @@ def main() -> int:
     from asrkit.decode.run import decode
     from asrkit.models import build_model, count_parameters
     from asrkit.score import read_transcripts, score
-    from asrkit.train.checkpoint import load_checkpoint
+    from asrkit.models.checkpoint import load_checkpoint
 
     recipe = load_recipe(args.recipe)
     prepare(recipe, quiet=True)

@@ -19,7 +19,7 @@ from asrkit.align import best_state_path, ctc_posteriors
 from asrkit.align.run import utterance_spans
 from asrkit.align.textgrid import write_textgrid
 from asrkit.align.utt import UttAlignment
-from asrkit.decode.timing import ctm_lines, frames_from_path, spans_from_frames
+from asrkit.align.timing import ctm_lines, frames_from_path, spans_from_frames
 from asrkit.text import CharTokenizer, PhonemeTokenizer
 from asrkit.cli import main
 from conftest import digits_recipe_dict, run_cli, shared

@@ -219,7 +219,7 @@ def test_ten_minutes_decode_under_the_memory_limit(recipe_name: str, tiny_model:
     from asrkit.config import recipe_from_dict
     from asrkit.features import CMVN_WITH_STATS, feature_settings
     from asrkit.models import build_model
-    from asrkit.train.checkpoint import load_checkpoint, save_checkpoint
+    from asrkit.models.checkpoint import load_checkpoint, save_checkpoint
 
     recipe = recipe_from_dict(yaml.safe_load((ROOT / "recipes" / f"{recipe_name}.yaml").read_text()))
     state = load_checkpoint(tiny_model)

@@ -1,4 +1,4 @@
-"""CLI behaviour: one-line errors with the DESIGN exit codes, --debug tracebacks, a light --help."""
+"""CLI behaviour: one-line errors with exit codes 1 (work) and 2 (usage, input), --debug tracebacks, a light --help."""
 
 from __future__ import annotations
 

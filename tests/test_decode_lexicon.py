@@ -17,7 +17,7 @@ from asrkit.decode import (
     prefix_beam_search,
     prefix_beam_search_batch,
 )
-from asrkit.decode.run import load_lexicon, read_lexicon_words
+from asrkit.decode.lexicon import load_lexicon, read_lexicon_words
 from asrkit.errors import InputError
 from asrkit.text import CharTokenizer
 

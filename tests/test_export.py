@@ -1,4 +1,4 @@
-"""Model export (issue 9): ONNX and TorchScript files give PyTorch's log-probabilities, and decode like the checkpoint.
+"""Model export: ONNX and TorchScript files give PyTorch's log-probabilities, and decode like the checkpoint.
 
 Every zoo entry is exported in both formats with random weights and compared with `AcousticModel` to 1e-4 on
 real FSDD features (batches of several lengths, multiples of the subsampling and not, batch sizes 1 and > 1);
@@ -24,13 +24,13 @@ from asrkit.config import FeatureConfig  # noqa: E402
 from asrkit.errors import AsrkitError, InputError  # noqa: E402
 from asrkit.export import FORMATS, OnnxAcousticModel, TorchScriptAcousticModel, export_model, load_acoustic_model  # noqa: E402
 from asrkit.export.cli import export_command  # noqa: E402
-from asrkit.export.runtime import model_kind  # noqa: E402
+from asrkit.models.runtime import model_kind  # noqa: E402
 from asrkit.features import CMVNStats, feature_settings, make_extractor  # noqa: E402
 from asrkit.models import MODELS, build_model  # noqa: E402
 from asrkit.models.acoustic import AcousticModel  # noqa: E402
 from asrkit.models.frontend import FRONTENDS  # noqa: E402
 from asrkit.text import CharTokenizer, LabelSet  # noqa: E402
-from asrkit.train.checkpoint import save_checkpoint  # noqa: E402
+from asrkit.models.checkpoint import save_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-4

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from asrkit.decode.run import pick_model, resolve_model
+from asrkit.models.choice import pick_model, resolve_model
 from asrkit.errors import InputError
 from asrkit.fsutil import TRAIN_LOCK, RunLock, is_locked
 

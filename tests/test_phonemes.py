@@ -17,6 +17,7 @@ import yaml
 from asrkit.config import recipe_from_dict
 from asrkit.data.corpora import phonemes as corpus
 from asrkit.data.manifest import Utterance, read_manifest
+from asrkit.data.download import download_cmudict
 from asrkit.data.sphinx import read_mfc, read_transcription
 from asrkit.errors import InputError
 from asrkit.phonemes import (
@@ -24,7 +25,6 @@ from asrkit.phonemes import (
     PHONEME_CHARS,
     PHONEMES,
     derive_phonemes,
-    download_cmudict,
     normalize_phones,
     oov_report,
     read_cmudict,

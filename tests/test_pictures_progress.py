@@ -1,4 +1,4 @@
-"""Issue 22's rough edges: the confusion matrix of open-vocabulary output, the space token's label in the alignment
+"""Rough edges of the outputs: the confusion matrix of open-vocabulary output, the space token's label in the alignment
 heatmaps, and the progress bar's rate and silence when stderr is not a terminal."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from asrkit.decode.timing import Span, ctm_lines, timestamps, token_frames
+from asrkit.align.timing import Span, ctm_lines, timestamps, token_frames
 
 SYMBOLS = ["<b>", " ", "a", "b", "c"]
 BLANK, SPACE, A, B, C = range(5)

@@ -24,7 +24,7 @@ from asrkit.config import load_recipe
 from asrkit.data.featstore import FeatureStore, write_store
 from asrkit.errors import InputError
 from asrkit.models import build_model, count_parameters
-from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
+from asrkit.models.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
 from asrkit.train.trainer import amp_dtype, cpu_bf16_supported, train
 from conftest import asrkit_cmd, digits_recipe_dict, run_cli
 

@@ -133,7 +133,7 @@ def compare(
 ) -> dict:
     """Align `inputs` with every model; return {"utterance", "rows", "definitions"}; write compare.{png,json,csv} to out_dir."""
     from asrkit.data.inputs import collect_inputs
-    from asrkit.export import load_acoustic_model
+    from asrkit.models.runtime import load_acoustic_model
     from asrkit.progress import Progress
 
     if len(models) < 1:

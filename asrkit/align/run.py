@@ -14,7 +14,7 @@ from asrkit.progress import Progress
 
 def utterance_spans(ua: UttAlignment, tok) -> tuple[list, list | None]:
     """(token spans, word spans or None) in seconds; words exist for models with a space token."""
-    from asrkit.decode.timing import spans_from_frames
+    from asrkit.align.timing import spans_from_frames
 
     labels = [tok.label(i) for i in range(len(tok))]
     space = tok.index.get(" ") if getattr(tok, "kind", "") == "char" else None
@@ -25,7 +25,7 @@ def utterance_spans(ua: UttAlignment, tok) -> tuple[list, list | None]:
 def write_utterance(out: Path, ua: UttAlignment, tok, plots: bool = True) -> list[str]:
     """Write <id>.npz, <id>.ctm, <id>.TextGrid (and <id>.png) for a feasible alignment; return its CTM lines."""
     from asrkit.align.textgrid import write_textgrid
-    from asrkit.decode.timing import ctm_lines
+    from asrkit.align.timing import ctm_lines
 
     states, _ = extend_with_blanks(ua.tokens, tok.blank)
     (out / ua.id).parent.mkdir(parents=True, exist_ok=True)  # an id from a path (one/x, seven/x) keeps its folders
@@ -51,7 +51,7 @@ def align(
     quiet: bool = False,
 ) -> list[dict]:
     """Align a manifest with transcripts, or audio files with `text`; per utterance <id>.npz/.ctm/.TextGrid/.png, plus all.ctm."""
-    from asrkit.export import load_acoustic_model
+    from asrkit.models.runtime import load_acoustic_model
 
     am = load_acoustic_model(model)
     if am.task != "ctc":

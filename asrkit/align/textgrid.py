@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from asrkit.decode.timing import Span
+from asrkit.align.timing import Span
 from asrkit.fsutil import atomic_write_text
 
 Interval = tuple[float, float, str]

@@ -34,7 +34,7 @@ class UttAlignment:
 
     def token_frames(self) -> list[tuple[int, int]]:
         """Frame span [first, last + 1) of each token on the Viterbi path."""
-        from asrkit.decode.timing import frames_from_path
+        from asrkit.align.timing import frames_from_path
 
         if self.path is None:
             return []

@@ -254,3 +254,12 @@ def extract(archive: str | Path, dest_dir: str | Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest_dir
+
+
+CMUDICT_URL = "https://raw.githubusercontent.com/cmusphinx/cmudict/master/cmudict.dict"
+
+
+def download_cmudict(dest: str | Path, quiet: bool = False, url: str = CMUDICT_URL) -> Path:
+    """Fetch cmudict.dict (BSD-style data; not the GPL `cmudict` wrapper package) into the folder `dest`."""
+    # the file on master changes with every dictionary fix: there is no fixed checksum to hold it to
+    return fetch(url, Path(dest) / "cmudict.dict", quiet=quiet)

@@ -1,4 +1,4 @@
-"""The Utterance record and JSONL manifests (DESIGN: id, audio, duration, sample_rate, text, speaker)."""
+"""The Utterance record and JSONL manifests (id, audio or features, duration, sample_rate, text, speaker)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from asrkit.errors import InputError
+from asrkit.jsonlines import json_object_with_id
 from asrkit.fsutil import atomic_write_text
 
 
@@ -46,29 +47,6 @@ _FIELDS = {f for f in Utterance.__dataclass_fields__ if f != "extra"}
 
 
 _STR_FIELDS = ("audio", "text", "speaker", "label", "features")
-
-
-def json_object_with_id(line: str, where: str, expected: str) -> dict:
-    """One JSON line that must be an object with a non-empty string 'id' (by default its audio or features file's
-    stem); InputError naming `where` otherwise.
-
-    `expected` describes the object in the error for a non-object (e.g. `{"id": ..., "audio": ...}`).
-    """
-    try:
-        d = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{where}: malformed JSON ({e.msg}, column {e.colno})") from None
-    except RecursionError:
-        raise InputError(f"{where}: malformed JSON (nested too deeply)") from None
-    if not isinstance(d, dict):
-        raise InputError(f"{where}: expected a JSON object {expected}, got {type(d).__name__}")
-    if d.get("id") is None:  # a line without an id takes its file's stem, as a file given on the command line does
-        source = next((d[k] for k in ("audio", "features") if isinstance(d.get(k), str) and d[k].strip()), None)
-        if source is not None:
-            d["id"] = Path(source).stem
-    if not isinstance(d.get("id"), str) or not d["id"].strip():
-        raise InputError(f"{where}: missing or empty 'id'" + ("" if d.get("id") is not None else " (and no 'audio' to take it from)"))
-    return d
 
 
 def parse_line(line: str, where: str) -> Utterance:

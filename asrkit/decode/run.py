@@ -4,43 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from asrkit.data.inputs import InputItem, collect_inputs
-from asrkit.decode.ctc import Hypothesis, Lexicon, lexicon_from_words
-from asrkit.decode.timing import Span, ctm_lines
+from asrkit.decode.ctc import Hypothesis
+from asrkit.decode.lexicon import build_lexicon, read_lexicon_words
+from asrkit.align.timing import Span, ctm_lines
 from asrkit.errors import InputError
-from asrkit.fsutil import TRAIN_LOCK, atomic_write_text, check_writable, is_locked
+from asrkit.fsutil import atomic_write_text, check_writable
+from asrkit.models.choice import pick_model
 from asrkit.progress import Progress
-
-
-def resolve_model(model: str | Path | None, accept: Callable[[Path], str | None] | None = None) -> tuple[Path, str | None]:
-    """The checkpoint to decode with: `model`, else $ASRKIT_MODEL, else the newest exp/*/best.pt that can be used.
-
-    Runs still training (their train.lock held) are skipped, and so is every checkpoint for which `accept(path)`
-    gives a reason (a model that cannot read the inputs). Returns (path, why) where `why` says how it was chosen,
-    and what was skipped, when it was not given explicitly.
-    """
-    if model is not None:
-        return Path(model), None
-    env = os.environ.get("ASRKIT_MODEL")
-    if env:
-        if not Path(env).is_file():
-            raise InputError(f"$ASRKIT_MODEL names {env}, which does not exist")
-        return Path(env), "from $ASRKIT_MODEL"
-    found = sorted(Path("exp").glob("*/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    if not found:
-        raise InputError("no model given: pass --model, set $ASRKIT_MODEL, or train one (looked for exp/*/best.pt)")
-    skipped: list[str] = []
-    for path in found:
-        reason = "still training" if is_locked(path.parent / TRAIN_LOCK) else accept(path) if accept else None
-        if reason is None:
-            return path, "the newest exp/*/best.pt" + (f"; skipped {'; '.join(skipped)}" if skipped else "")
-        skipped.append(f"{path} ({reason})")
-    raise InputError(f"no model in exp/ can be used: {'; '.join(skipped)}; pass --model")
 
 
 def check_search(lm: str | Path | None, lexicon: str | Path | None, hotwords) -> None:
@@ -49,28 +24,6 @@ def check_search(lm: str | Path | None, lexicon: str | Path | None, hotwords) ->
         raise InputError("--lm and --lexicon both restrict the words: give one of them")
     if hotwords and lm is None:
         raise InputError("--hotword boosts words in the LM beam search: give an --lm too")
-
-
-def pick_model(model: str | Path | None, reads_audio: bool = True, stream: bool = False, device: str | None = None):
-    """`resolve_model` that also loads it: (path, why, AcousticModel). Picking by default, a model that cannot read
-    the inputs (audio for one trained on precomputed features; a live stream for one that cannot stream) is skipped."""
-    from asrkit.export import load_acoustic_model
-    from asrkit.stream.encoder import streamable_reason
-
-    loaded: dict[Path, object] = {}
-
-    def accept(path: Path) -> str | None:
-        try:
-            am = loaded[path] = load_acoustic_model(path, device)
-        except InputError as e:
-            return str(e)
-        if reads_audio and getattr(am, "precomputed", False):
-            return "trained on precomputed features, not audio"
-        return streamable_reason(am) if stream else None
-
-    path, why = resolve_model(model, accept)
-    am = loaded.get(path) or load_acoustic_model(path, device)
-    return path, why, am
 
 
 def _write(path: str | Path, option: str, write) -> None:
@@ -152,44 +105,6 @@ def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list
         yield [(x, _item_features(model, x)) for x in cur]
 
 
-def read_lexicon_words(path: str | Path) -> list[str]:
-    """Words of a lexicon file: a word list (words one per line or whitespace-separated) or a
-    JSONL manifest (the words of each utterance's `text`; told apart by a `.jsonl` suffix or a
-    first non-blank line starting with `{`)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"lexicon file {p} not found")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"lexicon file {p} is not UTF-8 text") from None
-    if p.suffix.lower() == ".jsonl" or text.lstrip().startswith("{"):
-        from asrkit.data.manifest import iter_manifest
-
-        return [w for u in iter_manifest(p, resolve=False) for w in (u.text or "").split()]
-    return text.split()
-
-
-def load_lexicon(path: str | Path, tokenizer) -> Lexicon:
-    """Read a word list or manifest (see `read_lexicon_words`) into a Lexicon for `tokenizer`."""
-    return _build_lexicon(read_lexicon_words(path), path, tokenizer)
-
-
-def _build_lexicon(words: list[str], path: str | Path, tokenizer) -> Lexicon:
-    """`lexicon_from_words`, with errors that name the file the words came from. For a character model the words are
-    read as `prepare` reads transcripts (`normalize_text`: "Hello," is the word hello)."""
-    if getattr(tokenizer, "kind", "") == "char":
-        from asrkit.text import normalize_text
-
-        words = normalize_text(" ".join(words)).split()
-    if not words:
-        raise InputError(f"lexicon file {path} holds no words")
-    try:
-        return lexicon_from_words(words, tokenizer)
-    except InputError as e:
-        raise InputError(f"lexicon file {path}: {e}") from None
-
-
 def _record(am, utt: str, hyps: list[Hypothesis], times: tuple[list[Span], list[Span]] | None = None, as_classifier: bool = False) -> dict:
     """The JSON line of one utterance: text, score, n-best, tokens with their emission frames (`timesteps`, frames as
     in the Python API's Hypothesis) and token and word times in seconds (`token_times`, `words`)."""
@@ -257,7 +172,7 @@ def decode(
     tok = am.tokenizer
     if am.task == "classifier" and lex_words is not None:
         raise InputError(f"--lexicon constrains CTC decoding; {path} is a classifier (it outputs one of its {len(tok)} labels)")
-    lex = _build_lexicon(lex_words, lexicon, tok) if lex_words is not None else None
+    lex = build_lexicon(lex_words, lexicon, tok) if lex_words is not None else None
     from asrkit.api import Recognizer
 
     rec = Recognizer(am, path)  # the Python API's functions: `asrkit.load(path).transcribe(...)` gives the same answers

@@ -9,11 +9,12 @@ from __future__ import annotations
 __all__ = ["FORMATS", "OnnxAcousticModel", "TorchScriptAcousticModel", "export_model", "load_acoustic_model"]
 
 _WHERE = {
-    "FORMATS": "writer",
-    "export_model": "writer",
-    "OnnxAcousticModel": "runtime",
-    "TorchScriptAcousticModel": "runtime",
-    "load_acoustic_model": "runtime",
+    "FORMATS": "asrkit.export.writer",
+    "export_model": "asrkit.export.writer",
+    # reading an exported file is model loading, which lives with the models (every decoder and aligner needs it)
+    "OnnxAcousticModel": "asrkit.models.runtime",
+    "TorchScriptAcousticModel": "asrkit.models.runtime",
+    "load_acoustic_model": "asrkit.models.runtime",
 }
 
 
@@ -22,5 +23,5 @@ def __getattr__(name: str):
     if name in _WHERE:
         from importlib import import_module
 
-        return getattr(import_module(f"asrkit.export.{_WHERE[name]}"), name)
+        return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'asrkit.export' has no attribute {name!r}")

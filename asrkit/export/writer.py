@@ -3,7 +3,7 @@
 The traced graph takes (B, T, F) float32 features and (B,) int64 lengths and returns (log-probs, output lengths)
 exactly as the PyTorch model does, with one condition: T must be a multiple of the model's subsampling (the
 front-ends' `pad to a multiple` is Python control flow that tracing would freeze). The runtime
-(`asrkit.export.runtime`) zero-pads every batch to such a T, which changes no output: the front-ends zero the
+(`asrkit.models.runtime`) zero-pads every batch to such a T, which changes no output: the front-ends zero the
 padding anyway and the lengths stay those of the real frames. ONNX has no projected LSTM: those layers are exported
 as an equivalent loop (`asrkit.export.graph`).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from asrkit.errors import InputError, WorkError
-from asrkit.export.meta import build_metadata, pack
+from asrkit.models.exported import build_metadata, pack
 from asrkit.fsutil import atomic_write, check_writable
 
 FORMATS = ("onnx", "torchscript")
@@ -29,7 +29,7 @@ OUTPUT_NAMES = ["log_probs", "out_lengths"]
 def _load(checkpoint: str | Path) -> tuple[dict[str, Any], Any]:
     """The checkpoint's state and its model (eval mode, CPU), or InputError for a missing or foreign file."""
     from asrkit.models.acoustic import AcousticModel
-    from asrkit.train.checkpoint import load_checkpoint
+    from asrkit.models.checkpoint import load_checkpoint
 
     state = load_checkpoint(checkpoint, "cpu")
     missing = [k for k in ("tokenizer", "features") if k not in state]

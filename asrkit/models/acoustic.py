@@ -48,7 +48,7 @@ class AcousticModel:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> AcousticModel:
-        from asrkit.train.checkpoint import load_checkpoint
+        from asrkit.models.checkpoint import load_checkpoint
 
         from asrkit.errors import InputError
 

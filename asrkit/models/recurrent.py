@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asrkit.errors import InputError
-from asrkit.models import gru_kernel
+import asrkit.models.gru_kernel as gru_kernel
 from asrkit.models.frontend import build_frontend
 from asrkit.models.heads import build_head
 from asrkit.models.network import AcousticNet, Dropout
@@ -164,7 +164,7 @@ class RecurrentModel(AcousticNet):
     def run_rnn(self, x: torch.Tensor, lengths: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         """(B, T', D_in) front-end frames → ((B, T', D) outputs, final states at each utterance's last valid frame).
 
-        `state` (a previous call's final states) seeds the recurrence: room for streaming (issue 9).
+        `state` (a previous call's final states) seeds the recurrence: what streaming uses (asrkit.stream).
         """
         return self.rnn(x, lengths, state, exact_state=True)
 

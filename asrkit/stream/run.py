@@ -139,7 +139,8 @@ def stream_decode(
     from asrkit.fsutil import atomic_write_text, check_writable
 
     from asrkit.audio import check_samples
-    from asrkit.decode.run import check_search, pick_model
+    from asrkit.decode.run import check_search
+    from asrkit.models.choice import pick_model
     from asrkit.stream.encoder import streamable_reason
 
     if chunk_ms <= 0:
@@ -149,7 +150,7 @@ def stream_decode(
     for dest, option in ((output, "--output"), (ctm, "--ctm")):
         if dest is not None:
             check_writable(dest, option)  # before the model loads and the stream starts
-    path, why, am = pick_model(model, stream=True)
+    path, why, am = pick_model(model, check=streamable_reason)
     if why:
         print(f"decode: using {path} ({why})", file=sys.stderr)
     reason = streamable_reason(am)
@@ -180,7 +181,7 @@ def stream_decode(
     if output is not None:
         atomic_write_text(output, f"{utt}\t{result.hypothesis.text}\n")
     if ctm is not None:
-        from asrkit.decode.timing import ctm_lines
+        from asrkit.align.timing import ctm_lines
 
         rows = ctm_lines(utt, result.hypothesis.words)
         atomic_write_text(ctm, "\n".join(rows) + ("\n" if rows else ""))

@@ -62,7 +62,7 @@ def model_card(
     m, t = recipe.model, recipe.train
     lines = [f"# Model card: {recipe.name}", ""]
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    from asrkit import __version__
+    from asrkit.version import __version__
 
     commit = _git_commit()
     lines += [f"Trained with asrkit {__version__}" + (f" (commit {commit})" if commit else "") + f", written {when}.", ""]

@@ -25,7 +25,7 @@ from asrkit.models import build_model, count_parameters
 from asrkit.train.card import write_model_card
 from asrkit.progress import Progress
 from asrkit.train import distributed
-from asrkit.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
+from asrkit.models.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
 from asrkit.train.evaluate import HIGHER_IS_BETTER, better, evaluate, frame_loss, resolve_metric
 from asrkit.train.report import plot_curves, print_summary, write_metrics
 from asrkit.train.schedule import make_optimizer, make_scheduler, per_step

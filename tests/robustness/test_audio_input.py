@@ -38,7 +38,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from asrkit.features import feature_settings
     from asrkit.models import build_model
     from asrkit.text import CharTokenizer
-    from asrkit.train.checkpoint import save_checkpoint
+    from asrkit.models.checkpoint import save_checkpoint
 
     recipe = recipe_from_dict({"name": "r", "features": {"n_mels": 40}, "model": {"name": "bigru", "frontend": "stack", "subsample": 3, "hidden": 32, "layers": 1}})
     tok = CharTokenizer(sorted(set("zero one two three four five six seven eight nine")))

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from asrkit.errors import InputError
-from asrkit.train.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from asrkit.models.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from cli_inproc import assert_one_line_error, cli, tiny_checkpoint_state, write_wav
 
 ASRKIT = Path(__file__).resolve().parents[2] / "asrkit"

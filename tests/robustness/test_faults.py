@@ -1,4 +1,4 @@
-"""Faults (issue 8): SIGKILL inside a checkpoint write, Ctrl-C during training and prepare, a full disk during
+"""Faults: SIGKILL inside a checkpoint write, Ctrl-C during training and prepare, a full disk during
 prepare, two runs on one experiment dir, train on a missing or half-prepared data dir, unwritable outputs.
 
 Every case checks the exit code, that stderr names the culprit in one line without a traceback, and that what
@@ -30,7 +30,7 @@ from asrkit.data.featstore import FeatureStore
 from asrkit.data.loader import FeatureDataset
 from asrkit.errors import InputError
 from asrkit.fsutil import RunLock
-from asrkit.train.checkpoint import load_checkpoint
+from asrkit.models.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCHES = 12  # per epoch: 96 strings, 8 per batch

@@ -13,7 +13,7 @@ from asrkit.data.corpora.librispeech import read_transcripts as read_trans_txt
 from asrkit.data.manifest import parse_line, read_manifest
 from asrkit.errors import InputError
 from asrkit.score import read_transcripts
-from asrkit.train.checkpoint import save_checkpoint
+from asrkit.models.checkpoint import save_checkpoint
 from cli_inproc import assert_one_line_error, cli, tiny_checkpoint_state, write_wav
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from asrkit.errors import InputError
-from asrkit.export.meta import ALL_FIELDS, PREFIX, unpack
+from asrkit.models.exported import ALL_FIELDS, PREFIX, unpack
 from asrkit.models.acoustic import AcousticModel
 
 

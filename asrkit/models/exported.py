@@ -31,7 +31,7 @@ def _cmvn_from_json(cmvn: dict | None) -> dict | None:
 
 def build_metadata(state: dict[str, Any], task: str, subsample: int) -> dict[str, Any]:
     """The decoding settings of a loaded checkpoint `state` (plus the built model's task and subsampling)."""
-    from asrkit import __version__
+    from asrkit.version import __version__
 
     feats = state["features"]
     meta: dict[str, Any] = {
