@@ -61,7 +61,7 @@ def test_pick_model_loads_what_it_checks_once_and_skips_feature_models_for_audio
         loads.append(Path(path))
         return SimpleNamespace(precomputed="features" in str(path), path=Path(path))
 
-    monkeypatch.setattr("asrkit.export.load_acoustic_model", fake_load)
+    monkeypatch.setattr("asrkit.models.choice.load_acoustic_model", fake_load)
     path, why, am = pick_model(None, reads_audio=True)
     assert path == am.path == Path("exp/audio/best.pt") and "features/best.pt (trained on precomputed features" in why
     assert loads == [Path("exp/features/best.pt"), Path("exp/audio/best.pt")]  # the chosen one is not loaded twice
