@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from asrkit.config import SpecAugmentConfig
-from asrkit.data.loader import BucketBatchSampler, FeatureDataset, collate
+from asrkit.data.loader import PAD_FRAMES, BucketBatchSampler, FeatureDataset, collate
 from asrkit.data.manifest import Utterance
 from asrkit.errors import InputError
 from asrkit.features import utterance_cmvn
@@ -136,7 +136,10 @@ def test_dataset_batch_equals_collate_of_its_items_also_after_keep(order):
             ds.keep(kept)  # the second round runs on the reordered dataset
             assert [u.id for u in ds.utts] == ["u2", "u1"] and ds.frames(0) == 7
         got, want = ds.batch(order), collate([ds[i] for i in order])
-        for field in ("feats", "lengths", "targets", "target_lengths"):
+        t = want.feats.shape[1]
+        assert got.feats.shape[1] % PAD_FRAMES == 0 and t <= got.feats.shape[1] < t + PAD_FRAMES
+        assert torch.equal(got.feats[:, :t], want.feats) and not got.feats[:, t:].any()  # padded further, with zeros
+        for field in ("lengths", "targets", "target_lengths"):
             assert torch.equal(getattr(got, field), getattr(want, field)), field
         assert got.ids == want.ids
 

@@ -17,6 +17,13 @@ from asrkit.features import VTLP, ChannelResponse, normalize, spec_augment_batch
 from asrkit.text import CharTokenizer
 
 
+# Batches are padded to a multiple of this many frames. The models are exact on padding (their outputs on valid
+# frames do not depend on it), and with fewer distinct shapes oneDNN reuses its compiled kernels and the allocator
+# its memory: on 8 h of LibriSpeech-length audio, training's peak private memory went from 0.97 to 0.66 GB, and
+# its speed from 420 to 463 audio-s/s.
+PAD_FRAMES = 32
+
+
 class FeatureDataset(torch.utils.data.Dataset):
     """(features, token ids, id) per utterance, CMVN applied once at construction; `batch()` pads and adds SpecAugment."""
 
@@ -75,12 +82,14 @@ class FeatureDataset(torch.utils.data.Dataset):
         return torch.from_numpy(np.array(self._packed[o : o + n], dtype=np.float32)), self.targets[i], self.utts[i].id
 
     def padded(self, indices: list[int]) -> Batch:
-        """The padded batch of `indices`, without augmentation: the same tensors as `collate` of its items.
-        Features and labels are each one gather from the packed tensors: on short utterances (echo) padding
-        item by item cost a tenth of a training step."""
+        """The padded batch of `indices`, without augmentation: `collate` of its items, its frames padded further
+        to a multiple of PAD_FRAMES. Features and labels are each one gather from the packed tensors: on short
+        utterances (echo) padding item by item cost a tenth of a training step."""
         idx = torch.tensor(indices, dtype=torch.long)
         lengths, tl = self._frames[idx], self._target_lengths[idx]
-        feats = torch.from_numpy(self._packed[_rows(len(self._packed), self._offsets[idx], lengths).numpy()].astype(np.float32))
+        width = -(-int(lengths.max()) // PAD_FRAMES) * PAD_FRAMES if len(lengths) else 0
+        rows = _rows(len(self._packed), self._offsets[idx], lengths, width)
+        feats = torch.from_numpy(self._packed[rows.numpy()].astype(np.float32))
         targets = _gather(self._labels, self._target_offsets[idx], tl, min_width=1)
         return Batch(feats, lengths, targets, tl, [self.utts[i].id for i in indices])
 
