@@ -38,10 +38,11 @@ def greedy_batch(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0)
 
 
 def _frame_nll(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame negative log-likelihood of the targets (B, T') and the mask of valid frames."""
-    t = log_probs.shape[1]
+    """Per-frame negative log-likelihood of the targets (B, T') and the mask of valid frames. The features may be
+    padded further than the targets (loader.PAD_FRAMES): the frames past the longest target are padding."""
+    t = min(log_probs.shape[1], targets.shape[1])
     valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
-    return -log_probs.float().gather(-1, targets[:, :t, None]).squeeze(-1), valid
+    return -log_probs[:, :t].float().gather(-1, targets[:, :t, None]).squeeze(-1), valid
 
 
 def frame_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -82,7 +83,8 @@ def evaluate_frames(model: torch.nn.Module, ds: FeatureDataset, device: torch.de
     for _, b, lp, out_len in _dev_batches(model, ds, device, max_frames):
         nll, valid = _frame_nll(lp, out_len, b.targets)
         total += float(nll[valid].sum())
-        correct += int(((lp.argmax(-1) == b.targets[:, : lp.shape[1]]) & valid).sum())
+        t = valid.shape[1]
+        correct += int(((lp[:, :t].argmax(-1) == b.targets[:, :t]) & valid).sum())
         n += int(valid.sum())
     return {"loss": total / max(n, 1), "accuracy": correct / max(n, 1)}
 
