@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from asrkit.config import SpecAugmentConfig
-from asrkit.data.loader import PAD_FRAMES, BucketBatchSampler, FeatureDataset, collate
+from asrkit.data.loader import BucketBatchSampler, FeatureDataset, collate, padded_width
 from asrkit.data.manifest import Utterance
 from asrkit.errors import InputError
 from asrkit.features import utterance_cmvn
@@ -137,7 +137,7 @@ def test_dataset_batch_equals_collate_of_its_items_also_after_keep(order):
             assert [u.id for u in ds.utts] == ["u2", "u1"] and ds.frames(0) == 7
         got, want = ds.batch(order), collate([ds[i] for i in order])
         t = want.feats.shape[1]
-        assert got.feats.shape[1] % PAD_FRAMES == 0 and t <= got.feats.shape[1] < t + PAD_FRAMES
+        assert got.feats.shape[1] == padded_width(t) >= t
         assert torch.equal(got.feats[:, :t], want.feats) and not got.feats[:, t:].any()  # padded further, with zeros
         for field in ("lengths", "targets", "target_lengths"):
             assert torch.equal(getattr(got, field), getattr(want, field)), field
@@ -171,3 +171,10 @@ def test_dataset_rejects_unknown_characters():
     utts = [Utterance("bad", "a.wav", text="xyz")]
     with pytest.raises(InputError, match="'bad'"):
         FeatureDataset(utts, {"bad": torch.zeros(3, 2)}, CharTokenizer(["a"]))
+
+
+def test_padded_widths_are_few_and_close():
+    """16 widths per octave, never more than 1/16 over: 31 → 31, 33 → 34, 101 → 104, 1000 → 1024, 3000 → 3072."""
+    assert [padded_width(n) for n in (0, 1, 31, 32, 33, 101, 1000, 3000)] == [0, 1, 31, 32, 34, 104, 1024, 3072]
+    widths = {padded_width(n) for n in range(1000, 4000)}
+    assert len(widths) <= 40 and all(n <= padded_width(n) <= n * 17 / 16 for n in range(1, 5000))

@@ -17,11 +17,13 @@ from asrkit.features import VTLP, ChannelResponse, normalize, spec_augment_batch
 from asrkit.text import CharTokenizer
 
 
-# Batches are padded to a multiple of this many frames. The models are exact on padding (their outputs on valid
-# frames do not depend on it), and with fewer distinct shapes oneDNN reuses its compiled kernels and the allocator
-# its memory: on 8 h of LibriSpeech-length audio, training's peak private memory went from 0.97 to 0.66 GB, and
-# its speed from 420 to 463 audio-s/s.
-PAD_FRAMES = 32
+def padded_width(frames: int) -> int:
+    """A batch's frames rounded up to 16 steps per octave (at most 1/16 more): the models are exact on padding (their
+    outputs on valid frames do not depend on it), and with few distinct shapes oneDNN reuses its compiled kernels and
+    the allocator its memory. On 8 h of LibriSpeech-length audio, training's peak private memory stopped growing with
+    the corpus (0.97 GB before, at 8 h), and training got faster."""
+    step = 1 << max(0, frames.bit_length() - 5)
+    return -(-frames // step) * step
 
 
 class FeatureDataset(torch.utils.data.Dataset):
@@ -83,11 +85,11 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def padded(self, indices: list[int]) -> Batch:
         """The padded batch of `indices`, without augmentation: `collate` of its items, its frames padded further
-        to a multiple of PAD_FRAMES. Features and labels are each one gather from the packed tensors: on short
-        utterances (echo) padding item by item cost a tenth of a training step."""
+        to `padded_width`. Features and labels are each one gather from the packed tensors: on short utterances
+        (echo) padding item by item cost a tenth of a training step."""
         idx = torch.tensor(indices, dtype=torch.long)
         lengths, tl = self._frames[idx], self._target_lengths[idx]
-        width = -(-int(lengths.max()) // PAD_FRAMES) * PAD_FRAMES if len(lengths) else 0
+        width = padded_width(int(lengths.max())) if len(lengths) else 0
         rows = _rows(len(self._packed), self._offsets[idx], lengths, width)
         feats = torch.from_numpy(self._packed[rows.numpy()].astype(np.float32))
         targets = _gather(self._labels, self._target_offsets[idx], tl, min_width=1)
