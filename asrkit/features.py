@@ -239,8 +239,12 @@ def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torc
     return feats
 
 
-def spec_augment_batch(feats: torch.Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+def spec_augment_batch(
+    feats: torch.Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None, frames: int | None = None
+) -> torch.Tensor:
     """SpecAugment on a padded (B, frames, n_mels) batch, masks drawn independently per utterance (torchaudio iid).
+    The time masks' width is `time_width` of `frames`, the batch's longest utterance (default: the padded width),
+    so that padding the batch does not widen them.
 
     Masked cells are set to 0, the mean of CMVN-normalised features. One draw per batch keeps the augmentation
     off the training loop's critical path (per-utterance masking cost 40% of a CPU epoch).
@@ -248,7 +252,7 @@ def spec_augment_batch(feats: torch.Tensor, cfg: SpecAugmentConfig, generator: t
     import torchaudio.functional as AF
 
     x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T) as torchaudio expects
-    max_t = max(1, int(cfg.time_width * x.shape[-1]))
+    max_t = max(1, int(cfg.time_width * (frames or x.shape[-1])))
     if generator is not None:
         state = torch.random.get_rng_state()
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))

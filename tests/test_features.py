@@ -253,3 +253,14 @@ def test_prepare_takes_prior_speech_statistics_over_the_training_speech(tmp_path
     assert every.n == stats["prior_level"]["frames"]
     assert torch.allclose(stats["prior_speech"]["mean"], want.to_dict()["mean"], atol=0.05)
     assert float(stats["prior_speech"]["mean"].mean()) > float(stats["prior_level"]["mean"].mean()) + 0.5  # pauses excluded
+
+
+def test_spec_augment_time_masks_follow_the_longest_utterance_not_the_padding():
+    x = torch.ones(64, 400, 4)  # 64 utterances of 100 frames padded to 400
+    cfg = SpecAugmentConfig(freq_masks=0, time_masks=1, time_width=0.2)
+
+    def widest(y: torch.Tensor) -> int:
+        return int((y[:, :, 0] == 0).sum(1).max())
+
+    assert widest(spec_augment_batch(x, cfg, torch.Generator().manual_seed(1), frames=100)) <= 20
+    assert widest(spec_augment_batch(x, cfg, torch.Generator().manual_seed(1))) > 20  # padded width: up to 80

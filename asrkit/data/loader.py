@@ -99,19 +99,20 @@ class FeatureDataset(torch.utils.data.Dataset):
         """The training batch of `indices`: `padded`, with VTLP, a channel response and SpecAugment when the dataset has them.
         `views` > 1: the batch that many times over, each copy augmented on its own draws (for consistency training)."""
         b = self.padded(indices)
-        copies = [self._augment(b.feats) for _ in range(views)]
+        longest = int(b.lengths.max()) if len(b.lengths) else 0
+        copies = [self._augment(b.feats, longest) for _ in range(views)]
         if views == 1:
             b.feats = copies[0]
             return b
         return Batch(torch.cat(copies), b.lengths.repeat(views), b.targets.repeat(views, 1), b.target_lengths.repeat(views), b.ids * views)
 
-    def _augment(self, feats: torch.Tensor) -> torch.Tensor:
+    def _augment(self, feats: torch.Tensor, longest: int) -> torch.Tensor:
         if self.warp is not None:
             feats = self.warp(feats, self.generator)
         if self.channel is not None:
             feats = self.channel(feats, self.generator)
         if self.augment is not None:
-            feats = spec_augment_batch(feats, self.augment, self.generator)
+            feats = spec_augment_batch(feats, self.augment, self.generator, frames=longest)
         return feats
 
 
