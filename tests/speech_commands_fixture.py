@@ -2,7 +2,7 @@
 generated `_background_noise_/` recordings, `validation_list.txt` / `testing_list.txt`; optionally merged with a
 real Speech Commands folder (its clips and lists kept as they are).
 
-Also a script, for the recipe's measurement (recipes/README.md):
+Also a script, for the recipe's measurement (recipes/HISTORY.md):
     python tests/speech_commands_fixture.py OUT [--merge ../shared/data/speech_commands/speech_commands_v0.01]
 """
 
