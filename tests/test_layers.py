@@ -4,8 +4,8 @@
 
 Every import of an asrkit module counts, at the top of a module or inside a function. A module may import its own
 layer or a lower one; among decode, align and stream the imports must not go round in a circle; no module imports
-itself back through others. The imports that still run up are listed in RUNS_UP, each with why, and there may be at
-most two.
+itself back through others. An import that had to run up would be listed in RUNS_UP with why; there are none, and
+MAX_RUNS_UP keeps it so.
 """
 
 from __future__ import annotations

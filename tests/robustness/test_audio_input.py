@@ -314,7 +314,7 @@ def test_long_input_goes_through_the_chunked_path(model: Path, tmp_path: Path, m
         calls.append((feats.shape[0], len(windows)))
         return real(am, feats, chunk_s, overlap_s, *a, **kw)
 
-    monkeypatch.setattr(chunked, "chunked_log_probs", spy)  # decode reaches it through the API's log_probs_features
+    monkeypatch.setattr(chunked, "chunked_log_probs", spy)  # decode reaches it through chunked.batch_log_probs
     long_, short = tmp_path / "long.wav", tmp_path / "short.wav"
     sf.write(long_, _tone(12.0, SR), SR)
     sf.write(short, _tone(2.0, SR), SR)
