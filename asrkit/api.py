@@ -8,8 +8,8 @@ True
 >>> all(0 <= w.start < w.end <= len(wav) / 8000 + rec.frame_shift for w in hyp.words)
 True
 
-The CLI's `asrkit decode` and `asrkit align` run on the same functions (`Recognizer.decode_features`,
-`Recognizer.align_features`), so a transcript from Python equals the command's.
+The Recognizer is a thin wrapper: its search is `asrkit.decode.search.Decoder`, which `asrkit decode` and streaming
+run too, so a transcript from Python equals the command's; its settings are one `DecodeOptions`.
 """
 
 from __future__ import annotations
@@ -19,14 +19,21 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 
-from asrkit.decode.ctc import Hypothesis, Lexicon
-from asrkit.align.timing import Span
+from asrkit.align.timing import Span, spans_from_frames
+from asrkit.align.utt import align_utterance, encode_transcript
+from asrkit.audio import check_samples, resample
+from asrkit.config import DecodeOptions
+from asrkit.decode.chunked import batch_log_probs
+from asrkit.decode.ctc import Hypothesis
+from asrkit.decode.search import Decoder, rank_labels
 from asrkit.errors import InputError
+from asrkit.models.acoustic import AcousticModel
+from asrkit.models.choice import pick_model
 
 Audio = Union[str, Path, np.ndarray, torch.Tensor]
 """A file path (any format soundfile reads; resampled to the model's rate), or mono samples with their rate."""
@@ -68,14 +75,11 @@ class Recognizer:
     """
 
     def __init__(self, model, path: str | Path | None = None):
-        from asrkit.models.acoustic import AcousticModel
-
         if not isinstance(model, AcousticModel):
             raise TypeError("Recognizer wraps an asrkit.models.acoustic.AcousticModel; use asrkit.load(path)")
         self.model = model
         self.path = Path(path) if path is not None else None
-        self._lm_cache: dict[tuple, object] = {}
-        self._lexicon_cache: dict[str, Lexicon] = {}
+        self.decoder = Decoder(model.tokenizer, model.frame_shift)  # the search, with the LMs and lexicons it has built
 
     def __repr__(self) -> str:
         return f"Recognizer({self.path or 'in memory'}, task={self.task!r}, vocabulary={len(self.tokenizer)})"
@@ -115,8 +119,6 @@ class Recognizer:
         return self.model.features(self._samples(audio, sample_rate))
 
     def _samples(self, audio: np.ndarray | torch.Tensor, sample_rate: int | None) -> torch.Tensor:
-        from asrkit.audio import check_samples, resample
-
         if sample_rate is None:
             raise InputError("give the sample_rate of a sample array (asrkit resamples to the model's rate)")
         if sample_rate <= 0:
@@ -131,24 +133,15 @@ class Recognizer:
         check_samples(wav.detach().cpu().numpy(), int(sample_rate), "the audio")
         return resample(wav, int(sample_rate), self.sample_rate) if sample_rate != self.sample_rate else wav
 
-    def log_probs(self, audio: Audio, sample_rate: int | None = None, chunk_seconds: float = 20.0) -> torch.Tensor:
+    def log_probs(self, audio: Audio, sample_rate: int | None = None, chunk_seconds: float = DecodeOptions.chunk_seconds) -> torch.Tensor:
         """(frames, vocabulary) log-probabilities of one input; long inputs run in overlapping windows."""
         return self.log_probs_features([self.features(audio, sample_rate)], chunk_seconds)[0]
 
-    def log_probs_features(self, feats: Sequence[torch.Tensor], chunk_seconds: float = 20.0, vtln: bool = False) -> list[torch.Tensor]:
+    def log_probs_features(self, feats: Sequence[torch.Tensor], chunk_seconds: float = DecodeOptions.chunk_seconds,
+                           vtln: bool = False) -> list[torch.Tensor]:
         """Per-input log-probabilities of normalised features, as one batch; a long input runs chunked.
         `vtln`: each input read under its most probable frequency warp (`asrkit.decode.vtln`)."""
-        from asrkit.decode.chunked import chunked_log_probs
-
-        if vtln:
-            from asrkit.decode.vtln import vtln_log_probs
-
-            return vtln_log_probs(lambda f: self.log_probs_features(f, chunk_seconds), feats, self.model.feature_settings)[0]
-        hop = self.model.feature_settings["hop_ms"] / 1000
-        if any(f.shape[0] * hop > chunk_seconds for f in feats):
-            # a long recording: overlapping windows through the model, their centres stitched (bounded memory)
-            return [chunked_log_probs(self.model, f, chunk_seconds, min(2.0, chunk_seconds / 8)) for f in feats]
-        return self.model.log_probs(list(feats))
+        return batch_log_probs(self.model, feats, chunk_seconds, vtln)
 
     # ---- transcribe --------------------------------------------------------------------------------------
 
@@ -156,13 +149,14 @@ class Recognizer:
         self,
         audio: Audio | Sequence[Audio],
         sample_rate: int | None = None,
-        beam: int = 10,
+        beam: int | None = None,
         lm: str | Path | None = None,
-        alpha: float = 0.5,
-        beta: float = 1.0,
+        alpha: float | None = None,
+        beta: float | None = None,
         lexicon: str | Path | None = None,
-        nbest: int = 1,
-        vtln: bool = False,
+        nbest: int | None = None,
+        vtln: bool | None = None,
+        options: DecodeOptions | None = None,
     ) -> Hypothesis | list[Hypothesis]:
         """Transcribe one input (→ a `Hypothesis`) or a list of inputs (→ a list, decoded as one batch).
 
@@ -172,6 +166,8 @@ class Recognizer:
         `lexicon` (a word list or manifest) restricts the words. `nbest` > 1 returns, per input, the
         list of the best `nbest` hypotheses instead. `vtln`: read each input under its most probable
         frequency warp (for voices the model never heard; one model pass per warp, `asrkit.decode.vtln`).
+        `options`: all the settings as one `DecodeOptions` (the keywords given take precedence; the rest
+        default as `DecodeOptions()` does).
 
         >>> best = rec.transcribe(wav, sample_rate=8000, beam=10)
         >>> greedy = rec.transcribe(wav, sample_rate=8000, beam=1)
@@ -180,90 +176,32 @@ class Recognizer:
         """
         if self.task != "ctc":
             raise InputError(f"transcribe() decodes CTC models; this one has a {self.task} head (use classify())")
+        o = (options or DecodeOptions()).override(beam=beam, lm=lm, alpha=alpha, beta=beta, lexicon=lexicon, nbest=nbest, vtln=vtln)
+        o.check()
         many = isinstance(audio, (list, tuple))
         items = list(audio) if many else [audio]
         feats = [self.features(a, sample_rate) for a in items]
-        nbests = self.decode_features(feats, beam=beam, lm=lm, alpha=alpha, beta=beta, lexicon=lexicon, with_times=True, vtln=vtln)
-        out = [h[: max(1, nbest)] if nbest > 1 else h[0] for h in nbests]
+        nbests = self.decoder.decode(self.log_probs_features(feats, o.chunk_seconds, o.vtln), with_times=True, options=o)
+        out = [h[: max(1, o.nbest)] if o.nbest > 1 else h[0] for h in nbests]
         return out if many else out[0]
 
     def decode_features(
         self,
         feats: Sequence[torch.Tensor],
-        beam: int = 10,
-        lm: str | Path | None = None,
-        alpha: float = 0.5,
-        beta: float = 1.0,
-        lexicon: str | Path | Lexicon | None = None,
+        options: DecodeOptions | None = None,
         with_times: bool = False,
         log_probs: Sequence[torch.Tensor] | None = None,
-        hotwords: Sequence[str] | None = None,
-        hotword_weight: float = 10.0,
-        workers: int = 0,
-        vtln: bool = False,
+        **settings: Any,
     ) -> list[list[Hypothesis]]:
         """N-best lists (best first, with text) for a batch of normalised features; `with_times` adds word spans.
 
-        `log_probs`: the model's outputs when already computed (then `feats` is not run again); `hotwords`,
-        `hotword_weight` and `workers` (processes) go to the LM beam search; `vtln` as in `transcribe`.
+        `log_probs`: the model's outputs when already computed (then `feats` is not run again); `settings`: fields of
+        `DecodeOptions` (beam=..., lexicon=...) in place of `options`'. The search is `asrkit.decode.search.Decoder`'s,
+        which `asrkit decode` and streaming run too.
         """
-        from asrkit.align.timing import timestamps
-
-        if lm is not None and lexicon is not None:
-            raise InputError("an LM and a lexicon both restrict the words: give one of them")
-        lps = list(log_probs) if log_probs is not None else self.log_probs_features(feats, vtln=vtln)
-        if not lps:
-            return []
-        tok = self.tokenizer
-        if lm is not None:
-            nbests = self._lm(lm, alpha, beta, beam, tuple(hotwords or ()), hotword_weight).decode_batch([lp.numpy() for lp in lps], workers)
-        else:
-            nbests = self._beam(lps, beam, self._lexicon(lexicon))
-        space = getattr(tok, "index", {}).get(" ")
-        for lp, hyps in zip(lps, nbests):
-            for h in hyps:
-                if lm is None:  # the LM's hypotheses come with their text
-                    h.text = tok.decode(h.tokens).strip()
-            if with_times:
-                best = hyps[0]
-                best.token_spans, best.words = timestamps(lp, best.tokens, tok.symbols, tok.blank, self.frame_shift, space, best.timesteps)
-        return nbests
-
-    def _beam(self, lps: list[torch.Tensor], beam: int, lex: Lexicon | None) -> list[list[Hypothesis]]:
-        from asrkit.decode.beam import prefix_beam_search_batch
-
-        if beam < 1:
-            raise InputError(f"beam must be at least 1, got {beam}")
-        V = lps[0].shape[1]
-        lengths = np.array([lp.shape[0] for lp in lps], np.int64)
-        padded = np.zeros((len(lps), int(lengths.max()), V), np.float32)
-        for i, lp in enumerate(lps):
-            padded[i, : lp.shape[0]] = lp.numpy()
-        # greedy decoding cannot honour a lexicon: beam 1 searches with beam 2 then
-        return prefix_beam_search_batch(padded, lengths, max(beam, 2) if lex is not None else beam, self.tokenizer.blank, lexicon=lex)
-
-    def _lexicon(self, lexicon: str | Path | Lexicon | None) -> Lexicon | None:
-        if lexicon is None or isinstance(lexicon, Lexicon):
-            return lexicon
-        key = str(lexicon)
-        if key not in self._lexicon_cache:
-            from asrkit.decode.lexicon import load_lexicon
-
-            self._lexicon_cache[key] = load_lexicon(lexicon, self.tokenizer)
-        return self._lexicon_cache[key]
-
-    def _lm(self, lm: str | Path, alpha: float, beta: float, beam: int, hotwords: tuple[str, ...] = (), hotword_weight: float = 10.0):
-        key = (str(lm), alpha, beta, beam, hotwords, hotword_weight)
-        if key not in self._lm_cache:
-            from asrkit.decode.lm import LMDecoder
-
-            if self.task != "ctc":
-                raise InputError(f"an LM decodes CTC outputs; this model has a {self.task} head")
-            if not Path(lm).is_file():
-                raise InputError(f"language model {lm} not found")
-            words = list(hotwords) or None
-            self._lm_cache[key] = LMDecoder(self.tokenizer, lm, alpha, beta, words, hotword_weight, max(beam, 1), self.tokenizer.blank)
-        return self._lm_cache[key]
+        o = (options or DecodeOptions()).override(**settings).check()
+        lps = list(log_probs) if log_probs is not None else self.log_probs_features(feats, o.chunk_seconds, o.vtln)
+        return self.decoder.decode(lps, with_times, o)
 
     # ---- align ---------------------------------------------------------------------------------------------
 
@@ -279,9 +217,6 @@ class Recognizer:
 
     def align_features(self, feats: torch.Tensor, text: str, utt_id: str = "input") -> Alignment:
         """`align` on normalised features (what `asrkit align` runs per utterance)."""
-        from asrkit.align.utt import align_utterance, encode_transcript
-        from asrkit.align.timing import spans_from_frames
-
         if self.task != "ctc":
             raise InputError(f"align() needs a CTC model; this one has a {self.task} head")
         norm, tokens = encode_transcript(self.tokenizer, text, utt_id)
@@ -311,11 +246,7 @@ class Recognizer:
         """Per input, the `top` (label, log-probability) pairs, best first, for normalised features (one batch)."""
         if self.task != "classifier":
             raise InputError(f"classify() needs a classifier model; this one has a {self.task} head (use transcribe())")
-        out = []
-        for lp in self.model.classify(list(feats)):
-            order = lp.argsort(descending=True)[: max(1, top)].tolist()
-            out.append([(self.tokenizer.symbols[k], float(lp[k])) for k in order])
-        return out
+        return rank_labels(self.model, feats, top)
 
 
 def load(path: str | Path | None = None, device: str | None = None) -> Recognizer:
@@ -324,8 +255,6 @@ def load(path: str | Path | None = None, device: str | None = None) -> Recognize
 
     `device`: "cpu", "cuda", ...; by default CUDA when present.
     """
-    from asrkit.models.choice import pick_model
-
     p, why, am = pick_model(path, reads_audio=False, device=device)
     if why:
         print(f"asrkit.load: using {p} ({why})", file=sys.stderr)

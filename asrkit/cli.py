@@ -1,7 +1,13 @@
-"""The `asrkit` command: one thin function per subcommand over the library; errors become one line + exit code."""
+"""The `asrkit` command: one thin function per subcommand, parsing its options and calling `asrkit.commands` (or the
+library); errors become one line + exit code.
+
+The subcommands import their work inside their functions: `asrkit --help` and the start of every command must not
+pay for torch and the rest of the package.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -10,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from asrkit.cli_help import install as _plain_help
+from asrkit.config import DecodeOptions
 
 _plain_help()
 app = typer.Typer(
@@ -24,6 +31,12 @@ app = typer.Typer(
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key, e.g. --set train.epochs=5 (repeatable).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 _DEBUG = {"on": False}
+_DECODE_SETTINGS = {f.name for f in dataclasses.fields(DecodeOptions)}
+
+
+def _dflt(setting: str) -> str:
+    """The help's note of a decoding setting's default, which a recipe's decode: section overrides."""
+    return f"(default: the recipe's, else {getattr(DecodeOptions, setting)})"
 
 
 def _version(value: bool) -> None:
@@ -82,27 +95,9 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per zoo entry.")] = False,
 ) -> None:
     """List the model zoo with parameter counts for a recipe's sizes."""
-    import json
+    from asrkit.commands.models import models_command
 
-    from asrkit.models.describe import describe_zoo
-
-    rows, title = describe_zoo(recipe, set_)
-    if as_json:
-        for r in rows:
-            typer.echo(json.dumps(r))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=title)
-    for col in ("model", "parameters", "bidirectional", "streamable", "description"):
-        t.add_column(col, justify="right" if col == "parameters" else "left")
-    for r in rows:
-        params = f"{r['parameters']:,}" if r["parameters"] is not None else r.get("error", "-")
-        mark = " *" if r["selected"] else ""
-        streams = "yes" if r["streamable"] else f"no ({r['stream_note']})" if r.get("stream_note") else "no"
-        t.add_row(r["name"] + mark, params, "yes" if r["bidirectional"] else "no", streams, r["description"])
-    Console().print(t)
+    models_command(recipe, set_, as_json)
 
 
 @app.command()
@@ -120,28 +115,32 @@ def average(
 
 @app.command()
 def decode(
+    ctx: typer.Context,
     inputs: Annotated[list[str], typer.Argument(help="Audio files (wav/flac, any rate), directories, or .jsonl manifests.")],
     model: Annotated[
         Optional[Path], typer.Option("--model", "-m", help="Checkpoint, e.g. exp/digits/best.pt (default: $ASRKIT_MODEL, else the newest exp/*/best.pt of a finished run that can read the input).")
     ] = None,
-    beam: Annotated[int, typer.Option("--beam", min=1, help="Beam width; 1 is greedy (with --lexicon: a beam of 2).")] = 10,
+    recipe: Annotated[
+        Optional[Path], typer.Option("--recipe", help="Take the decoding settings not given here from this recipe's decode: section (default: the recipe the model was trained with).")
+    ] = None,
+    beam: Annotated[Optional[int], typer.Option("--beam", min=1, help=f"Beam width; 1 is greedy (with --lexicon: a beam of 2). {_dflt('beam')}")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines: text, score, n-best, token and word timestamps in seconds.")] = False,
     ctm: Annotated[Optional[Path], typer.Option("--ctm", metavar="PATH", help="Also write the words with their times as NIST CTM.")] = None,
     chunk_seconds: Annotated[
-        float, typer.Option("--chunk-seconds", min=1.0, help="Longer inputs run through the model in overlapping windows of this length.")
-    ] = 20.0,
+        Optional[float], typer.Option("--chunk-seconds", min=1.0, help=f"Longer inputs run through the model in overlapping windows of this length. {_dflt('chunk_seconds')}")
+    ] = None,
     lm: Annotated[
         Optional[Path], typer.Option("--lm", metavar="MODEL", help="Word n-gram LM (ARPA or KenLM binary; `asrkit lm build` makes one).")
     ] = None,
-    alpha: Annotated[Optional[float], typer.Option("--alpha", help="LM weight (with --lm). [default: 0.5]")] = None,
-    beta: Annotated[Optional[float], typer.Option("--beta", help="Word insertion bonus (with --lm). [default: 1.0]")] = None,
-    hotword: Annotated[Optional[list[str]], typer.Option("--hotword", help="A word to favour in the LM search (repeatable).")] = None,
-    hotword_weight: Annotated[float, typer.Option("--hotword-weight", help="Score bonus of a hotword.")] = 10.0,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Processes for the LM beam search (0: in this process).")] = 0,
+    alpha: Annotated[Optional[float], typer.Option("--alpha", help=f"LM weight (with --lm). {_dflt('alpha')}")] = None,
+    beta: Annotated[Optional[float], typer.Option("--beta", help=f"Word insertion bonus (with --lm). {_dflt('beta')}")] = None,
+    hotwords: Annotated[Optional[list[str]], typer.Option("--hotword", help="A word to favour in the LM search (repeatable).")] = None,
+    hotword_weight: Annotated[Optional[float], typer.Option("--hotword-weight", help=f"Score bonus of a hotword. {_dflt('hotword_weight')}")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help=f"Processes for the LM beam search (0: in this process). {_dflt('workers')}")] = None,
     vtln: Annotated[
-        bool, typer.Option("--vtln", help="Read each input under its most probable of 7 frequency warps: voices never heard (7x the model's time).")
-    ] = False,
+        Optional[bool], typer.Option("--vtln", help="Read each input under its most probable of 7 frequency warps: voices never heard (7x the model's time).")
+    ] = None,
     lexicon: Annotated[
         Optional[Path],
         typer.Option(
@@ -170,29 +169,22 @@ def decode(
     """
     from asrkit.errors import InputError
 
-    if lm is None and (alpha is not None or beta is not None):
-        raise InputError("--alpha and --beta weigh the LM in the beam search: give an --lm too")
-    alpha, beta = 0.5 if alpha is None else alpha, 1.0 if beta is None else beta
+    # the options named as DecodeOptions' fields are the decoding settings: a new setting is a field and an option here
+    settings = {k: v for k, v in ctx.params.items() if k in _DECODE_SETTINGS}
     if "-" in inputs and not stream:
         raise InputError("- reads audio from stdin, which needs --stream (asrkit decode --stream -)")
     if stream:
-        from asrkit.stream.run import stream_decode
+        from asrkit.commands.stream import stream_decode
 
         if len(inputs) != 1:
             raise InputError(f"--stream reads one input (a file, or - for stdin), got {len(inputs)}")
         if submission or vtln:
             raise InputError("--stream decodes without --submission and --vtln (a whole-recording warp)")
-        search = {"lm": lm, "alpha": alpha, "beta": beta, "lexicon": lexicon, "hotwords": hotword, "hotword_weight": hotword_weight}
-        stream_decode(model, inputs[0], chunk_ms=chunk_ms, beam=beam, raw_rate=raw_rate, as_json=as_json,
-                      search={k: v for k, v in search.items() if v is not None}, output=output, ctm=ctm)
+        stream_decode(model, inputs[0], settings, recipe, chunk_ms=chunk_ms, raw_rate=raw_rate, as_json=as_json, output=output, ctm=ctm)
         return
-    from asrkit.decode.run import decode as run
+    from asrkit.commands.decode import decode as run
 
-    run(
-        model, inputs, beam=beam, output=output, as_json=as_json, quiet=quiet, lexicon=lexicon, submission=submission, ctm=ctm,
-        chunk_seconds=chunk_seconds, lm=lm, alpha=alpha, beta=beta, hotwords=hotword, hotword_weight=hotword_weight, workers=workers,
-        vtln=vtln,
-    )
+    run(model, inputs, settings, recipe, output=output, as_json=as_json, ctm=ctm, submission=submission, quiet=quiet)
 
 
 @app.command()
@@ -202,7 +194,7 @@ def export(
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="onnx or torchscript (default: by the output's suffix, .onnx or .pt; onnx needs onnx and onnxruntime: pip install asrkit with the export extra).")] = None,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript with everything decoding needs; decode it with --model FILE."""
-    from asrkit.export.cli import export_command
+    from asrkit.commands.export import export_command
 
     export_command(model, fmt, output)
 
@@ -225,38 +217,10 @@ def align(
     asrkit align -m exp/digits/best.pt data/digits/test.jsonl
     asrkit align --compare exp/dnn/best.pt exp/gru/best.pt exp/digits/best.pt data/digits/test.jsonl --limit 100
     """
-    from asrkit.errors import InputError
+    from asrkit.commands.align import align_command
 
-    ckpts = [str(m) for m in model or []]
-    rest = list(inputs)
-    if compare:
-        ckpts += [a for a in rest if a.endswith(".pt")]
-        rest = [a for a in rest if not a.endswith(".pt")]
-    elif any(a.endswith(".pt") for a in rest):
-        raise InputError("a checkpoint among the inputs: give it with --model, or compare checkpoints with --compare")
-    if not ckpts:
-        raise InputError("no checkpoint: give --model (or checkpoints with --compare)")
-    if not rest:
-        raise InputError("no inputs: give a manifest with transcripts, or audio files with --text")
-    if compare:
-        from rich.console import Console
-
-        from asrkit.align.compare import compare as run_compare
-        from asrkit.align.compare import stats_table
-
-        res = run_compare(ckpts, rest, out, utt=utt, limit=limit, text=text, names=name or None, quiet=quiet)
-        console = Console() if sys.stdout.isatty() else Console(width=160)  # a pipe or file gets the whole table
-        console.print(stats_table(res["rows"], title=f"alignment statistics (delays against {res['rows'][0]['name']})"))
-        typer.echo(f"wrote compare.png, compare.json, compare.csv into {out} (figure: {res['utterance']})", err=True)
-        return
-    if len(ckpts) > 1:
-        raise InputError(f"{len(ckpts)} checkpoints: align with one, or compare them with --compare")
-    if utt is not None or name:
-        raise InputError("--utt and --name go with --compare")
-    from asrkit.align.run import align as run
-
-    rows = run(ckpts[0], rest, out, text=text, plots=not no_plots, limit=limit, quiet=quiet)
-    typer.echo(f"aligned {sum(r['loglik'] > float('-inf') for r in rows)} of {len(rows)} utterances into {out}", err=True)
+    align_command(inputs, list(model or []), out, text=text, limit=limit, plots=not no_plots, compare=compare, utt=utt, names=name,
+                  quiet=quiet)
 
 
 @app.command()
@@ -274,58 +238,9 @@ def score(
     ] = None,
 ) -> None:
     """WER/CER with substitutions, deletions, insertions, and accuracy (exact match); missing and extra ids are reported."""
-    import json
+    from asrkit.commands.score import score_command
 
-    from asrkit.score import format_details, format_report, listed, normalized, read_transcripts, score_warnings
-    from asrkit.score import score as run
-
-    from asrkit.errors import InputError
-
-    refs = read_transcripts(ref)
-    if not refs:
-        raise InputError(f"--ref {ref} holds no transcripts: nothing to score against")
-    if len(hyp) > 1:
-        if details or frames or confusion is not None:
-            raise InputError("--details, --frames and --confusion score one --hyp; several make a comparison table")
-        from asrkit.score import compare_hypotheses, format_comparison
-
-        rows = compare_hypotheses(refs, {str(h): read_transcripts(h) for h in hyp}, normalize=normalize)
-        for name, _, warnings in rows:
-            for warning in warnings:
-                typer.echo(f"warning: {name}: {warning}", err=True)
-        if as_json:
-            for name, rep, _ in rows:
-                typer.echo(json.dumps({"hyp": name, **rep.to_dict()}))
-            return
-        from rich.console import Console
-
-        Console().print(format_comparison(rows, title=f"Scores against {ref}"))
-        return
-    (hyp,) = hyp
-    hyps = read_transcripts(hyp)
-    if normalize:
-        refs, hyps = normalized(refs), normalized(hyps)
-    rep = run(refs, hyps, frames=frames)
-    for warning in score_warnings(refs, hyps, rep, already_normalized=normalize):
-        typer.echo(f"warning: {warning}", err=True)
-    if confusion is not None:
-        from asrkit.confusion import write_confusion
-
-        write_confusion(refs, hyps, confusion)
-        typer.echo(f"confusion matrix: {confusion}", err=True)
-    if as_json:
-        typer.echo(json.dumps(rep.to_dict()))
-        return
-    from rich.console import Console
-
-    con = Console()
-    con.print(format_report(rep))
-    if rep.missing:
-        con.print(f"[yellow]{len(rep.missing)} reference id(s) have no hypothesis (scored as deletions): {listed(rep.missing)}")
-    if rep.extra:
-        con.print(f"[yellow]{len(rep.extra)} hypothesis id(s) are not in the reference (not scored): {listed(rep.extra)}")
-    if details:
-        con.print(format_details(rep, details))
+    score_command(ref, hyp, as_json=as_json, details=details, frames=frames, normalize=normalize, confusion=confusion)
 
 
 lm_app = typer.Typer(help="Word n-gram language models.", no_args_is_help=True)

@@ -8,6 +8,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,11 +195,54 @@ class TrainConfig:
 
 
 @dataclass
-class DecodeConfig:
-    beam: int = 10
-    lm: str | None = None
-    alpha: float = 0.5
-    beta: float = 1.0
+class DecodeOptions:
+    """How to decode: the recipe's `decode:` section, `asrkit decode`'s options and the Python API's keywords alike.
+
+    It lives with the recipe schema so that a recipe's `decode:` section is type-checked and validated when the recipe
+    loads; `asrkit.decode.search.Decoder` runs it. A new setting is a field here (with its check in `checks`) and an
+    option of `asrkit decode`.
+    """
+
+    beam: int = 10  # beam width; 1 is greedy (a lexicon searches with at least 2)
+    lm: str | None = None  # word n-gram (ARPA or KenLM binary) fused into the beam search
+    alpha: float = 0.5  # LM weight
+    beta: float = 1.0  # word insertion bonus (with an LM)
+    lexicon: str | None = None  # a word list or manifest whose words constrain the search (from Python also a Lexicon)
+    hotwords: list[str] = field(default_factory=list)  # words favoured in the LM search
+    hotword_weight: float = 10.0
+    nbest: int = 1  # hypotheses per input returned by the Python API
+    chunk_seconds: float = 20.0  # longer inputs run through the model in overlapping windows of this length
+    vtln: bool = False  # read each input under its most probable frequency warp
+    workers: int = 0  # processes for the LM beam search (0: in this process)
+
+    def checks(self, name: Callable[[str], str] = str) -> list[tuple[bool, str]]:
+        """(holds, message) per rule; `name` spells a setting the way its source does (`beam`, `decode.beam`, `--beam`)."""
+        n = name
+        return [
+            (self.beam >= 1, f"{n('beam')} must be at least 1, got {self.beam}"),
+            (self.chunk_seconds >= 1.0, f"{n('chunk_seconds')} must be at least 1 second, got {self.chunk_seconds}"),
+            (self.workers >= 0, f"{n('workers')} must be at least 0, got {self.workers}"),
+            (self.lm is None or self.lexicon is None, f"{n('lm')} and {n('lexicon')} both restrict the words: give one of them"),
+            (not self.hotwords or self.lm is not None, f"{n('hotwords')} boosts words in the LM beam search: give an {n('lm')} too"),
+        ]
+
+    def check(self, name: Callable[[str], str] = str) -> DecodeOptions:
+        """These options, or an InputError with the first rule they break."""
+        for ok, msg in self.checks(name):
+            if not ok:
+                raise InputError(msg)
+        return self
+
+    def override(self, **given: Any) -> DecodeOptions:
+        """These options with the settings in `given` in place of theirs; a None value is a setting not given."""
+        return dataclasses.replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> DecodeOptions:
+        """Options from a stored recipe's `decode:` mapping (a checkpoint's); settings this version does not know are
+        left out, the others type-checked as a recipe's."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return _build(cls, {k: v for k, v in (values or {}).items() if k in names}, "decode")
 
 
 @dataclass
@@ -208,7 +252,7 @@ class Recipe:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
 
     @property
     def data_dir(self) -> Path:
@@ -499,7 +543,7 @@ def validate(r: Recipe) -> None:
         (r.train.consistency >= 0, "train.consistency must be >= 0 (0: no consistency training)"),
         (r.train.consistency == 0 or r.model.head == "ctc", "train.consistency regularises CTC posteriors: it needs model.head ctc"),
         (r.train.clip >= 0, "train.clip must be >= 0 (0 = no clipping)"),
-        (r.decode.beam >= 1, "decode.beam must be >= 1"),
+        *r.decode.checks(lambda k: f"decode.{k}"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -41,7 +41,7 @@ def main() -> int:
     from asrkit.models.acoustic import AcousticModel
     from asrkit.score import score
     from asrkit.stream import StreamingRecognizer
-    from asrkit.stream.run import file_chunks
+    from asrkit.stream.sources import file_chunks
 
     torch.set_num_threads(1)  # one stream, one core: what a server would give each client
     am = AcousticModel.load(args.model, "cpu")

@@ -36,7 +36,7 @@ def main() -> int:
 
     from asrkit.config import load_recipe
     from asrkit.data.prepare import prepare
-    from asrkit.decode.run import decode
+    from asrkit.commands.decode import decode
     from asrkit.models import build_model, count_parameters
     from asrkit.score import read_transcripts, score
     from asrkit.models.checkpoint import load_checkpoint
@@ -81,7 +81,7 @@ def main() -> int:
         }
         for split in ("test", "test_isolated"):
             hyp = exp / f"{split}.hyp"
-            decode(exp / "best.pt", [str(data / f"{split}.jsonl")], beam=10, output=hyp, quiet=True)
+            decode(exp / "best.pt", [str(data / f"{split}.jsonl")], {"beam": 10}, output=hyp, quiet=True)
             rep = score(read_transcripts(data / f"{split}.jsonl"), read_transcripts(hyp))
             result[f"{split}_wer"] = round(rep.wer, 4)
             result[f"{split}_cer"] = round(rep.cer, 4)

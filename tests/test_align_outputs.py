@@ -16,7 +16,7 @@ import yaml
 
 from asrkit.align.compare import alignment_stats, model_names
 from asrkit.align import best_state_path, ctc_posteriors
-from asrkit.align.run import utterance_spans
+from asrkit.commands.align import utterance_spans
 from asrkit.align.textgrid import write_textgrid
 from asrkit.align.utt import UttAlignment
 from asrkit.align.timing import ctm_lines, frames_from_path, spans_from_frames

@@ -125,7 +125,7 @@ def test_small_usage_mistakes_get_a_line_that_says_what_to_do(tmp_path: Path) ->
 
 
 def test_export_format_follows_the_output_suffix() -> None:
-    from asrkit.export.cli import format_for
+    from asrkit.commands.export import format_for
 
     assert format_for("m.onnx", None) == "onnx" and format_for("m.pt", None) == "torchscript"
     assert format_for("m.bin", None) == "onnx" and format_for("m.bin", "torchscript") == "torchscript"

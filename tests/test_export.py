@@ -23,7 +23,7 @@ from asrkit.audio import load_audio  # noqa: E402
 from asrkit.config import FeatureConfig  # noqa: E402
 from asrkit.errors import AsrkitError, InputError  # noqa: E402
 from asrkit.export import FORMATS, OnnxAcousticModel, TorchScriptAcousticModel, export_model, load_acoustic_model  # noqa: E402
-from asrkit.export.cli import export_command  # noqa: E402
+from asrkit.commands.export import export_command  # noqa: E402
 from asrkit.models.runtime import model_kind  # noqa: E402
 from asrkit.features import CMVNStats, feature_settings, make_extractor  # noqa: E402
 from asrkit.models import MODELS, build_model  # noqa: E402

@@ -408,7 +408,7 @@ def test_phonemes_recipe_end_to_end(an4_subset, tmp_path):
     kaggle = dict(base, name="kaggle")
     kaggle["data"] = dict(base["data"], root=str(hw), out_dir=str(tmp_path / "kdata"), phonemes={"layout": "hw3p2"})
     from asrkit.data.prepare import prepare
-    from asrkit.decode.run import decode
+    from asrkit.commands.decode import decode
 
     kdata = prepare(recipe_from_dict(kaggle), quiet=True)  # in-process: the CLI's prepare is covered above
     assert all(u.phonemes is None for u in read_manifest(kdata / "test.jsonl"))

@@ -19,7 +19,8 @@ from asrkit.features import make_extractor
 from asrkit.models import build_model
 from asrkit.models.acoustic import AcousticModel
 from asrkit.stream import StreamingLogMel, StreamingRecognizer, streamable_reason
-from asrkit.stream.run import file_chunks, pcm_chunks, stream_decode
+from asrkit.commands.stream import stream_decode
+from asrkit.stream.sources import file_chunks, pcm_chunks
 
 RECORDINGS = sorted((fsdd_root() / "recordings").glob("*_george_1.flac"))[:3]
 
@@ -223,7 +224,7 @@ def test_stream_decode_prints_partials_then_the_offline_final(tmp_path: Path) ->
     audio = tmp_path / "in.flac"
     sf.write(audio, np.concatenate([sf.read(f, dtype="float32")[0] for f in RECORDINGS]), 8000)
     out = io.StringIO()
-    res = stream_decode(ckpt, audio, chunk_ms=100, beam=10, out=out)
+    res = stream_decode(ckpt, audio, {"beam": 10}, chunk_ms=100, out=out)
     lines = out.getvalue().splitlines()
     assert lines[-1].startswith("final\t") and lines[-1].split("\t")[2] == res.hypothesis.text
     assert all(line.startswith("partial\t") for line in lines[:-1])
@@ -242,16 +243,16 @@ def test_stream_final_takes_a_lexicon_and_writes_output_and_ctm(tmp_path: Path) 
     words = tmp_path / "words.txt"
     words.write_text("one\ntwo\nfour\nnine\n")
     out, hyp, ctm = io.StringIO(), tmp_path / "out" / "hyp.txt", tmp_path / "out" / "w.ctm"
-    res = stream_decode(ckpt, audio, chunk_ms=100, beam=10, out=out, search={"lexicon": words}, output=hyp, ctm=ctm)
+    res = stream_decode(ckpt, audio, {"beam": 10, "lexicon": words}, chunk_ms=100, out=out, output=hyp, ctm=ctm)
     offline = am.log_probs([am.features(load_audio(audio, 8000))])
-    want = Recognizer(am).decode_features([], 10, lexicon=words, with_times=True, log_probs=offline)[0][0]
+    want = Recognizer(am).decode_features([], beam=10, lexicon=words, with_times=True, log_probs=offline)[0][0]
     assert res.hypothesis.text == want.text and set(want.text.split()) <= {"one", "two", "four", "nine"}
     assert out.getvalue().splitlines()[-1].split("\t")[2] == want.text
     assert hyp.read_text() == f"in\t{want.text}\n"
     rows = ctm.read_text().splitlines()
     assert [r.split()[4] for r in rows] == want.text.split() and all(r.startswith("in 1 ") for r in rows)
     with pytest.raises(Refused, match="not found"):  # a bad LM is refused before any audio is read
-        stream_decode(ckpt, audio, search={"lm": tmp_path / "missing.arpa"}, out=io.StringIO())
+        stream_decode(ckpt, audio, {"lm": tmp_path / "missing.arpa"}, out=io.StringIO())
 
 
 def test_ctrl_c_on_a_live_stream_still_prints_the_final_line(tmp_path: Path, monkeypatch) -> None:
@@ -264,10 +265,10 @@ def test_ctrl_c_on_a_live_stream_still_prints_the_final_line(tmp_path: Path, mon
         yield from np.split(wav[: 800 * (len(wav) // 800)], len(wav) // 800)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("asrkit.stream.run.pcm_chunks", live)
+    monkeypatch.setattr("asrkit.commands.stream.pcm_chunks", live)
     out = io.StringIO()
     with pytest.raises(Interrupted, match="Ctrl-C after"):
-        stream_decode(ckpt, "-", chunk_ms=100, beam=10, out=out)
+        stream_decode(ckpt, "-", {"beam": 10}, chunk_ms=100, out=out)
     final = out.getvalue().splitlines()[-1].split("\t")
     heard = wav[: 800 * (len(wav) // 800)]
     offline = am.log_probs([am.features(torch.from_numpy(heard))])[0]

@@ -11,17 +11,21 @@ so chunk edges fall in pauses, where a bidirectional model loses least by not se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from asrkit.config import DecodeOptions
+from asrkit.decode.vtln import vtln_log_probs
+
 if TYPE_CHECKING:
     from asrkit.decode.ctc import Hypothesis, Lexicon
     from asrkit.models.acoustic import AcousticModel
 
-__all__ = ["Window", "chunked_log_probs", "cut_energy", "decode_long", "long_features", "plan_windows"]
+__all__ = ["Window", "batch_log_probs", "chunked_log_probs", "cut_energy", "decode_long", "long_features", "plan_windows"]
 
 SMOOTH_S = 0.25  # energy is averaged over this long a stretch before the quietest point is chosen
 
@@ -124,6 +128,19 @@ def chunked_log_probs(
     return torch.cat(parts)
 
 
+def batch_log_probs(model: AcousticModel, feats: Sequence[torch.Tensor], chunk_seconds: float = DecodeOptions.chunk_seconds,
+                    vtln: bool = False) -> list[torch.Tensor]:
+    """Per-input log-probabilities of normalised features, as one batch; an input longer than `chunk_seconds` runs in
+    overlapping windows. `vtln`: each input read under its most probable frequency warp (`asrkit.decode.vtln`)."""
+    if vtln:
+        return vtln_log_probs(lambda f: batch_log_probs(model, f, chunk_seconds), feats, model.feature_settings)[0]
+    hop = model.feature_settings["hop_ms"] / 1000
+    if any(f.shape[0] * hop > chunk_seconds for f in feats):
+        # a long recording: overlapping windows through the model, their centres stitched (bounded memory)
+        return [chunked_log_probs(model, f, chunk_seconds, min(2.0, chunk_seconds / 8)) for f in feats]
+    return model.log_probs(list(feats))
+
+
 def long_features(model: AcousticModel, audio: str | Path, cmvn_window_s: float | None = None) -> torch.Tensor:
     """Normalised features of a whole audio file, the waveform freed once they exist.
 
@@ -149,7 +166,7 @@ def long_features(model: AcousticModel, audio: str | Path, cmvn_window_s: float 
 def decode_long(
     model: AcousticModel,
     audio: str | Path,
-    beam: int = 10,
+    beam: int = DecodeOptions.beam,
     chunk_s: float = 20.0,
     overlap_s: float = 2.0,
     batch: int = 8,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from asrkit.config import DecodeOptions
 from asrkit.decode.beam import as_float32
 from asrkit.decode.ctc import Hypothesis
 from asrkit.errors import InputError
@@ -141,7 +142,7 @@ class LMDecoder:
         beta: float = 1.0,
         hotwords: Sequence[str] | None = None,
         hotword_weight: float = 10.0,
-        beam_size: int = 10,
+        beam_size: int = DecodeOptions.beam,
         blank: int = 0,
     ):
         from pyctcdecode import build_ctcdecoder

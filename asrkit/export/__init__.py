@@ -19,7 +19,7 @@ _WHERE = {
 
 
 def __getattr__(name: str):
-    # lazy: `asrkit.export.cli` is imported by the CLI, whose start must not pay for torch
+    # lazy: `import asrkit.export` must not pay for torch until a name is used
     if name in _WHERE:
         from importlib import import_module
 

@@ -42,6 +42,7 @@ class AcousticModel:
         self.tokenizer = tokenizer_from_dict(meta["tokenizer"])
         self.feature_settings = meta["features"]
         self.cmvn_stats = meta.get("cmvn")
+        self.recipe: dict = meta.get("recipe") or {}  # the recipe it was trained with (its `decode:` section: decoding's defaults)
         self.sample_rate = int(self.feature_settings["sample_rate"])
         self.precomputed = self.feature_settings.get("type") == "precomputed"
         self.extractor = None if self.precomputed else make_extractor(self.feature_settings)

@@ -6,14 +6,15 @@ the same beam search `asrkit decode` runs, over the same log-probabilities, so i
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from asrkit.config import DecodeOptions
 from asrkit.decode.ctc import Hypothesis
+from asrkit.decode.search import Decoder
 from asrkit.stream.encoder import StreamingEncoder, normalizer
 from asrkit.stream.features import StreamingLogMel
 
@@ -56,19 +57,12 @@ class StreamResult:
 class StreamingRecognizer:
     """Feed audio with `push(samples)` (the model's rate, mono); `finish()` returns the final hypothesis."""
 
-    def __init__(self, am, beam: int = 10, search: dict | None = None):
-        """`search`: options of the final search (`lm`, `alpha`, `beta`, `lexicon`, `hotwords`, `hotword_weight`, as
-        `Recognizer.decode_features` takes them), checked here, before any audio; the partials are greedy."""
-        from asrkit.api import Recognizer
-
+    def __init__(self, am, beam: int | None = None, search: dict | None = None, options: DecodeOptions | None = None):
+        """`options`: the final search's (beam, LM, lexicon, hotwords), checked and built here, before any audio; `beam`
+        and `search` (fields of DecodeOptions) stand in for the settings they name. The partials are greedy."""
         self.am = am
-        self.beam = beam
-        self.search = dict(search or {})
-        self._rec = Recognizer(am)
-        if self.search:  # one uniform frame through the final search: a bad LM or lexicon is refused (and a good one
-            # built and cached) now, by the call finish() makes, not after the speaker has spoken
-            n = len(am.tokenizer)
-            self._rec.decode_features([], beam, log_probs=[torch.full((1, n), -math.log(n))], **self.search)
+        self.options = (options or DecodeOptions()).override(beam=beam, **(search or {}))
+        self.decoder = Decoder(am.tokenizer, am.frame_shift, self.options)
         self.features = StreamingLogMel(am.extractor)
         self.norm = normalizer(am)
         self.encoder = StreamingEncoder(am)
@@ -122,7 +116,7 @@ class StreamingRecognizer:
         self._add(self.encoder.finish())
         lp = torch.cat(self._lps) if self._lps else torch.zeros(0, len(self.tok))
         if lp.shape[0]:  # the search, text and word times of `asrkit decode`, on the frames the stream gave
-            best = self._rec.decode_features([], self.beam, with_times=True, log_probs=[lp], **self.search)[0][0]
+            best = self.decoder.decode([lp], with_times=True)[0][0]
         else:
             best = Hypothesis([], "", 0.0, [])
         self._compute += time.perf_counter() - t0

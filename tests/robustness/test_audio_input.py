@@ -304,7 +304,7 @@ def test_prepare_reads_unusual_formats(tmp_path: Path, capsys: pytest.CaptureFix
 def test_long_input_goes_through_the_chunked_path(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An input longer than --chunk-seconds runs through `chunked_log_probs` in windows; a short one does not."""
     import asrkit.decode.chunked as chunked
-    import asrkit.decode.run as run_mod
+    import asrkit.commands.decode as run_mod
 
     calls: list[tuple[int, int]] = []
     real = chunked.chunked_log_probs
@@ -314,16 +314,16 @@ def test_long_input_goes_through_the_chunked_path(model: Path, tmp_path: Path, m
         calls.append((feats.shape[0], len(windows)))
         return real(am, feats, chunk_s, overlap_s, *a, **kw)
 
-    monkeypatch.setattr(chunked, "chunked_log_probs", spy)  # decode reaches it through the API's log_probs_features
+    monkeypatch.setattr(chunked, "chunked_log_probs", spy)  # decode reaches it through chunked.batch_log_probs
     long_, short = tmp_path / "long.wav", tmp_path / "short.wav"
     sf.write(long_, _tone(12.0, SR), SR)
     sf.write(short, _tone(2.0, SR), SR)
     out = tmp_path / "hyp.txt"
-    run_mod.decode(model, [long_], chunk_seconds=3.0, output=out, quiet=True)
+    run_mod.decode(model, [long_], {"chunk_seconds": 3.0}, output=out, quiet=True)
     assert len(calls) == 1 and calls[0][0] == 1201 and calls[0][1] >= 4
     assert out.read_text().startswith("long\t")
     calls.clear()
-    run_mod.decode(model, [short], chunk_seconds=3.0, output=out, quiet=True)
+    run_mod.decode(model, [short], {"chunk_seconds": 3.0}, output=out, quiet=True)
     assert calls == []
 
 

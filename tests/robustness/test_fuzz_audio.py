@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asrkit.audio import MAX_RATE, MIN_RATE, audio_info, load_audio, read_audio
-from asrkit.decode.run import _duration
+from asrkit.commands.decode import _duration
 from asrkit.data.inputs import InputItem
 from asrkit.errors import InputError
 from asrkit.features import LogMel, utterance_cmvn

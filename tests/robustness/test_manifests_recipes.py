@@ -231,7 +231,7 @@ def _recipe(tmp_path: Path, text: str | bytes) -> Path:
         ("model:\n  layers: 0\n", "must be positive"),
         ("train:\n  epochs: 0\n", "train.epochs must be positive"),
         ("train:\n  batch_seconds: -1\n", "train.batch_seconds must be positive"),
-        ("decode:\n  beam: 0\n", "decode.beam must be >= 1"),
+        ("decode:\n  beam: 0\n", "decode.beam must be at least 1"),
         ("data:\n  max_duration: -5\n", "data.max_duration must be positive"),
         ("features:\n  n_mels: 0\n", "features.n_mels must be positive"),
         ("train:\n  warmup: 2\n", "train.warmup must be in [0, 1)"),

@@ -1,28 +1,25 @@
-"""`asrkit decode --stream`: audio from a file or stdin in chunks, partial transcripts as they change."""
+"""Audio for a stream, in chunks at the model's rate: from a file, or from a byte stream (stdin) of WAV or raw PCM."""
 
 from __future__ import annotations
 
-import json
 import sys
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 import numpy as np
+import soundfile as sf
 
-from asrkit.errors import InputError, Interrupted
-from asrkit.stream.session import StreamingRecognizer, StreamResult
+from asrkit.audio import audio_info
+from asrkit.errors import InputError
+from asrkit.stream.resample import StreamResampler
 
 _PCM_DTYPES = {1: np.uint8, 2: np.int16, 4: np.int32}
 
 
 def file_chunks(path: str | Path, sample_rate: int, chunk_seconds: float) -> Iterator[np.ndarray]:
     """Mono float32 chunks of an audio file at `sample_rate` (a file at another rate is resampled chunk by chunk)."""
-    import soundfile as sf
-
-    from asrkit.audio import audio_info
-
     p = Path(path)
     _, rate = audio_info(p)  # a missing, empty or damaged file is one InputError naming it
     with sf.SoundFile(str(p)) as f:
@@ -35,8 +32,6 @@ def resampled(chunks: Iterator[np.ndarray], rate: int, sample_rate: int) -> Iter
     if rate == sample_rate:
         yield from chunks
         return
-    from asrkit.stream.resample import StreamResampler
-
     r = StreamResampler(rate, sample_rate)
     for chunk in chunks:
         out = r.push(chunk)
@@ -114,85 +109,3 @@ class _Prepend:
             return out
         out, self.head = self.head[:n], self.head[n:]
         return out + (self.stream.read(n - len(out)) if len(out) < n else b"")
-
-
-def stream_decode(
-    model: str | Path | None,
-    source: str | Path,
-    chunk_ms: float = 100.0,
-    beam: int = 10,
-    raw_rate: int | None = None,
-    out: TextIO | None = None,
-    as_json: bool = False,
-    search: dict | None = None,
-    output: str | Path | None = None,
-    ctm: str | Path | None = None,
-) -> StreamResult:
-    """Stream `source` (a path, or "-" for stdin) through a unidirectional model, printing partials and the final text.
-
-    Lines: `partial<TAB>seconds<TAB>text` each time the transcript changes, then `final<TAB>seconds<TAB>text`
-    (with `as_json`, one JSON object per event; the final one adds word times and the real-time factor).
-    `search`: the final search's LM or lexicon (`StreamingRecognizer`); `output`: also write the final transcript
-    there as `asrkit decode` writes it (`id<TAB>text`, the id being the file's stem or "stdin"); `ctm`: its words as
-    NIST CTM. Both are written on Ctrl-C too.
-    """
-    from asrkit.fsutil import atomic_write_text, check_writable
-
-    from asrkit.audio import check_samples
-    from asrkit.decode.run import check_search
-    from asrkit.models.choice import pick_model
-    from asrkit.stream.encoder import streamable_reason
-
-    if chunk_ms <= 0:
-        raise InputError(f"--chunk-ms must be positive, got {chunk_ms}")
-    search = search or {}
-    check_search(search.get("lm"), search.get("lexicon"), search.get("hotwords"))
-    for dest, option in ((output, "--output"), (ctm, "--ctm")):
-        if dest is not None:
-            check_writable(dest, option)  # before the model loads and the stream starts
-    path, why, am = pick_model(model, check=streamable_reason)
-    if why:
-        print(f"decode: using {path} ({why})", file=sys.stderr)
-    reason = streamable_reason(am)
-    if reason:
-        raise InputError(f"cannot stream {path}: {reason}")
-    out = out or sys.stdout
-    rec = StreamingRecognizer(am, beam, search)
-    chunks = (
-        pcm_chunks(sys.stdin.buffer, am.sample_rate, chunk_ms / 1000, raw_rate)
-        if str(source) == "-"
-        else file_chunks(source, am.sample_rate, chunk_ms / 1000)
-    )
-    stopped = False
-    try:
-        for chunk in chunks:
-            check_samples(chunk, am.sample_rate, f"audio {source}", offset=rec.audio_seconds)
-            ev = rec.push(chunk)
-            if ev is not None:
-                _print(out, ev.audio_seconds, ev.text, "partial", as_json)
-    except KeyboardInterrupt:  # Ctrl-C ends a live stream: what was heard still gets its final line
-        stopped = True
-    result = rec.finish()
-    extra = {}
-    if as_json:
-        extra = {"words": [w.as_dict() for w in result.hypothesis.words], "rtf": round(result.rtf, 4)}
-    _print(out, result.audio_seconds, result.hypothesis.text, "final", as_json, extra)
-    utt = "stdin" if str(source) == "-" else Path(source).stem
-    if output is not None:
-        atomic_write_text(output, f"{utt}\t{result.hypothesis.text}\n")
-    if ctm is not None:
-        from asrkit.align.timing import ctm_lines
-
-        rows = ctm_lines(utt, result.hypothesis.words)
-        atomic_write_text(ctm, "\n".join(rows) + ("\n" if rows else ""))
-    if stopped:
-        raise Interrupted(f"stream stopped by Ctrl-C after {result.audio_seconds:.2f} s of audio (its transcript is the final line)")
-    return result
-
-
-def _print(out: TextIO, seconds: float, text: str, kind: str, as_json: bool, extra: dict | None = None) -> None:
-    if as_json:
-        out.write(json.dumps({"event": kind, "seconds": round(seconds, 3), "text": text, **(extra or {})}, ensure_ascii=False) + "\n")
-    else:
-        out.write(f"{kind}\t{seconds:.2f}\t{text}\n")
-    out.flush()

@@ -1,4 +1,4 @@
-"""`asrkit export`: the function the CLI's export command calls."""
+"""`asrkit export`: a checkpoint written as ONNX or TorchScript, its format told by the option or the file's suffix."""
 
 from __future__ import annotations
 
