@@ -382,7 +382,7 @@ def _beam_search(lp, T, opts, out_tokens, out_frames, out_len, out_score, out_st
 
 
 @njit(cache=True)
-def _greedy(lp, T, blank, out_tokens, out_frames, out_score):
+def greedy_path(lp, T, blank, out_tokens, out_frames, out_score):
     """Best path: arg-max per frame, repeats collapsed, blanks dropped; returns the label count and
     writes the path's log-probability to out_score[0]."""
     V = lp.shape[1]
@@ -407,10 +407,34 @@ def _greedy(lp, T, blank, out_tokens, out_frames, out_score):
 
 
 @njit(cache=True)
+def sequence_logprob(lp, ext, blank):
+    """Total CTC log-probability of the blank-extended labels `ext` over lp (T x V): the forward algorithm."""
+    T = lp.shape[0]
+    S = ext.shape[0]
+    if T == 0:
+        return 0.0 if S == 1 else NEG_INF
+    alpha = np.full(S, NEG_INF)
+    new = np.empty(S, np.float64)
+    alpha[0] = lp[0, ext[0]]
+    if S > 1:
+        alpha[1] = lp[0, ext[1]]
+    for t in range(1, T):
+        for s in range(S):
+            a = alpha[s]
+            if s >= 1:
+                a = _lae(a, alpha[s - 1])
+            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+                a = _lae(a, alpha[s - 2])
+            new[s] = a + lp[t, ext[s]] if a != NEG_INF else NEG_INF
+        alpha, new = new, alpha
+    return _lae(alpha[S - 1], alpha[S - 2]) if S > 1 else alpha[S - 1]
+
+
+@njit(cache=True)
 def _one(lp, T, opts, out_tokens, out_frames, out_len, out_score, out_state):
     """One utterance: greedy (beam 1, scored by its path) or the beam search; returns the n-best size."""
     if opts.beam <= 1:
-        out_len[0] = _greedy(lp, T, opts.blank, out_tokens[0], out_frames[0], out_score)
+        out_len[0] = greedy_path(lp, T, opts.blank, out_tokens[0], out_frames[0], out_score)
         out_state[0] = 0
         return 1
     return _beam_search(lp, T, opts, out_tokens, out_frames, out_len, out_score, out_state)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from asrkit.decode.beam_kernel import greedy_path, sequence_logprob
 from asrkit.errors import InputError
 
 NEG_INF = float("-inf")
@@ -204,60 +204,27 @@ def _check_blank(blank: int, vocab: int) -> None:
         raise InputError(f"blank index {blank} is outside the vocabulary of size {vocab}")
 
 
-def _logaddexp(a: float, b: float) -> float:
-    """log(exp(a) + exp(b)) for Python floats, safe with -inf."""
-    if a < b:
-        a, b = b, a
-    if b == NEG_INF:
-        return a
-    return a + math.log1p(math.exp(b - a))
-
-
 def greedy_decode(log_probs: Any, blank: int = 0) -> Hypothesis:
     """Best path: per-frame argmax, collapse repeats, drop blanks; score = the path log-prob."""
     lp = _as_2d(log_probs)
+    lp = np.ascontiguousarray(lp, dtype=np.float64 if lp.dtype == np.float64 else np.float32)
     T, V = lp.shape
     _check_blank(blank, V)
-    if T == 0:
-        return Hypothesis(tokens=[], score=0.0, timesteps=[])
-    best = lp.argmax(axis=1)
-    score = float(lp[np.arange(T), best].astype(np.float64).sum())
-    tokens: list[int] = []
-    timesteps: list[int] = []
-    prev = blank
-    for t, k in enumerate(best.tolist()):
-        if k != blank and k != prev:
-            tokens.append(k)
-            timesteps.append(t)
-        prev = k
-    return Hypothesis(tokens=tokens, score=score, timesteps=timesteps)
+    tokens = np.zeros(max(T, 1), np.int32)
+    frames = np.zeros(max(T, 1), np.int32)
+    score = np.zeros(1, np.float64)
+    n = greedy_path(lp, T, blank, tokens, frames, score)
+    return Hypothesis(tokens=tokens[:n].tolist(), score=float(score[0]), timesteps=frames[:n].tolist())
 
 
 def ctc_sequence_logprob(log_probs: Any, tokens: list[int], blank: int = 0) -> float:
     """Total CTC log-probability of a label sequence (forward algorithm over all its alignments)."""
     lp = _as_2d(log_probs)
+    lp = np.ascontiguousarray(lp, dtype=np.float64 if lp.dtype == np.float64 else np.float32)
     T, V = lp.shape
     _check_blank(blank, V)
-    if T == 0:
-        return 0.0 if not tokens else NEG_INF
-    ext = [blank]
-    for k in tokens:
-        ext += [int(k), blank]
-    S = len(ext)
-    rows = lp.tolist()
-    alpha = [NEG_INF] * S
-    alpha[0] = rows[0][ext[0]]
-    if S > 1:
-        alpha[1] = rows[0][ext[1]]
-    for t in range(1, T):
-        row = rows[t]
-        new = [NEG_INF] * S
-        for s in range(S):
-            a = alpha[s]
-            if s >= 1:
-                a = _logaddexp(a, alpha[s - 1])
-            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
-                a = _logaddexp(a, alpha[s - 2])
-            new[s] = a + row[ext[s]] if a != NEG_INF else NEG_INF
-        alpha = new
-    return _logaddexp(alpha[-1], alpha[-2]) if S > 1 else alpha[-1]
+    ext = np.full(2 * len(tokens) + 1, blank, np.int64)
+    ext[1::2] = np.asarray(tokens, np.int64).reshape(-1)
+    if ((ext < 0) | (ext >= V)).any():
+        raise InputError(f"token ids must lie in [0, {V}), got {list(tokens)}")
+    return float(sequence_logprob(lp, ext, blank))
