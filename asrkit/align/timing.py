@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
+from asrkit.align.inputs import as_log_probs, frames_needed
+from asrkit.align.viterbi import best_state_path
+
 
 @dataclass
 class Span:
@@ -23,12 +26,9 @@ class Span:
 
 def _viterbi_spans(log_probs: torch.Tensor, tokens: Sequence[int], blank: int) -> list[tuple[int, int]] | None:
     """Frame spans of `tokens` on the Viterbi path of `log_probs`; None when the frames cannot hold them."""
-    from asrkit.align.viterbi import best_state_path
-
-    try:
-        states = best_state_path(log_probs.float(), list(tokens), blank).tolist()
-    except ValueError:
+    if log_probs.shape[0] < int(frames_needed(torch.as_tensor(list(tokens), dtype=torch.int64))):
         return None
+    states = best_state_path(log_probs.float(), list(tokens), blank).tolist()
     return frames_from_path(states, len(tokens))
 
 
@@ -60,6 +60,7 @@ def token_frames(
     """
     if not tokens:
         return []
+    log_probs = as_log_probs(log_probs, (2,))
     T = log_probs.shape[0]
     if T <= max_frames or anchors is None or len(anchors) != len(tokens):
         return _viterbi_spans(log_probs, tokens, blank) or []
@@ -114,6 +115,7 @@ def spans_from_frames(
     space: int | None = None,
 ) -> tuple[list[Span], list[Span]]:
     """(token spans, word spans) in seconds from each token's frame span (see `timestamps`)."""
+    log_probs = as_log_probs(log_probs, (2,))
     toks: list[Span] = []
     for k, (a, b) in zip(tokens, frames):
         conf = float(log_probs[a:b, k].float().exp().mean())

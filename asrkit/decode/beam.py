@@ -7,23 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from asrkit.decode.beam_kernel import BeamOptions
-from asrkit.decode.ctc import Hypothesis, Lexicon, _check_blank, _partial_word
+from asrkit.align.inputs import as_lengths
+from asrkit.decode.beam_kernel import BeamOptions, beam_batch, beam_one
+from asrkit.decode.ctc import Hypothesis, Lexicon, _check_blank, _partial_word, kernel_input
 from asrkit.errors import InputError
 
 __all__ = ["prefix_beam_search", "prefix_beam_search_batch"]
 
 _NO_FSA = np.full((1, 1), -1, np.int32)
-
-
-def as_float32(x: Any, ndim: int, shape_name: str) -> np.ndarray:
-    """A C-contiguous float32 array of `ndim` dimensions from a NumPy array or torch tensor."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    if arr.ndim != ndim:
-        raise InputError(f"expected log-probabilities of shape {shape_name}, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def _options(V: int, beam_size: int, blank: int, token_min_logp: float | None, top_k: int | None,
@@ -93,9 +84,7 @@ def prefix_beam_search(
     >>> [(ids, round(float(np.exp(s)), 2)) for ids, s in prefix_beam_search(lp, beam_size=4)]
     [([1], 0.64), ([], 0.36)]
     """
-    from asrkit.decode.beam_kernel import beam_one
-
-    lp = as_float32(log_probs, 2, "(T, V)")
+    lp = kernel_input(log_probs, 2)
     V = lp.shape[1]
     n, tokens, frames, lens, scores, states = beam_one(lp, _options(V, beam_size, blank, token_min_logp, top_k,
                                                                     prune_beam, lexicon))
@@ -114,20 +103,9 @@ def prefix_beam_search_batch(
     lexicon: Lexicon | None = None,
 ) -> list[list[Hypothesis]]:
     """`prefix_beam_search` for a padded (B, T, V) batch cut to `lengths`; utterances run in parallel."""
-    from asrkit.decode.beam_kernel import beam_batch
-
-    lp = as_float32(log_probs, 3, "(B, T, V)")
+    lp = kernel_input(log_probs, 3)
     B, T, V = lp.shape
-    if lengths is None:
-        lens = np.full(B, T, np.int64)
-    else:
-        if hasattr(lengths, "detach"):
-            lengths = lengths.detach().cpu().numpy()
-        lens = np.asarray(lengths).reshape(-1).astype(np.int64)
-        if len(lens) != B:
-            raise InputError(f"got {len(lens)} lengths for a batch of {B} utterances")
-        if B and (lens.min() < 0 or lens.max() > T):
-            raise InputError(f"lengths must lie in [0, {T}], got {lens.tolist()}")
+    lens = as_lengths(lengths, B, T).numpy()
     opts = _options(V, beam_size, blank, token_min_logp, top_k, prune_beam, lexicon)
     ns, tokens, frames, lns, scores, states = beam_batch(lp, lens, opts)
     return [_finish(int(ns[b]), tokens[b], frames[b], lns[b], scores[b], states[b], lexicon, V) for b in range(B)]

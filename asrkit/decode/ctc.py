@@ -6,7 +6,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
+from asrkit.align.inputs import as_log_probs
 from asrkit.decode.beam_kernel import greedy_path, sequence_logprob
 from asrkit.errors import InputError
 
@@ -186,16 +188,13 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Any) -> Lexicon:
     return Lexicon(seqs, space)
 
 
-def _as_2d(log_probs: Any) -> np.ndarray:
-    """Convert a (T, V) array or torch tensor of log-probabilities to a NumPy array."""
-    if hasattr(log_probs, "detach"):
-        log_probs = log_probs.detach().cpu().numpy()
-    arr = np.asarray(log_probs)
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float32)
-    if arr.ndim != 2:
-        raise InputError(f"expected log-probabilities of shape (T, V), got shape {arr.shape}")
-    return arr
+def kernel_input(log_probs: Any, ndim: int = 2, keep_float64: bool = False) -> np.ndarray:
+    """Log-probs in the library's convention (`asrkit.align.inputs.as_log_probs`: a tensor or a NumPy array, any
+    strides) as the C-contiguous NumPy array the compiled kernels read: float32, or float64 where the input is
+    and `keep_float64`."""
+    t = as_log_probs(log_probs, (ndim,))
+    dtype = torch.float64 if keep_float64 and t.dtype == torch.float64 else torch.float32
+    return t.to("cpu", dtype).contiguous().numpy()
 
 
 def _check_blank(blank: int, vocab: int) -> None:
@@ -206,8 +205,7 @@ def _check_blank(blank: int, vocab: int) -> None:
 
 def greedy_decode(log_probs: Any, blank: int = 0) -> Hypothesis:
     """Best path: per-frame argmax, collapse repeats, drop blanks; score = the path log-prob."""
-    lp = _as_2d(log_probs)
-    lp = np.ascontiguousarray(lp, dtype=np.float64 if lp.dtype == np.float64 else np.float32)
+    lp = kernel_input(log_probs, 2, keep_float64=True)
     T, V = lp.shape
     _check_blank(blank, V)
     tokens = np.zeros(max(T, 1), np.int32)
@@ -219,8 +217,7 @@ def greedy_decode(log_probs: Any, blank: int = 0) -> Hypothesis:
 
 def ctc_sequence_logprob(log_probs: Any, tokens: list[int], blank: int = 0) -> float:
     """Total CTC log-probability of a label sequence (forward algorithm over all its alignments)."""
-    lp = _as_2d(log_probs)
-    lp = np.ascontiguousarray(lp, dtype=np.float64 if lp.dtype == np.float64 else np.float32)
+    lp = kernel_input(log_probs, 2, keep_float64=True)
     T, V = lp.shape
     _check_blank(blank, V)
     ext = np.full(2 * len(tokens) + 1, blank, np.int64)
