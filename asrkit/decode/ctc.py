@@ -165,7 +165,7 @@ def _partial_word(prefix: tuple[int, ...], space: int) -> tuple[int, ...]:
 
 
 def lexicon_from_words(words: Iterable[str], tokenizer: Any) -> Lexicon:
-    """A Lexicon from written words for a character tokenizer (`.index`: char -> id, `" "`: space).
+    """A Lexicon from written words for a character tokenizer (`.index`: char -> id, `.space`: the separator).
 
     Each entry is normalised like the transcripts (`normalize_text`) and split on whitespace;
     words with a character the tokenizer lacks are skipped. InputError if no word is left.
@@ -173,7 +173,7 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Any) -> Lexicon:
     from asrkit.text import normalize_text
 
     index = tokenizer.index
-    space = index.get(" ", -1)
+    space = -1 if tokenizer.space is None else tokenizer.space
     seqs: set[tuple[int, ...]] = set()
     skipped = 0
     for entry in words:
