@@ -115,13 +115,14 @@ def _new_trie(n: int) -> np.ndarray:
     return tr
 
 
-@njit(cache=True, inline="always")
-def _keep_top_k(row, top_k, allowed, order):
-    """Keep only the top_k allowed tokens of the frame: the k-th largest value is the floor."""
+@njit(cache=True)
+def _keep_top_k(row, blank, floor, top_k, vals):
+    """Keep only the top_k tokens the floor allows: the k-th largest value is the cut (-inf elsewhere in vals)."""
     V = row.shape[0]
+    order = np.empty(V, np.int64)
     m = 0
     for c in range(V):
-        if allowed[c]:
+        if c != blank and row[c] >= floor:
             order[m] = c
             m += 1
     if m <= top_k:
@@ -130,30 +131,30 @@ def _keep_top_k(row, top_k, allowed, order):
     for j in range(m):
         ranked[j] = row[order[j]]
     ranked.sort()
-    floor = ranked[m - top_k]
+    cut = ranked[m - top_k]
     kept = 0
     for j in range(m):
         c = order[j]
-        if row[c] < floor or kept >= top_k:
-            allowed[c] = False
+        if row[c] < cut or kept >= top_k:
+            vals[c] = NEG_INF
         else:
             kept += 1
 
 
 @njit(cache=True, inline="always")
-def _filter_tokens(row, opts, allowed, vals, order):
-    """The tokens the frame may emit (pruning options; all when both are off) into `allowed`, their log-probs
-    into `vals` (-inf where not allowed); returns the best allowed log-prob."""
+def _filter_tokens(row, opts, vals):
+    """The log-probs of the tokens the frame may emit into `vals`, -inf for the others (the pruning options;
+    all tokens but the blank when both are off); returns the best of them before the top-k cut."""
     V = row.shape[0]
     blank, floor, top_k = opts.blank, opts.token_min_logp, opts.top_k
     mx = NEG_INF
     for c in range(V):
         ok = c != blank and row[c] >= floor
-        allowed[c] = ok
+        vals[c] = row[c] if ok else NEG_INF
         if ok and row[c] > mx:
             mx = row[c]
     if top_k > 0 and top_k < V - 1:
-        _keep_top_k(row, top_k, allowed, order)
+        _keep_top_k(row, blank, floor, top_k, vals)
     if mx == NEG_INF:
         # the floor removed every token: keep the frame's best one when it beats the blank
         best_c = -1
@@ -161,15 +162,13 @@ def _filter_tokens(row, opts, allowed, vals, order):
             if c != blank and (best_c < 0 or row[c] > row[best_c]):
                 best_c = c
         if best_c >= 0 and row[best_c] > row[blank]:
-            allowed[best_c] = True
+            vals[best_c] = row[best_c]
             mx = row[best_c]
-    for c in range(V):
-        vals[c] = row[c] if allowed[c] else NEG_INF
     return mx
 
 
 @njit(cache=True, inline="always")
-def _stay_and_merge(row, lb, bf, bi, nb, tr, wf, wi, allowed, child_mark):
+def _stay_and_merge(row, lb, bf, bi, nb, tr, wf, wi, vals, child_mark):
     """Next-frame mass of the old prefixes: staying (a blank, or a repeat of the last token) plus the
     extensions of a parent slot that land on a prefix already in the beam; returns how many children it marked."""
     V = row.shape[0]
@@ -190,8 +189,8 @@ def _stay_and_merge(row, lb, bf, bi, nb, tr, wf, wi, allowed, child_mark):
         child_mark[i * V + c] = True
         wi[MARKED, n_marked] = i * V + c
         n_marked += 1
-        if not allowed[c]:
-            continue
+        if vals[c] == NEG_INF:
+            continue  # not allowed this frame (or impossible)
         base = bf[PB, i] if c == bi[LAST, i] else bf[PTOT, i]  # a repeat needs a blank in between
         s = base + row[c]
         if s == NEG_INF:
@@ -206,11 +205,11 @@ def _stay_and_merge(row, lb, bf, bi, nb, tr, wf, wi, allowed, child_mark):
 
 
 @njit(cache=True, inline="always")
-def _candidates(bf, bi, nb, mx, opts, trans, wf, hs, hi, vals, child_mark):
+def _candidates(bf, bi, nb, mx, opts, wf, hs, hi, vals, child_mark):
     """Fill the top-K heap: old prefixes first (their scores are final), then new ones above its floor;
     returns the heap size."""
     K = opts.beam
-    use_fsa = opts.use_fsa
+    use_fsa, trans = opts.use_fsa, opts.trans
     V = vals.shape[0]
     n = 0
     for q in range(nb):
@@ -265,25 +264,14 @@ def _rank(n, prune_beam, hs, hi, sel_s, sel_r):
 
 
 @njit(cache=True, inline="always")
-def _new_stamp(tr, used, parent, t):
-    """A stamp node for frame t after stamp node `parent`; returns its id."""
-    sn = used[1]
-    tr[S_PARENT, sn] = parent
-    tr[S_FRAME, sn] = t
-    used[1] = sn + 1
-    return sn
-
-
-@njit(cache=True, inline="always")
-def _child(tr, used, par, c):
-    """The trie node of prefix `par` + token c, created when it does not exist yet (a prefix that leaves
-    the beam and comes back finds its old node, so every prefix has exactly one)."""
+def _child(tr, par, c, n_nodes):
+    """The trie node of prefix `par` + token c, or -1 when it does not exist yet (then `_add_child` makes it:
+    a prefix that leaves the beam and comes back finds its old node, so every prefix has exactly one)."""
     nd = tr[CHILD, par]
     while nd >= 0 and tr[TOKEN, nd] != c:
         nd = tr[NEXT, nd]
     if nd < 0:
-        nd = used[0]
-        used[0] = nd + 1
+        nd = n_nodes
         tr[PARENT, nd] = par
         tr[TOKEN, nd] = c
         tr[NEXT, nd] = tr[CHILD, par]
@@ -292,10 +280,10 @@ def _child(tr, used, par, c):
 
 
 @njit(cache=True, inline="always")
-def _build_beam(n, t, bf, bi, bf2, bi2, tr, used, opts, trans, wf, wi, V):
-    """Write the ranked candidates of frame t into the slots (bf2, bi2)."""
+def _build_beam(n, t, bf, bi, bf2, bi2, tr, opts, wf, wi, V, n_nodes, n_stamps):
+    """Write the ranked candidates of frame t into the slots (bf2, bi2); returns the trie and stamp node counts."""
     K = opts.beam
-    use_fsa = opts.use_fsa
+    use_fsa, trans = opts.use_fsa, opts.trans
     for j in range(n):
         r = wi[SEL_R, j]
         if r < K:
@@ -306,17 +294,30 @@ def _build_beam(n, t, bf, bi, bf2, bi2, tr, used, opts, trans, wf, wi, V):
             bi2[LAST, j] = bi[LAST, q]
             bi2[STATE, j] = bi[STATE, q]
             src = wi[FROM, q]
-            bi2[STAMP, j] = _new_stamp(tr, used, bi[STAMP, src], t) if src >= 0 else bi[STAMP, q]
+            if src >= 0:  # an extension outweighed staying: the token's stamp moves to this frame
+                tr[S_PARENT, n_stamps] = bi[STAMP, src]
+                tr[S_FRAME, n_stamps] = t
+                bi2[STAMP, j] = n_stamps
+                n_stamps += 1
+            else:
+                bi2[STAMP, j] = bi[STAMP, q]
         else:
             i = (r - K) // V
             c = (r - K) % V
-            bi2[NODE, j] = _child(tr, used, bi[NODE, i], c)
-            bi2[STAMP, j] = _new_stamp(tr, used, bi[STAMP, i], t)
+            nd = _child(tr, bi[NODE, i], c, n_nodes)
+            if nd == n_nodes:
+                n_nodes += 1
+            bi2[NODE, j] = nd
+            tr[S_PARENT, n_stamps] = bi[STAMP, i]
+            tr[S_FRAME, n_stamps] = t
+            bi2[STAMP, j] = n_stamps
+            n_stamps += 1
             bf2[PB, j] = NEG_INF
             bf2[PNB, j] = wf[SEL_S, j]
             bi2[LAST, j] = c
             bi2[STATE, j] = trans[bi[STATE, i], c] if use_fsa else 0
         bf2[PTOT, j] = wf[SEL_S, j]
+    return n_nodes, n_stamps
 
 
 @njit(cache=True, inline="always")
@@ -346,7 +347,7 @@ def _beam_search(lp, T, opts, out_tokens, out_frames, out_len, out_score, out_st
     V = lp.shape[1]
     K = opts.beam
     tr = _new_trie(1 + T * K)
-    used = np.ones(2, np.int64)  # trie nodes, stamp nodes
+    n_nodes = n_stamps = 1  # node 0 of both tables: the empty prefix
     bf = np.full((3, K), NEG_INF)
     bi = np.zeros((4, K), np.int32)
     bi[LAST] = -1
@@ -357,21 +358,18 @@ def _beam_search(lp, T, opts, out_tokens, out_frames, out_len, out_score, out_st
     bi2 = np.zeros((4, K), np.int32)
     wf = np.empty((4, K), np.float64)
     wi = np.full((4, K), -1, np.int64)
-    allowed = np.empty(V, np.bool_)
     vals = np.empty(V, np.float64)
-    order = np.empty(V, np.int64)
     child_mark = np.zeros(K * V, np.bool_)  # a child of slot i by token c already in the beam
-    hs, hi, sel_s, sel_r = wf[HS], wi[HI], wf[SEL_S], wi[SEL_R]
-    trans = opts.trans
+    hs, hi, sel_s, sel_r = wf[HS], wi[HI], wf[SEL_S], wi[SEL_R]  # the heap and its ranking, best first
     for t in range(T):
         row = lp[t]
-        mx = _filter_tokens(row, opts, allowed, vals, order)
-        n_marked = _stay_and_merge(row, row[opts.blank], bf, bi, nb, tr, wf, wi, allowed, child_mark)
-        n = _candidates(bf, bi, nb, mx, opts, trans, wf, hs, hi, vals, child_mark)
+        mx = _filter_tokens(row, opts, vals)
+        n_marked = _stay_and_merge(row, row[opts.blank], bf, bi, nb, tr, wf, wi, vals, child_mark)
+        n = _candidates(bf, bi, nb, mx, opts, wf, hs, hi, vals, child_mark)
         for j in range(n_marked):
             child_mark[wi[MARKED, j]] = False
         n = _rank(n, opts.prune_beam, hs, hi, sel_s, sel_r)
-        _build_beam(n, t, bf, bi, bf2, bi2, tr, used, opts, trans, wf, wi, V)
+        n_nodes, n_stamps = _build_beam(n, t, bf, bi, bf2, bi2, tr, opts, wf, wi, V, n_nodes, n_stamps)
         bf, bf2 = bf2, bf
         bi, bi2 = bi2, bi
         nb = n
