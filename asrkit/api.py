@@ -225,7 +225,7 @@ class Recognizer:
             return Alignment(norm, [], [], float("-inf"))
         tok = self.tokenizer
         lp = ua.log_probs if ua.log_probs is not None else self.log_probs_features([feats])[0]
-        toks, words = spans_from_frames(lp, tokens, ua.token_frames(), tok.symbols, self.frame_shift, getattr(tok, "index", {}).get(" "))
+        toks, words = spans_from_frames(lp, tokens, ua.token_frames(), tok.symbols, self.frame_shift, tok.space)
         return Alignment(norm, toks, words, float(ua.loglik))
 
     # ---- classify ------------------------------------------------------------------------------------------

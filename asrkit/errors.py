@@ -9,8 +9,12 @@ class AsrkitError(Exception):
     exit_code = 1
 
 
-class InputError(AsrkitError):
-    """Bad usage or bad input (a missing file, an unreadable audio file, an unknown recipe key)."""
+class InputError(AsrkitError, ValueError):
+    """Bad usage or bad input (a missing file, an unreadable audio file, an unknown recipe key).
+
+    Also a ValueError, which is what Python code expects for a bad argument: a caller's `except ValueError`
+    around a library call still catches it.
+    """
 
     exit_code = 2
 

@@ -116,10 +116,11 @@ def write_submission(hyps: Iterable[str | Sequence[str]], path: str | Path) -> P
 # ------------------------------------------------------------------ CMUdict
 
 
-Lexicon = dict[str, list[list[str]]]
+# word → its pronunciations (lists of phonemes), the main one first: what a CMUdict file holds
+PronouncingDictionary = dict[str, list[list[str]]]
 
 
-def read_cmudict(path: str | Path, strict: bool = True) -> Lexicon:
+def read_cmudict(path: str | Path, strict: bool = True) -> PronouncingDictionary:
     """A CMUdict-format file (`word PH0 PH1 ...`, alternates as `word(2)`, `#` comments) → word → pronunciations.
 
     Words are lower-cased; stress is removed; pronunciations keep the file's order (the first is the main one).
@@ -130,7 +131,7 @@ def read_cmudict(path: str | Path, strict: bool = True) -> Lexicon:
         text = p.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise InputError(f"pronunciation dictionary {p}: cannot read it ({e.strerror or e})") from None
-    lex: Lexicon = {}
+    lex: PronouncingDictionary = {}
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line or line.startswith(";;;"):
@@ -166,7 +167,7 @@ def lexicon_path(configured: str | None = None) -> Path:
     )
 
 
-def words_to_phonemes(text: str, lexicon: Lexicon) -> tuple[list[str], list[str]]:
+def words_to_phonemes(text: str, lexicon: PronouncingDictionary) -> tuple[list[str], list[str]]:
     """A transcript → (phonemes of each word's first pronunciation, the words missing from the lexicon)."""
     phones: list[str] = []
     oov: list[str] = []
@@ -188,7 +189,7 @@ def oov_report(oov: Counter, limit: int = 20) -> str:
     return f"{len(oov)} out-of-vocabulary word(s), {sum(oov.values())} occurrence(s): {top}{more}"
 
 
-def derive_phonemes(utts: list, lexicon: Lexicon) -> tuple[list, Counter]:
+def derive_phonemes(utts: list, lexicon: PronouncingDictionary) -> tuple[list, Counter]:
     """Give each utterance with text and no `phonemes` its dictionary phonemes; utterances with OOV words are dropped.
 
     Returns (the utterances kept, the OOV word counts of the dropped ones).

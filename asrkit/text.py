@@ -66,6 +66,11 @@ class CharTokenizer:
     def __len__(self) -> int:
         return len(self.symbols)
 
+    @property
+    def space(self) -> int | None:
+        """The id of the word separator " ", None when the vocabulary has none."""
+        return self.index.get(" ")
+
     @classmethod
     def build(cls, texts: Iterable[str]) -> CharTokenizer:
         """Vocabulary from the characters of the given (normalised) texts, sorted."""
@@ -112,6 +117,7 @@ class PhonemeTokenizer(CharTokenizer):
     """Phoneme symbols (e.g. ARPAbet) with the CTC blank at 0; an utterance trains towards its `phonemes` list."""
 
     kind = "phoneme"
+    space = None  # phonemes are not split into words
 
     def target(self, utt) -> list[int]:
         if not utt.phonemes:
@@ -140,6 +146,7 @@ class FrameTokenizer:
 
     kind = "frames"
     blank = None
+    space = None
 
     def __init__(self, symbols: Sequence[str]):
         symbols = list(symbols)
@@ -173,6 +180,7 @@ class LabelSet:
 
     kind = "labels"
     blank = None
+    space = None
 
     def __init__(self, labels: Sequence[str]):
         labels = list(labels)

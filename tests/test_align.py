@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from asrkit.align import (
-    Segment,
+    Span,
     best_state_path,
     ctc_alpha_beta,
     ctc_posteriors,
@@ -441,12 +441,14 @@ def test_segments_on_a_peaky_input():
     assert got == [("a", 1, 2), ("b", 4, 1), (" ", 6, 2), ("b", 9, 3), ("a", 12, 1)]
     for t, (start, dur) in zip(tokens, [(0.02, 0.04), (0.08, 0.02), (0.12, 0.04), (0.18, 0.06), (0.24, 0.02)]):
         assert t.start == pytest.approx(start) and t.duration == pytest.approx(dur) and t.end == pytest.approx(start + dur)
-    assert [t.confidence for t in tokens] == pytest.approx([0.9, 0.6, 0.9, 0.9, 0.9])
+    assert [t.conf for t in tokens] == pytest.approx([0.9, 0.6, 0.9, 0.9, 0.9])
     assert [(w.label, w.first_frame, w.n_frames) for w in words] == [("ab", 1, 4), ("ba", 9, 4)]
     assert [w.start for w in words] == pytest.approx([0.02, 0.18])
     assert [w.duration for w in words] == pytest.approx([0.08, 0.08])
-    assert words[0].confidence == pytest.approx((0.9 + 0.9 + 0.6) / 3) and words[1].confidence == pytest.approx(0.9)
-    assert isinstance(words[0], Segment) and set(words[0].as_dict()) == {"label", "start", "duration", "confidence"}
+    # a word is as confident as its least confident token
+    assert words[0].conf == pytest.approx(0.6) and words[1].conf == pytest.approx(0.9)
+    assert [(w.first_frame, w.end_frame) for w in words] == [(1, 5), (9, 13)]
+    assert isinstance(words[0], Span) and set(words[0].as_dict()) == {"label", "start", "end", "conf"}
     # No " " among the symbols and no `space`: no words; a separator that never occurs: one word.
     assert segments(path, scores, PEAKY_TARGETS, ["<b>", "|", "a", "b"], 0.02)[1] == []
     (one,) = segments(path, scores, PEAKY_TARGETS, PEAKY_SYMBOLS, 0.02, space=-1)[1]

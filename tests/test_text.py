@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asrkit.errors import InputError
-from asrkit.text import BLANK, CharTokenizer, normalize_text
+from asrkit.text import BLANK, CharTokenizer, FrameTokenizer, LabelSet, PhonemeTokenizer, normalize_text
 
 
 @pytest.mark.parametrize(
@@ -129,3 +129,12 @@ def test_label_set_from_labels_or_transcripts():
         ls.target(Utterance("z", label="down"))
     with pytest.raises(InputError, match="two classes"):
         LabelSet(["only"])
+
+
+def test_tokenizer_space_is_the_separator_id_or_none():
+    tok = CharTokenizer(list("ab c"))
+    assert tok.space == tok.index[" "] and tok.symbols[tok.space] == " "
+    assert CharTokenizer(list("abc")).space is None
+    assert PhonemeTokenizer(["AA", "B"]).space is None
+    assert FrameTokenizer(list("xy ")).space is None
+    assert LabelSet(["yes", "no"]).space is None

@@ -1,10 +1,11 @@
-"""Alignment: CTC forward-backward posteriors, Viterbi forced alignment, segments, files and pictures."""
+"""Alignment: CTC forward-backward posteriors, Viterbi forced alignment, token and word spans, files and pictures."""
 
 from asrkit.align.core import ctc_alpha_beta, ctc_posteriors, extend_with_blanks, save_alignment
-from asrkit.align.viterbi import Segment, best_state_path, forced_align, segments
+from asrkit.align.timing import Span, segments
+from asrkit.align.viterbi import best_state_path, forced_align
 
 __all__ = [
-    "Segment",
+    "Span",
     "best_state_path",
     "ctc_alpha_beta",
     "ctc_posteriors",

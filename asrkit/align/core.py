@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from asrkit.align.inputs import as_lengths, as_log_probs, frames_needed
 from asrkit.align.scaled import _scaled_forward_backward, _Tables
+from asrkit.errors import InputError
 from asrkit.fsutil import atomic_write
 
 _NEG_INF = float("-inf")
@@ -32,7 +34,7 @@ def _as_index_tensor(x: Sequence[int] | Tensor, device: torch.device | None = No
     """Turn a sequence, array or tensor of integers into an int64 tensor (on `device` if given)."""
     t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
     if t.numel() > 0 and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
-        raise ValueError(f"expected integer label ids, got dtype {t.dtype}")
+        raise InputError(f"expected integer label ids, got dtype {t.dtype}")
     t = t.to(torch.int64)
     return t if device is None else t.to(device)
 
@@ -48,9 +50,9 @@ def extend_with_blanks(targets: Sequence[int] | Tensor, blank: int = 0) -> tuple
     """Return the blank-extended states (2L+1,) of 1-D `targets` and the mask of states allowing a skip from s-2."""
     t = _as_index_tensor(targets)
     if t.dim() != 1:
-        raise ValueError(f"targets must be 1-D, got shape {tuple(t.shape)}")
+        raise InputError(f"targets must be 1-D, got shape {tuple(t.shape)}")
     if bool((t == blank).any()):
-        raise ValueError(f"targets contain the blank index {blank}")
+        raise InputError(f"targets contain the blank index {blank}")
     n_states = 2 * t.numel() + 1
     ext = torch.full((n_states,), blank, dtype=torch.int64, device=t.device)
     ext[1::2] = t
@@ -60,56 +62,34 @@ def extend_with_blanks(targets: Sequence[int] | Tensor, blank: int = 0) -> tuple
 
 
 def _prepare(
-    log_probs: Tensor,
+    log_probs: Tensor | np.ndarray,
     targets: Sequence[int] | Tensor,
     input_lengths: Sequence[int] | Tensor | None,
     target_lengths: Sequence[int] | Tensor | None,
     blank: int,
 ) -> tuple[bool, Tensor, Tensor, Tensor, Tensor]:
     """Check shapes and return (batched?, log_probs (N,T,V), targets (N,L), input_lengths (N,), target_lengths (N,))."""
-    if not isinstance(log_probs, Tensor) or not log_probs.is_floating_point():
-        raise ValueError("log_probs must be a floating-point tensor")
-    device = log_probs.device
+    lp = as_log_probs(log_probs)
+    device = lp.device
     tg = _as_index_tensor(targets, device)
-    if log_probs.dim() == 2:
+    single = lp.dim() == 2
+    if single:
         if tg.dim() != 1:
-            raise ValueError(f"for (T, V) log_probs, targets must be 1-D, got shape {tuple(tg.shape)}")
+            raise InputError(f"for (T, V) log_probs, targets must be 1-D, got shape {tuple(tg.shape)}")
         if input_lengths is not None or target_lengths is not None:
-            raise ValueError("input_lengths/target_lengths are only for batched (N, T, V) input")
-        single = True
-        lp = log_probs.unsqueeze(0)
+            raise InputError("input_lengths/target_lengths are only for batched (N, T, V) input")
+        lp = lp.unsqueeze(0)
         tg = tg.unsqueeze(0)
-    elif log_probs.dim() == 3:
-        if tg.dim() != 2 or tg.shape[0] != log_probs.shape[0]:
-            raise ValueError(
-                f"for (N, T, V) log_probs, targets must be (N, Lmax), got {tuple(tg.shape)} with N={log_probs.shape[0]}"
-            )
-        single = False
-        lp = log_probs
-    else:
-        raise ValueError(f"log_probs must be (T, V) or (N, T, V), got shape {tuple(log_probs.shape)}")
+    elif tg.dim() != 2 or tg.shape[0] != lp.shape[0]:
+        raise InputError(f"for (N, T, V) log_probs, targets must be (N, Lmax), got {tuple(tg.shape)} with N={lp.shape[0]}")
     n, t_max, vocab = lp.shape
     if not 0 <= blank < vocab:
-        raise ValueError(f"blank index {blank} outside the vocabulary of size {vocab}")
-    in_len = (
-        torch.full((n,), t_max, dtype=torch.int64, device=device)
-        if input_lengths is None
-        else _as_index_tensor(input_lengths, device).reshape(-1)
-    )
-    tg_len = (
-        torch.full((n,), tg.shape[1], dtype=torch.int64, device=device)
-        if target_lengths is None
-        else _as_index_tensor(target_lengths, device).reshape(-1)
-    )
-    if in_len.numel() != n or tg_len.numel() != n:
-        raise ValueError(f"input_lengths and target_lengths must have {n} entries")
-    if bool(((in_len < 0) | (in_len > t_max)).any()):
-        raise ValueError(f"input_lengths must lie in [0, {t_max}]")
-    if bool(((tg_len < 0) | (tg_len > tg.shape[1])).any()):
-        raise ValueError(f"target_lengths must lie in [0, {tg.shape[1]}]")
+        raise InputError(f"blank index {blank} outside the vocabulary of size {vocab}")
+    in_len = as_lengths(input_lengths, n, t_max, "input_lengths").to(device)
+    tg_len = as_lengths(target_lengths, n, tg.shape[1], "target_lengths").to(device)
     real = torch.arange(tg.shape[1], device=device).unsqueeze(0) < tg_len.unsqueeze(1)
     if bool((real & ((tg < 0) | (tg >= vocab) | (tg == blank))).any()):
-        raise ValueError(f"targets must be ids in [0, {vocab}) other than the blank {blank}")
+        raise InputError(f"targets must be ids in [0, {vocab}) other than the blank {blank}")
     return single, lp, tg, in_len, tg_len
 
 
@@ -179,16 +159,6 @@ def _forward_backward(
     return log_alpha, log_beta, loglik, frame_ok, state_ok
 
 
-def _feasible(tg: Tensor, in_len: Tensor, tg_len: Tensor) -> Tensor:
-    """(N,) bool: whether `in_len` frames can hold the targets (one frame per token plus one blank per repeat)."""
-    if tg.shape[1] < 2:
-        repeats = torch.zeros_like(tg_len)
-    else:
-        both_real = torch.arange(1, tg.shape[1], device=tg.device).unsqueeze(0) < tg_len.unsqueeze(1)
-        repeats = ((tg[:, 1:] == tg[:, :-1]) & both_real).sum(1)
-    return in_len >= tg_len + repeats
-
-
 def _soft_alignment(
     lp: Tensor, tg: Tensor, in_len: Tensor, tg_len: Tensor, blank: int, out_dtype: torch.dtype, log_tables: bool
 ) -> _Tables:
@@ -208,7 +178,7 @@ def _soft_alignment(
         for name in ("loglik", "gamma", "fallback", "log_alpha", "log_beta"):
             if getattr(tab, name) is not None:
                 setattr(tab, name, torch.cat([getattr(p, name) for p in parts]))
-    infeasible = ~_feasible(tg, in_len, tg_len)
+    infeasible = in_len < frames_needed(tg, tg_len)
     if bool(infeasible.any()):
         tab.loglik = tab.loglik.masked_fill(infeasible, _NEG_INF)
         tab.gamma.masked_fill_(infeasible.view(-1, 1, 1), 0.0)
@@ -231,7 +201,7 @@ def _soft_alignment(
 
 @torch.no_grad()
 def ctc_alpha_beta(
-    log_probs: Tensor,
+    log_probs: Tensor | np.ndarray,
     targets: Sequence[int] | Tensor,
     blank: int = 0,
     input_lengths: Sequence[int] | Tensor | None = None,
@@ -247,7 +217,7 @@ def ctc_alpha_beta(
 
 @torch.no_grad()
 def ctc_posteriors(
-    log_probs: Tensor,
+    log_probs: Tensor | np.ndarray,
     targets: Sequence[int] | Tensor,
     blank: int = 0,
     input_lengths: Sequence[int] | Tensor | None = None,
@@ -261,8 +231,8 @@ def ctc_posteriors(
     alignments that are impossible, whose loglik is -inf.
     """
     single, lp, tg, in_len, tg_len = _prepare(log_probs, targets, input_lengths, target_lengths, blank)
-    tab = _soft_alignment(lp, tg, in_len, tg_len, blank, log_probs.dtype, log_tables=False)
-    out_dtype = log_probs.dtype
+    out_dtype = lp.dtype
+    tab = _soft_alignment(lp, tg, in_len, tg_len, blank, out_dtype, log_tables=False)
     loglik, gamma = tab.loglik.to(out_dtype), tab.gamma.to(out_dtype)
     if single:
         return loglik[0], gamma[0]
@@ -282,9 +252,9 @@ def save_alignment(
     st = _to_numpy(states).astype(np.int64).reshape(-1)
     vit = _to_numpy(path_states).astype(np.int64).reshape(-1)
     if post.ndim != 2 or post.shape[1] != st.size:
-        raise ValueError(f"posteriors must be (T, {st.size}), got shape {post.shape}")
+        raise InputError(f"posteriors must be (T, {st.size}), got shape {post.shape}")
     if vit.size != post.shape[0]:
-        raise ValueError(f"path has {vit.size} frames, posteriors have {post.shape[0]}")
+        raise InputError(f"path has {vit.size} frames, posteriors have {post.shape[0]}")
     ll = float(loglik.item()) if isinstance(loglik, Tensor) else float(loglik)
 
     def _write(tmp: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from asrkit.align.utt import UttAlignment
+from asrkit.errors import InputError
 from asrkit.fsutil import atomic_save_png
 
 FLOOR = 1e-6  # the log-scale panels clip posteriors here
@@ -95,7 +96,7 @@ def plot_utterance(path: str | Path, ua: UttAlignment, title: str = "") -> None:
 def plot_comparison(path: str | Path, panels: Sequence[tuple[str, UttAlignment]], title: str = "", log: bool = True) -> None:
     """PNG with one gamma panel per model for the same utterance, stacked on a shared time axis in seconds."""
     if not panels:
-        raise ValueError("nothing to plot")
+        raise InputError("nothing to plot")
     dur = max(ua.n_frames * ua.frame_shift for _, ua in panels)
     n_states = max(ua.posteriors.shape[1] for _, ua in panels)
     width = min(max(7.0, 2.5 * dur), 14.0)

@@ -8,6 +8,8 @@ recursion in `core` (see `_soft_alignment` there).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -150,6 +152,110 @@ def _run_loops(P: Tensor, B: Tensor, b_start: Tensor, E: Tensor, idx: Tensor, sk
         run_bwd()
 
 
+class _Layout(NamedTuple):
+    """The batch laid out for the scaled recursions (see `_scaled_forward_backward`)."""
+
+    E: Tensor  # (T, n, V + 1) scaled emissions per frame and symbol; the last column is the zero emission
+    m: Tensor  # (n, T) each frame's scale: the largest log-prob among the utterance's own symbols
+    idx: Tensor  # (n, W) the symbol of each cell (V: a pad cell)
+    skip: Tensor  # (n, W) 1 where the skip s-2 -> s is allowed
+    skip_next: Tensor  # (n, W) 1 where s -> s+2 is allowed
+    frame_ok: Tensor  # (n, T)
+    state_ok: Tensor  # (n, S)
+
+
+def _layout(lp: Tensor, tg: Tensor, in_len: Tensor, tg_len: Tensor, blank: int, dtype: torch.dtype) -> _Layout:
+    """Emissions per symbol, scaled per frame by the best of the utterance's own symbols (past the end: blank
+    only), and the cell tables of the rows [0, 0, s_0 .. s_{S-1}]."""
+    device = lp.device
+    n, t_max, vocab = lp.shape
+    n_tok = tg.shape[1]
+    S = 2 * n_tok + 1
+    W = S + 2
+    s_idx = torch.arange(S, device=device)
+    n_states = 2 * tg_len + 1
+    state_ok = s_idx.unsqueeze(0) < n_states.unsqueeze(1)  # (n, S)
+    tg_real = torch.arange(n_tok, device=device).unsqueeze(0) < tg_len.unsqueeze(1)
+    ext = torch.full((n, S), blank, dtype=torch.int64, device=device)
+    ext[:, 1::2] = torch.where(tg_real, tg, torch.full_like(tg, blank))
+    frame_ok = torch.arange(t_max, device=device).unsqueeze(0) < in_len.unsqueeze(1)  # (n, T)
+
+    present = torch.zeros((n, vocab), dtype=torch.bool, device=device)
+    present.scatter_(1, ext, True)
+    lpc = lp.to(dtype)
+    m = lpc.masked_fill(~present.unsqueeze(1), _NEG_INF).amax(2)
+    m = torch.where(torch.isfinite(m) & frame_ok, m, torch.zeros_like(m))  # (n, T)
+    emv = (lpc - m.unsqueeze(2)).exp_()
+    pad_row = torch.zeros(vocab, dtype=dtype, device=device)
+    pad_row[blank] = 1.0
+    E = torch.zeros((t_max, n, vocab + 1), dtype=dtype, device=device)  # last column: the zero emission
+    E[:, :, :vocab] = torch.where(frame_ok.unsqueeze(2), emv, pad_row).transpose(0, 1)
+    idx = torch.full((n, W), vocab, dtype=torch.int64, device=device)
+    idx[:, 2:] = torch.where(state_ok, ext, vocab)
+    skip = torch.zeros((n, W), dtype=dtype, device=device)
+    skip[:, 4:] = ((ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])).to(dtype)
+    skip_next = torch.zeros((n, W), dtype=dtype, device=device)  # s -> s+2 allowed
+    skip_next[:, 2:-2] = skip[:, 4:]
+    return _Layout(E, m, idx, skip, skip_next, frame_ok, state_ok)
+
+
+def _recursions(lay: _Layout, tg_len: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Run both loops: (P, B, c_f, c_b), P[k] (after two leading zeros) the scaled alphas of frame k-1 with
+    P[0] the start, B[t] the scaled betas of frame t, c_f and c_b the (T, n) scales."""
+    t_max, n, _ = lay.E.shape
+    W = lay.idx.shape[1]
+    M = n * W
+    device = lay.E.device
+    P = torch.empty((t_max + 1, M + 2), dtype=dtype, device=device)
+    P[0].zero_()
+    P[1:, :2] = 0.0
+    P[0, 2:].view(n, W)[:, 2] = 1.0
+    B = torch.empty((t_max, M), dtype=dtype, device=device)
+    b_start = torch.zeros(M + 2, dtype=dtype, device=device)
+    b_start[:M].view(n, W).scatter_(1, (2 + 2 * tg_len).unsqueeze(1), 1.0)
+    c_f = torch.ones((t_max, n), dtype=dtype, device=device)  # frames that are not renormalised keep scale 1
+    c_b = torch.ones((t_max, n), dtype=dtype, device=device)
+    _run_loops(P, B, b_start, lay.E, lay.idx, lay.skip.view(M), lay.skip_next.view(M), c_f, c_b)
+    return P, B, c_f, c_b
+
+
+def _gamma(alpha_hat: Tensor, beta_hat: Tensor, ok_t: Tensor, out_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(gamma (n, T, S), per-frame totals den (T, n)): gamma_t(s) = alpha_t(s) beta_t(s) / P(x), i.e.
+    alpha_hat * beta_hat renormalised per frame, a few frames at a time so that the product stays in cache
+    between its sum, its scaling and its copy to the output."""
+    t_max, n, W = alpha_hat.shape
+    M = n * W
+    device, dtype = alpha_hat.device, alpha_hat.dtype
+    gamma = torch.empty((n, t_max, W - 2), dtype=out_dtype, device=device)
+    den = torch.empty((t_max, n), dtype=dtype, device=device)
+    # Chunks of ~2^18 cells on one thread; with more, chunks under torch's grain size (32768) so that each op
+    # runs inline: hundreds of tiny OpenMP regions cost more than they gain, much more on a busy machine.
+    step = max(1, ((1 << 18) if torch.get_num_threads() == 1 else 32767) // M) if device.type == "cpu" else t_max
+    work = torch.empty((min(step, t_max), n, W), dtype=dtype, device=device)
+    for t0 in range(0, t_max, step):
+        t1 = min(t_max, t0 + step)
+        g = work[: t1 - t0]
+        torch.mul(alpha_hat[t0:t1], beta_hat[t0:t1], out=g)  # pad cells: alpha is zero
+        d = den[t0:t1]
+        torch.sum(g, 2, out=d)
+        g.mul_(torch.where(ok_t[t0:t1] & (d > 0), 1.0 / d, 0.0).unsqueeze(2))
+        gamma[:, t0:t1].copy_(g[:, :, 2:].transpose(0, 1))
+    return gamma, den
+
+
+def _no_frames(n: int, S: int, tg_len: Tensor, out_dtype: torch.dtype, log_tables: bool) -> _Tables:
+    """The tables of a batch without frames: the empty target has probability one, anything else is impossible."""
+    device = tg_len.device
+    tables = _Tables()
+    tables.loglik = torch.where(tg_len == 0, 0.0, _NEG_INF).to(torch.float64)
+    tables.gamma = torch.zeros((n, 0, S), dtype=out_dtype, device=device)
+    tables.fallback = torch.zeros(n, dtype=torch.bool, device=device)
+    if log_tables:
+        tables.log_alpha = torch.zeros((n, 0, S), dtype=torch.float64, device=device)
+        tables.log_beta = torch.zeros((n, 0, S), dtype=torch.float64, device=device)
+    return tables
+
+
 def _scaled_forward_backward(
     lp: Tensor,
     tg: Tensor,
@@ -177,59 +283,14 @@ def _scaled_forward_backward(
     underflowed, are flagged in `fallback` for the caller to redo in log space.
     """
     device = lp.device
-    n, t_max, vocab = lp.shape
-    n_tok = tg.shape[1]
-    S = 2 * n_tok + 1
-    W = S + 2
-    M = n * W
-    tables = _Tables()
-    if t_max == 0:  # no frames: the empty target has probability one, anything else is impossible
-        tables.loglik = torch.where(tg_len == 0, 0.0, _NEG_INF).to(torch.float64)
-        tables.gamma = torch.zeros((n, 0, S), dtype=out_dtype, device=device)
-        tables.fallback = torch.zeros(n, dtype=torch.bool, device=device)
-        if log_tables:
-            tables.log_alpha = torch.zeros((n, 0, S), dtype=torch.float64, device=device)
-            tables.log_beta = torch.zeros((n, 0, S), dtype=torch.float64, device=device)
-        return tables
-
-    s_idx = torch.arange(S, device=device)
-    n_states = 2 * tg_len + 1
-    state_ok = s_idx.unsqueeze(0) < n_states.unsqueeze(1)  # (n, S)
-    tg_real = torch.arange(n_tok, device=device).unsqueeze(0) < tg_len.unsqueeze(1)
-    ext = torch.full((n, S), blank, dtype=torch.int64, device=device)
-    ext[:, 1::2] = torch.where(tg_real, tg, torch.full_like(tg, blank))
-    frame_ok = torch.arange(t_max, device=device).unsqueeze(0) < in_len.unsqueeze(1)  # (n, T)
-
-    # Emissions per symbol, scaled per frame by the best of the utterance's own symbols; past the end, blank only.
-    present = torch.zeros((n, vocab), dtype=torch.bool, device=device)
-    present.scatter_(1, ext, True)
-    lpc = lp.to(dtype)
-    m = lpc.masked_fill(~present.unsqueeze(1), _NEG_INF).amax(2)
-    m = torch.where(torch.isfinite(m) & frame_ok, m, torch.zeros_like(m))  # (n, T)
-    emv = (lpc - m.unsqueeze(2)).exp_()
-    pad_row = torch.zeros(vocab, dtype=dtype, device=device)
-    pad_row[blank] = 1.0
-    E = torch.zeros((t_max, n, vocab + 1), dtype=dtype, device=device)  # last column: the zero emission
-    E[:, :, :vocab] = torch.where(frame_ok.unsqueeze(2), emv, pad_row).transpose(0, 1)
-    idx = torch.full((n, W), vocab, dtype=torch.int64, device=device)
-    idx[:, 2:] = torch.where(state_ok, ext, vocab)
-    skip = torch.zeros((n, W), dtype=dtype, device=device)
-    skip[:, 4:] = ((ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])).to(dtype)
-    skip_next = torch.zeros((n, W), dtype=dtype, device=device)  # s -> s+2 allowed
-    skip_next[:, 2:-2] = skip[:, 4:]
-
-    # P[k] (after two leading zeros): scaled alphas of frame k-1, P[0] the start; B[t]: scaled betas of frame t.
-    P = torch.empty((t_max + 1, M + 2), dtype=dtype, device=device)
-    P[0].zero_()
-    P[1:, :2] = 0.0
-    P[0, 2:].view(n, W)[:, 2] = 1.0
-    B = torch.empty((t_max, M), dtype=dtype, device=device)
-    b_start = torch.zeros(M + 2, dtype=dtype, device=device)
-    b_start[:M].view(n, W).scatter_(1, (2 + 2 * tg_len).unsqueeze(1), 1.0)
-    c_f = torch.ones((t_max, n), dtype=dtype, device=device)  # frames that are not renormalised keep scale 1
-    c_b = torch.ones((t_max, n), dtype=dtype, device=device)
-    _run_loops(P, B, b_start, E, idx, skip.view(M), skip_next.view(M), c_f, c_b)
-    del E
+    n, t_max, _ = lp.shape
+    W = 2 * tg.shape[1] + 3
+    if t_max == 0:
+        return _no_frames(n, W - 2, tg_len, out_dtype, log_tables)
+    lay = _layout(lp, tg, in_len, tg_len, blank, dtype)
+    frame_ok, state_ok, m = lay.frame_ok, lay.state_ok, lay.m
+    P, B, c_f, c_b = _recursions(lay, tg_len, dtype)
+    del lay  # the emissions, as big as the alphas
 
     tiny = torch.finfo(dtype).tiny * 1e6
     zero64 = torch.zeros((), dtype=torch.float64, device=device)
@@ -250,23 +311,7 @@ def _scaled_forward_backward(
     loglik = scale_f.sum(1) + end.log()
     bad |= ~(end > tiny) | ~torch.isfinite(loglik)
 
-    # gamma_t(s) = alpha_t(s) beta_t(s) / P(x): alpha_hat * beta_hat renormalised per frame, a few frames at a
-    # time so that the product stays in cache between its sum, its scaling and its copy to the output.
-    gamma = torch.empty((n, t_max, S), dtype=out_dtype, device=device)
-    den = torch.empty((t_max, n), dtype=dtype, device=device)
-    # Chunks of ~2^18 cells on one thread; with more, chunks under torch's grain size (32768) so that each op
-    # runs inline: hundreds of tiny OpenMP regions cost more than they gain, much more on a busy machine.
-    step = max(1, ((1 << 18) if torch.get_num_threads() == 1 else 32767) // M) if device.type == "cpu" else t_max
-    work = torch.empty((min(step, t_max), n, W), dtype=dtype, device=device)
-    for t0 in range(0, t_max, step):
-        t1 = min(t_max, t0 + step)
-        g = work[: t1 - t0]
-        torch.mul(alpha_hat[t0:t1], beta_hat[t0:t1], out=g)  # pad cells: alpha is zero
-        d = den[t0:t1]
-        torch.sum(g, 2, out=d)
-        g.mul_(torch.where(ok_t[t0:t1] & (d > 0), 1.0 / d, 0.0).unsqueeze(2))
-        gamma[:, t0:t1].copy_(g[:, :, 2:].transpose(0, 1))
-    del work
+    gamma, den = _gamma(alpha_hat, beta_hat, ok_t, out_dtype)
     cum = scale_f.cumsum(1)
     tail = scale_b.flip(1).cumsum(1).flip(1) - scale_b  # sum over u > t
     # Every frame must see the whole probability: sum_s alpha_t(s) beta_t(s) = P(x).  Where one does not,
@@ -280,8 +325,8 @@ def _scaled_forward_backward(
     empty = in_len == 0
     loglik = torch.where(empty, torch.where(tg_len == 0, 0.0, _NEG_INF).to(loglik.dtype), loglik)
     bad &= ~empty
+    tables = _Tables()
     tables.loglik, tables.gamma, tables.fallback = loglik, gamma, bad
-
     if log_tables:
         valid = frame_ok.unsqueeze(2) & state_ok.unsqueeze(1)
         la = alpha_hat[:, :, 2:].transpose(0, 1).double().log() + cum.unsqueeze(2)

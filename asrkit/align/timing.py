@@ -5,17 +5,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from asrkit.align.core import _to_numpy
+from asrkit.align.inputs import as_log_probs, frames_needed
+from asrkit.align.viterbi import best_state_path
+from asrkit.errors import InputError
 
 
 @dataclass
 class Span:
-    """A token or word with its time span (seconds) and a confidence in [0, 1]."""
+    """A token or word of an alignment: its time span [start, end) in seconds and its frames
+    [first_frame, end_frame) (-1 where not known: a span made by hand), with a confidence in [0, 1].
+
+    A token's confidence is its mean posterior over its frames. A word's is the least confident of its
+    tokens: one badly heard letter makes the whole word doubtful, where a mean over the word's frames would
+    let a long, clear rest of the word hide it.
+    """
 
     label: str
     start: float
     end: float
     conf: float
+    first_frame: int = -1
+    end_frame: int = -1
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def n_frames(self) -> int:
+        return self.end_frame - self.first_frame
 
     def as_dict(self) -> dict:
         return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3), "conf": round(self.conf, 3)}
@@ -23,12 +45,9 @@ class Span:
 
 def _viterbi_spans(log_probs: torch.Tensor, tokens: Sequence[int], blank: int) -> list[tuple[int, int]] | None:
     """Frame spans of `tokens` on the Viterbi path of `log_probs`; None when the frames cannot hold them."""
-    from asrkit.align.viterbi import best_state_path
-
-    try:
-        states = best_state_path(log_probs.float(), list(tokens), blank).tolist()
-    except ValueError:
+    if log_probs.shape[0] < int(frames_needed(torch.as_tensor(list(tokens), dtype=torch.int64))):
         return None
+    states = best_state_path(log_probs.float(), list(tokens), blank).tolist()
     return frames_from_path(states, len(tokens))
 
 
@@ -60,6 +79,7 @@ def token_frames(
     """
     if not tokens:
         return []
+    log_probs = as_log_probs(log_probs, (2,))
     T = log_probs.shape[0]
     if T <= max_frames or anchors is None or len(anchors) != len(tokens):
         return _viterbi_spans(log_probs, tokens, blank) or []
@@ -114,11 +134,23 @@ def spans_from_frames(
     space: int | None = None,
 ) -> tuple[list[Span], list[Span]]:
     """(token spans, word spans) in seconds from each token's frame span (see `timestamps`)."""
-    toks: list[Span] = []
-    for k, (a, b) in zip(tokens, frames):
-        conf = float(log_probs[a:b, k].float().exp().mean())
-        # rounded to the microsecond: 31 frames of 30 ms are 0.93 s, not 0.9299999999999999
-        toks.append(Span(symbols[k], round(a * frame_shift, 6), round(b * frame_shift, 6), conf))
+    log_probs = as_log_probs(log_probs, (2,))
+    confs = [float(log_probs[a:b, k].float().exp().mean()) for k, (a, b) in zip(tokens, frames)]
+    return _spans(tokens, frames, confs, symbols, frame_shift, space)
+
+
+def _spans(
+    tokens: Sequence[int],
+    frames: Sequence[tuple[int, int]],
+    confs: Sequence[float],
+    symbols: Sequence[str],
+    frame_shift: float,
+    space: int | None,
+) -> tuple[list[Span], list[Span]]:
+    """Token spans from their frames and confidences, and the words between `space` tokens (none without one)."""
+    # rounded to the microsecond: 31 frames of 30 ms are 0.93 s, not 0.9299999999999999
+    toks = [Span(symbols[k], round(a * frame_shift, 6), round(b * frame_shift, 6), c, int(a), int(b))
+            for k, (a, b), c in zip(tokens, frames, confs)]
     words: list[Span] = []
     if space is None:
         return toks, words
@@ -126,11 +158,47 @@ def spans_from_frames(
     for k, sp in zip(list(tokens) + [space], toks + [None]):
         if k == space:
             if cur:
-                words.append(Span("".join(s.label for s in cur), cur[0].start, cur[-1].end, min(s.conf for s in cur)))
+                words.append(Span("".join(s.label for s in cur), cur[0].start, cur[-1].end, min(s.conf for s in cur),
+                                  cur[0].first_frame, cur[-1].end_frame))
             cur = []
         else:
             cur.append(sp)
     return toks, words
+
+
+def segments(
+    path: torch.Tensor | Sequence[int],
+    scores: torch.Tensor | Sequence[float],
+    targets: Sequence[int] | torch.Tensor,
+    symbols: Sequence[str],
+    frame_shift: float,
+    space: int | None = None,
+    blank: int = 0,
+) -> tuple[list[Span], list[Span]]:
+    """Token and word spans of a `forced_align` path (its label per frame and that label's log-prob).
+
+    A token occupies the run of frames that emit it (a new run starts at a non-blank label that differs
+    from the previous frame's); its confidence is the mean of exp(score) over those frames.  Words are the
+    runs of tokens between `space` tokens (the id of the word separator; by default that of " " in
+    `symbols`, and no words when there is none), as in `spans_from_frames`.
+    """
+    lab = _to_numpy(path).astype(np.int64).reshape(-1)
+    sc = _to_numpy(scores).astype(np.float64).reshape(-1)
+    tg = _to_numpy(targets).astype(np.int64).reshape(-1)
+    if lab.size != sc.size:
+        raise InputError(f"path has {lab.size} frames, scores have {sc.size}")
+    prev = np.concatenate(([blank], lab[:-1]))
+    starts = np.flatnonzero((lab != blank) & (lab != prev))
+    # A run ends at the next frame whose label differs.
+    change = np.append(np.flatnonzero(lab[1:] != lab[:-1]) + 1, lab.size)
+    ends = change[np.searchsorted(change, starts, side="right")]
+    if starts.size != tg.size or not np.array_equal(lab[starts], tg):
+        raise InputError("the path does not spell the targets")
+    prob = np.exp(sc)
+    confs = [float(prob[a:b].mean()) for a, b in zip(starts, ends)]
+    if space is None:
+        space = next((i for i, s in enumerate(symbols) if s == " " and i != blank), None)
+    return _spans(tg.tolist(), list(zip(starts.tolist(), ends.tolist())), confs, symbols, frame_shift, space)
 
 
 def ctm_lines(utt: str, words: Sequence[Span]) -> list[str]:

@@ -25,7 +25,7 @@ from asrkit.progress import Progress
 def utterance_spans(ua: UttAlignment, tok) -> tuple[list, list | None]:
     """(token spans, word spans or None) in seconds; words exist for models with a space token."""
     labels = [tok.label(i) for i in range(len(tok))]
-    space = tok.index.get(" ") if getattr(tok, "kind", "") == "char" else None
+    space = tok.space
     toks, words = spans_from_frames(ua.log_probs, ua.tokens, ua.token_frames(), labels, ua.frame_shift, space)
     return toks, (words if space is not None else None)
 

@@ -7,27 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from asrkit.decode.ctc import Hypothesis, Lexicon, _check_blank, _partial_word
+from asrkit.align.inputs import as_lengths
+from asrkit.decode.beam_kernel import BeamOptions, beam_batch, beam_one
+from asrkit.decode.ctc import Hypothesis, Lexicon, _check_blank, _partial_word, kernel_input
 from asrkit.errors import InputError
 
 __all__ = ["prefix_beam_search", "prefix_beam_search_batch"]
 
-_NO_FSA = (np.full((1, 1), -1, np.int32), np.ones(1, np.bool_))
-
-
-def as_float32(x: Any, ndim: int, shape_name: str) -> np.ndarray:
-    """A C-contiguous float32 array of `ndim` dimensions from a NumPy array or torch tensor."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    if arr.ndim != ndim:
-        raise InputError(f"expected log-probabilities of shape {shape_name}, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+_NO_FSA = np.full((1, 1), -1, np.int32)
 
 
 def _options(V: int, beam_size: int, blank: int, token_min_logp: float | None, top_k: int | None,
-             prune_beam: float | None, lexicon: Lexicon | None) -> tuple:
-    """Validate the search options; returns the kernel's argument tuple after the log-probs."""
+             prune_beam: float | None, lexicon: Lexicon | None) -> BeamOptions:
+    """Validate the search options into the kernels' options record."""
     _check_blank(blank, V)
     if beam_size < 1:
         raise InputError(f"beam_size must be at least 1, got {beam_size}")
@@ -37,16 +29,14 @@ def _options(V: int, beam_size: int, blank: int, token_min_logp: float | None, t
         raise InputError(f"prune_beam must be a non-negative log-probability margin, got {prune_beam}")
     if lexicon is not None and beam_size < 2:
         beam_size = 2  # greedy decoding cannot honour a lexicon
-    trans, accept = lexicon.automaton(V) if lexicon is not None else _NO_FSA
-    return (
-        int(beam_size),
-        int(blank),
-        -math.inf if token_min_logp is None else float(token_min_logp),
-        0 if top_k is None else int(top_k),
-        math.inf if prune_beam is None else float(prune_beam),
-        trans,
-        accept,
-        lexicon is not None,
+    return BeamOptions(
+        beam=int(beam_size),
+        blank=int(blank),
+        token_min_logp=-math.inf if token_min_logp is None else float(token_min_logp),
+        top_k=0 if top_k is None else int(top_k),
+        prune_beam=math.inf if prune_beam is None else float(prune_beam),
+        trans=lexicon.automaton(V)[0] if lexicon is not None else _NO_FSA,
+        use_fsa=lexicon is not None,
     )
 
 
@@ -94,12 +84,11 @@ def prefix_beam_search(
     >>> [(ids, round(float(np.exp(s)), 2)) for ids, s in prefix_beam_search(lp, beam_size=4)]
     [([1], 0.64), ([], 0.36)]
     """
-    from asrkit.decode.beam_kernel import beam_one
-
-    lp = as_float32(log_probs, 2, "(T, V)")
-    opts = _options(lp.shape[1], beam_size, blank, token_min_logp, top_k, prune_beam, lexicon)
-    n, tokens, frames, lens, scores, states = beam_one(lp, *opts)
-    return _finish(n, tokens, frames, lens, scores, states, lexicon, opts[6])
+    lp = kernel_input(log_probs, 2)
+    V = lp.shape[1]
+    n, tokens, frames, lens, scores, states = beam_one(lp, _options(V, beam_size, blank, token_min_logp, top_k,
+                                                                    prune_beam, lexicon))
+    return _finish(n, tokens, frames, lens, scores, states, lexicon, V)
 
 
 def prefix_beam_search_batch(
@@ -114,33 +103,23 @@ def prefix_beam_search_batch(
     lexicon: Lexicon | None = None,
 ) -> list[list[Hypothesis]]:
     """`prefix_beam_search` for a padded (B, T, V) batch cut to `lengths`; utterances run in parallel."""
-    from asrkit.decode.beam_kernel import beam_batch
-
-    lp = as_float32(log_probs, 3, "(B, T, V)")
+    lp = kernel_input(log_probs, 3)
     B, T, V = lp.shape
-    if lengths is None:
-        lens = np.full(B, T, np.int64)
-    else:
-        if hasattr(lengths, "detach"):
-            lengths = lengths.detach().cpu().numpy()
-        lens = np.asarray(lengths).reshape(-1).astype(np.int64)
-        if len(lens) != B:
-            raise InputError(f"got {len(lens)} lengths for a batch of {B} utterances")
-        if B and (lens.min() < 0 or lens.max() > T):
-            raise InputError(f"lengths must lie in [0, {T}], got {lens.tolist()}")
+    lens = as_lengths(lengths, B, T).numpy()
     opts = _options(V, beam_size, blank, token_min_logp, top_k, prune_beam, lexicon)
-    ns, tokens, frames, lns, scores, states = beam_batch(lp, lens, *opts)
-    return [_finish(int(ns[b]), tokens[b], frames[b], lns[b], scores[b], states[b], lexicon, opts[6]) for b in range(B)]
+    ns, tokens, frames, lns, scores, states = beam_batch(lp, lens, opts)
+    return [_finish(int(ns[b]), tokens[b], frames[b], lns[b], scores[b], states[b], lexicon, V) for b in range(B)]
 
 
 def _finish(n: int, tokens: np.ndarray, frames: np.ndarray, lens: np.ndarray, scores: np.ndarray,
-            states: np.ndarray, lexicon: Lexicon | None, accept: np.ndarray) -> list[Hypothesis]:
+            states: np.ndarray, lexicon: Lexicon | None, V: int) -> list[Hypothesis]:
     """Kernel output rows -> Hypothesis list, best first (with a lexicon: complete outputs only)."""
     # token and frame rows stay arrays until read (see Hypothesis): most callers want the best only
     scs = scores[:n].tolist()
     hyps = [Hypothesis(tokens[j, :m], "", scs[j], frames[j, :m]) for j, m in enumerate(lens[:n].tolist())]
     if lexicon is None:
         return hyps
+    accept = lexicon.automaton(V)[1]  # cached: the table `_options` took `trans` from
     return _complete_only(hyps, [bool(accept[s]) for s in states[:n]], lexicon)
 
 

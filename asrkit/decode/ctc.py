@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
+from asrkit.align.inputs import as_log_probs
+from asrkit.decode.beam_kernel import greedy_path, sequence_logprob
 from asrkit.errors import InputError
 
 NEG_INF = float("-inf")
@@ -163,7 +165,7 @@ def _partial_word(prefix: tuple[int, ...], space: int) -> tuple[int, ...]:
 
 
 def lexicon_from_words(words: Iterable[str], tokenizer: Any) -> Lexicon:
-    """A Lexicon from written words for a character tokenizer (`.index`: char -> id, `" "`: space).
+    """A Lexicon from written words for a character tokenizer (`.index`: char -> id, `.space`: the separator).
 
     Each entry is normalised like the transcripts (`normalize_text`) and split on whitespace;
     words with a character the tokenizer lacks are skipped. InputError if no word is left.
@@ -171,7 +173,7 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Any) -> Lexicon:
     from asrkit.text import normalize_text
 
     index = tokenizer.index
-    space = index.get(" ", -1)
+    space = -1 if tokenizer.space is None else tokenizer.space
     seqs: set[tuple[int, ...]] = set()
     skipped = 0
     for entry in words:
@@ -186,16 +188,13 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Any) -> Lexicon:
     return Lexicon(seqs, space)
 
 
-def _as_2d(log_probs: Any) -> np.ndarray:
-    """Convert a (T, V) array or torch tensor of log-probabilities to a NumPy array."""
-    if hasattr(log_probs, "detach"):
-        log_probs = log_probs.detach().cpu().numpy()
-    arr = np.asarray(log_probs)
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float32)
-    if arr.ndim != 2:
-        raise InputError(f"expected log-probabilities of shape (T, V), got shape {arr.shape}")
-    return arr
+def kernel_input(log_probs: Any, ndim: int = 2, keep_float64: bool = False) -> np.ndarray:
+    """Log-probs in the library's convention (`asrkit.align.inputs.as_log_probs`: a tensor or a NumPy array, any
+    strides) as the C-contiguous NumPy array the compiled kernels read: float32, or float64 where the input is
+    and `keep_float64`."""
+    t = as_log_probs(log_probs, (ndim,))
+    dtype = torch.float64 if keep_float64 and t.dtype == torch.float64 else torch.float32
+    return t.to("cpu", dtype).contiguous().numpy()
 
 
 def _check_blank(blank: int, vocab: int) -> None:
@@ -204,60 +203,25 @@ def _check_blank(blank: int, vocab: int) -> None:
         raise InputError(f"blank index {blank} is outside the vocabulary of size {vocab}")
 
 
-def _logaddexp(a: float, b: float) -> float:
-    """log(exp(a) + exp(b)) for Python floats, safe with -inf."""
-    if a < b:
-        a, b = b, a
-    if b == NEG_INF:
-        return a
-    return a + math.log1p(math.exp(b - a))
-
-
 def greedy_decode(log_probs: Any, blank: int = 0) -> Hypothesis:
     """Best path: per-frame argmax, collapse repeats, drop blanks; score = the path log-prob."""
-    lp = _as_2d(log_probs)
+    lp = kernel_input(log_probs, 2, keep_float64=True)
     T, V = lp.shape
     _check_blank(blank, V)
-    if T == 0:
-        return Hypothesis(tokens=[], score=0.0, timesteps=[])
-    best = lp.argmax(axis=1)
-    score = float(lp[np.arange(T), best].astype(np.float64).sum())
-    tokens: list[int] = []
-    timesteps: list[int] = []
-    prev = blank
-    for t, k in enumerate(best.tolist()):
-        if k != blank and k != prev:
-            tokens.append(k)
-            timesteps.append(t)
-        prev = k
-    return Hypothesis(tokens=tokens, score=score, timesteps=timesteps)
+    tokens = np.zeros(max(T, 1), np.int32)
+    frames = np.zeros(max(T, 1), np.int32)
+    score = np.zeros(1, np.float64)
+    n = greedy_path(lp, T, blank, tokens, frames, score)
+    return Hypothesis(tokens=tokens[:n].tolist(), score=float(score[0]), timesteps=frames[:n].tolist())
 
 
 def ctc_sequence_logprob(log_probs: Any, tokens: list[int], blank: int = 0) -> float:
     """Total CTC log-probability of a label sequence (forward algorithm over all its alignments)."""
-    lp = _as_2d(log_probs)
+    lp = kernel_input(log_probs, 2, keep_float64=True)
     T, V = lp.shape
     _check_blank(blank, V)
-    if T == 0:
-        return 0.0 if not tokens else NEG_INF
-    ext = [blank]
-    for k in tokens:
-        ext += [int(k), blank]
-    S = len(ext)
-    rows = lp.tolist()
-    alpha = [NEG_INF] * S
-    alpha[0] = rows[0][ext[0]]
-    if S > 1:
-        alpha[1] = rows[0][ext[1]]
-    for t in range(1, T):
-        row = rows[t]
-        new = [NEG_INF] * S
-        for s in range(S):
-            a = alpha[s]
-            if s >= 1:
-                a = _logaddexp(a, alpha[s - 1])
-            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
-                a = _logaddexp(a, alpha[s - 2])
-            new[s] = a + row[ext[s]] if a != NEG_INF else NEG_INF
-        alpha = new
-    return _logaddexp(alpha[-1], alpha[-2]) if S > 1 else alpha[-1]
+    ext = np.full(2 * len(tokens) + 1, blank, np.int64)
+    ext[1::2] = np.asarray(tokens, np.int64).reshape(-1)
+    if ((ext < 0) | (ext >= V)).any():
+        raise InputError(f"token ids must lie in [0, {V}), got {list(tokens)}")
+    return float(sequence_logprob(lp, ext, blank))

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from asrkit.config import DecodeOptions
-from asrkit.decode.beam import as_float32
-from asrkit.decode.ctc import Hypothesis
+from asrkit.decode.ctc import Hypothesis, kernel_input
 from asrkit.errors import InputError
 from asrkit.text import BLANK, normalize_text
 
@@ -120,7 +119,7 @@ def _labels(tokenizer: Any, blank: int) -> tuple[list[str], dict[str, int]]:
 def _as_float32(log_probs: Any, vocab: int) -> np.ndarray:
     """A C-contiguous float32 (T, vocab) array from a NumPy array or torch tensor."""
     shape = f"(T, {vocab})"
-    arr = as_float32(log_probs, 2, shape)
+    arr = kernel_input(log_probs, 2)
     if arr.shape[1] != vocab:
         raise InputError(f"expected log-probabilities of shape {shape}, got shape {arr.shape}")
     return arr

@@ -72,7 +72,7 @@ class Decoder:
                 for h in hyps:
                     h.text = tok.decode(h.tokens).strip()
         if with_times:
-            space = getattr(tok, "index", {}).get(" ")
+            space = tok.space
             for lp, hyps in zip(lps, nbests):
                 best = hyps[0]
                 best.token_spans, best.words = timestamps(lp, best.tokens, tok.symbols, tok.blank, self.frame_shift, space,
