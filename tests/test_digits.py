@@ -18,7 +18,8 @@ from asrkit.config import recipe_from_dict
 from asrkit.data.corpora import digits, get_corpus
 from asrkit.data.manifest import read_manifest
 from asrkit.data.featstore import FeatureStore
-from asrkit.data.prepare import load_split, prepare
+from asrkit.data.prepare import prepare
+from asrkit.data.prepared import load_split
 from asrkit.errors import InputError
 from asrkit.text import CharTokenizer
 
@@ -130,7 +131,7 @@ def test_empty_split_is_an_error(fsdd_fixture):
 
 
 def test_count_work(fsdd_fixture):
-    assert digits.count_work(_recipe(), fsdd_fixture / "recordings") == 72 + 3 + 2 + 2
+    assert digits.count_work(fsdd_fixture / "recordings", _recipe()) == 72 + 3 + 2 + 2
 
 
 def test_get_corpus():

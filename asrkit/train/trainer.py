@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from asrkit.config import Recipe, save_recipe
+from asrkit.config import Recipe, TrainConfig, save_recipe
 from asrkit.data.loader import BucketBatchSampler, FeatureDataset
-from asrkit.data.prepare import load_split, load_tokenizer
+from asrkit.data.prepared import load_split, load_tokenizer
 from asrkit.errors import InputError, Interrupted, WorkError
 from asrkit.features import CMVN_WITH_STATS, VTLP, ChannelResponse, feature_settings
 from asrkit.fsutil import TRAIN_LOCK, RunLock, atomic_write
@@ -199,7 +199,7 @@ class Run:
     stop: StopRequest = field(default_factory=StopRequest)
 
     @property
-    def cfg(self):
+    def cfg(self) -> TrainConfig:
         return self.recipe.train
 
     @property
