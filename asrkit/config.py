@@ -148,11 +148,32 @@ class FeatureConfig:
     specaugment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
 
 
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo name: what it builds (`cell` None = the frame-wise DNN) and a one-line description."""
+
+    cell: str | None
+    bidirectional: bool
+    description: str
+
+
+# the model zoo, the one list of model names: `model.name` is checked against it, asrkit.models builds from it
+ZOO: dict[str, ZooEntry] = {
+    "dnn": ZooEntry(None, False, "frame-wise MLP over ±context spliced frames (hybrid-style DNN)"),
+    "rnn": ZooEntry("rnn", False, "unidirectional Elman RNN (tanh or relu)"),
+    "lstm": ZooEntry("lstm", False, "unidirectional LSTM, optional native projection"),
+    "bilstm": ZooEntry("lstm", True, "bidirectional LSTM, optional native projection"),
+    "gru": ZooEntry("gru", False, "unidirectional GRU, optional per-layer projection"),
+    "bigru": ZooEntry("gru", True, "bidirectional GRU (DeepSpeech2-style with the resnet front-end)"),
+}
+MODEL_NAMES = tuple(ZOO)
+
+
 @dataclass
 class ModelConfig:
     """A zoo entry and its sizes; `asrkit models RECIPE` lists the zoo with parameter counts."""
 
-    name: str = "bilstm"  # dnn | rnn | lstm | bilstm | gru | bigru
+    name: str = "bilstm"  # a ZOO name
     head: str = "ctc"  # ctc | classifier | frame
     pool: str = "mean"  # classifier head: last | mean | attention
     frontend: str = "conv"  # none | stack | conv | resnet
@@ -232,7 +253,6 @@ def resolve_targets(r: Recipe) -> str:
     return {"classifier": "labels", "frame": "frames"}.get(r.model.head, "chars")
 
 
-MODEL_NAMES = ("dnn", "rnn", "lstm", "bilstm", "gru", "bigru")
 SCHEDULES = ("onecycle", "cosine", "plateau", "constant")
 
 _SCI_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
