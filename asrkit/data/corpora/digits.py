@@ -113,7 +113,8 @@ def scan(folder: Path) -> list[Recording]:
 
 
 def split_recordings(recs: list[Recording], recipe: Recipe) -> dict[str, list[Recording]]:
-    """Official rule (indices 0-4 test, the rest train, `dev_indices` held out of train) or held-out speakers."""
+    """Official rule (indices 0-4 test, the rest train, `dev_indices` held out of train), or with `test_speakers`
+    those speakers' recordings as the test set."""
     d = recipe.data
     speakers = sorted({r.speaker for r in recs})
     unknown = [s for s in d.test_speakers if s not in speakers]
@@ -122,14 +123,14 @@ def split_recordings(recs: list[Recording], recipe: Recipe) -> dict[str, list[Re
     dev = set(d.dev_indices)
     out: dict[str, list[Recording]] = {"train": [], "dev": [], "test": []}
     for r in recs:
-        if d.split == "speakers":
+        if d.test_speakers:
             split = "test" if r.speaker in d.test_speakers else ("dev" if r.index in dev else "train")
         else:
             split = "test" if r.index <= 4 else ("dev" if r.index in dev else "train")
         out[split].append(r)
     for name, items in out.items():
         if not items:
-            raise InputError(f"the {name} split is empty; check data.split, data.test_speakers and data.dev_indices")
+            raise InputError(f"the {name} split is empty; check data.test_speakers and data.dev_indices")
     return out
 
 
@@ -383,7 +384,7 @@ def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable
     # one pass over the training audio: no test recording anywhere in it; the official split tests the training
     # speakers on other recordings, so only held-out FSDD speakers and Speech Commands' testing voices are unheard
     unheard = {r.speaker for r in splits["test_unseen"]}
-    if recipe.data.split == "speakers":
+    if recipe.data.test_speakers:
         unheard |= {r.speaker for r in splits["test"]}
     check_held_out(splits["train"] + splits["dev"], splits["test"] + splits["test_unseen"], unheard)
     if not splits["test_unseen"]:
@@ -404,7 +405,7 @@ def gather_an4(recipe: Recipe, splits: dict[str, list[Recording]]) -> list[An4Ut
         return []
     utts = an4_utterances(root)
     unheard = {r.speaker.lower() for r in splits.get("test_unseen", [])}
-    if recipe.data.split == "speakers":
+    if recipe.data.test_speakers:
         unheard |= {r.speaker.lower() for r in splits["test"]}
     both = sorted(unheard & {u.speaker.lower() for u in utts})
     if both:
