@@ -108,7 +108,7 @@ def test_official_split_custom_dev_indices(fsdd_fixture):
 
 def test_speaker_split(fsdd_fixture):
     recs = digits.scan(fsdd_fixture / "recordings")
-    splits = digits.split_recordings(recs, _recipe(split="speakers", test_speakers=["george"]))
+    splits = digits.split_recordings(recs, _recipe(test_speakers=["george"]))
     george = [r for r in recs if r.speaker == "george"]
     assert sorted(r.id for r in splits["test"]) == sorted(r.id for r in george)
     assert all(r.speaker != "george" for r in splits["train"] + splits["dev"])
@@ -119,7 +119,7 @@ def test_speaker_split(fsdd_fixture):
 def test_unknown_test_speaker(fsdd_fixture):
     recs = digits.scan(fsdd_fixture / "recordings")
     with pytest.raises(InputError) as e:
-        digits.split_recordings(recs, _recipe(split="speakers", test_speakers=["george", "nobody"]))
+        digits.split_recordings(recs, _recipe(test_speakers=["george", "nobody"]))
     assert "nobody" in str(e.value)
     assert "george" in str(e.value) and "jackson" in str(e.value)  # the speakers that are present
 
