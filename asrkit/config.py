@@ -112,8 +112,7 @@ class DataConfig:
     splits: dict[str, list[str]] = field(default_factory=dict)  # manifest name → corpus subsets (e.g. librispeech folders)
     alphabet: str | None = None  # chars targets: the fixed character set (space added); default: the training texts' characters
     oov: str = "error"  # chars targets, a train/dev character outside the vocabulary: error | drop (the utterance) | map (é→e, else drop)
-    split: str = "official"
-    test_speakers: list[str] = field(default_factory=list)
+    test_speakers: list[str] = field(default_factory=list)  # digits: their recordings are the test set (none: indices 0-4)
     dev_indices: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
     connected: ConnectedConfig = field(default_factory=ConnectedConfig)
     isolated: bool = True
@@ -149,11 +148,32 @@ class FeatureConfig:
     specaugment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
 
 
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo name: what it builds (`cell` None = the frame-wise DNN) and a one-line description."""
+
+    cell: str | None
+    bidirectional: bool
+    description: str
+
+
+# the model zoo, the one list of model names: `model.name` is checked against it, asrkit.models builds from it
+ZOO: dict[str, ZooEntry] = {
+    "dnn": ZooEntry(None, False, "frame-wise MLP over ±context spliced frames (hybrid-style DNN)"),
+    "rnn": ZooEntry("rnn", False, "unidirectional Elman RNN (tanh or relu)"),
+    "lstm": ZooEntry("lstm", False, "unidirectional LSTM, optional native projection"),
+    "bilstm": ZooEntry("lstm", True, "bidirectional LSTM, optional native projection"),
+    "gru": ZooEntry("gru", False, "unidirectional GRU, optional per-layer projection"),
+    "bigru": ZooEntry("gru", True, "bidirectional GRU (DeepSpeech2-style with the resnet front-end)"),
+}
+MODEL_NAMES = tuple(ZOO)
+
+
 @dataclass
 class ModelConfig:
     """A zoo entry and its sizes; `asrkit models RECIPE` lists the zoo with parameter counts."""
 
-    name: str = "bilstm"  # dnn | rnn | lstm | bilstm | gru | bigru
+    name: str = "bilstm"  # a ZOO name
     head: str = "ctc"  # ctc | classifier | frame
     pool: str = "mean"  # classifier head: last | mean | attention
     frontend: str = "conv"  # none | stack | conv | resnet
@@ -276,7 +296,6 @@ def resolve_targets(r: Recipe) -> str:
     return {"classifier": "labels", "frame": "frames"}.get(r.model.head, "chars")
 
 
-MODEL_NAMES = ("dnn", "rnn", "lstm", "bilstm", "gru", "bigru")
 SCHEDULES = ("onecycle", "cosine", "plateau", "constant")
 
 _SCI_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -458,6 +477,9 @@ def recipe_from_dict(raw: dict) -> Recipe:
     """Build and type-check a Recipe from nested dicts (unknown keys, wrong types → InputError with the key path)."""
     if not isinstance(raw, dict):
         raise InputError(f"recipe: expected a mapping at the top level, got {type(raw).__name__}")
+    if isinstance(raw.get("data"), dict) and "split" in raw["data"]:  # the spelling before data.test_speakers decided alone
+        raise InputError(f"recipe {raw.get('name')}: data.split is gone: data.test_speakers names the held-out test speakers "
+                         "(none: the official split); remove data.split")
     return _build(Recipe, raw, "")
 
 
@@ -466,8 +488,6 @@ def validate(r: Recipe) -> None:
     checks = [
         (r.data.sample_rate > 0, "data.sample_rate must be positive"),
         (r.data.max_duration > 0, "data.max_duration must be positive (seconds)"),
-        (r.data.split in ("official", "speakers"), "data.split must be 'official' or 'speakers'"),
-        (r.data.split != "speakers" or r.data.test_speakers, "data.split 'speakers' needs data.test_speakers"),
         (1 <= r.data.connected.min_words <= r.data.connected.max_words, "data.connected: need 1 <= min_words <= max_words"),
         (all(n >= 0 for n in r.data.connected.per_split.values()), "data.connected.per_split counts must be >= 0"),
         (

@@ -1,6 +1,6 @@
 """Speaker robustness of the digits recipe: leave one FSDD speaker out, train on everything else, test on the unseen one.
 
-Each fold runs the real CLI: `asrkit prepare` and `asrkit train` with data.split=speakers, then decodes the held-out
+Each fold runs the real CLI: `asrkit prepare` and `asrkit train` with data.test_speakers=[<speaker>], then decodes the held-out
 speaker's connected-digit and isolated-digit test sets with beam 10: open vocabulary, open vocabulary with test-time
 VTLN (`--vtln`), and with a word trigram of the fold's training texts (alpha 1). The synthetic voices are rendered
 once into a cache shared by the folds.
@@ -59,7 +59,7 @@ def decodings(exp: Path) -> list[tuple[str, list[str]]]:
 def fold(recipe: str, speaker: str, extra: list[str], work: Path, tts_cache: Path) -> dict:
     data, exp = work / "data" / speaker, work / "exp" / speaker
     sets = [
-        "--set", "data.split=speakers", "--set", f"data.test_speakers=[{speaker}]",
+        "--set", f"data.test_speakers=[{speaker}]",
         "--set", f"data.out_dir={data}", "--set", f"train.exp_dir={exp}", "--set", f"data.digits.tts.cache={tts_cache}",
     ]
     for e in extra:

@@ -37,7 +37,7 @@ def subset_data_dir(src: Path, dst: Path, n: int, seed: int) -> None:
     """A data dir with `n` random training utterances (manifest + cached features); dev is kept whole."""
     from asrkit.data.featstore import write_store
     from asrkit.data.manifest import read_manifest, write_manifest
-    from asrkit.data.prepare import load_split
+    from asrkit.data.prepared import load_split
 
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("feats", "train.jsonl"))
     utts = read_manifest(src / "train.jsonl")

@@ -97,7 +97,6 @@ def tiny_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root=str(tmp / "fsdd"),
         out_dir=str(tmp / "data"),
         sample_rate=8000,
-        split="speakers",
         test_speakers=["george"],
         dev_indices=[5],
         speed_perturb=[],

@@ -150,7 +150,7 @@ def test_an4_strings_train_in_several_voices_and_nowhere_else(tmp_path, monkeypa
 def test_a_held_out_speaker_among_an4s_is_refused(tmp_path):
     _an4_fixture(tmp_path / "an4", LINES)
     recipe = _recipe(tmp_path, an4_root=str(tmp_path / "an4"))
-    recipe.data.split = "speakers"
+    recipe.data.test_speakers = ["an4-fabc"]
     held = [digits.Recording(WORD, 3, "an4-fabc", 0)]
     with pytest.raises(InputError, match=r"an4-fabc.*AN4"):
         digits.gather_an4(recipe, {"test": held})

@@ -130,12 +130,11 @@ def test_overrides_apply(tmp_path):
 def test_overrides_create_sections_and_parse_yaml_values(tmp_path):
     r = load_recipe(
         _write(tmp_path, "name: x\n"),
-        ["features.specaugment.freq_masks=1", "data.test_speakers=[george]", "data.split=speakers", "data.root=/some/where"],
+        ["features.specaugment.freq_masks=1", "data.test_speakers=[george]", "data.root=/some/where"],
     )
     assert r.features.specaugment is not None and r.features.specaugment.freq_masks == 1
     assert r.features.specaugment.time_masks == 2  # the rest of the section keeps defaults
     assert r.data.test_speakers == ["george"]
-    assert r.data.split == "speakers"
     assert r.data.root == "/some/where"
 
 
@@ -235,3 +234,16 @@ def test_save_and_reload_round_trip(tmp_path):
     save_recipe(r, out)
     r2 = load_recipe(out)
     assert r2.to_dict() == r.to_dict()
+
+
+@pytest.mark.parametrize("old", ["data.split=official", "data.split=speakers"])
+def test_the_old_data_split_spelling_gets_one_line_that_names_its_replacement(tmp_path, old):
+    with pytest.raises(InputError) as e:
+        load_recipe(_write(tmp_path, RECIPE), [old])
+    msg = str(e.value)
+    assert "\n" not in msg and "data.split is gone" in msg and "data.test_speakers" in msg
+
+
+def test_test_speakers_alone_holds_speakers_out(tmp_path):
+    r = load_recipe(_write(tmp_path, RECIPE), ["data.test_speakers=[george]"])
+    assert r.data.test_speakers == ["george"] and not hasattr(r.data, "split")

@@ -294,7 +294,7 @@ def test_a_leave_one_speaker_out_fold_never_hears_the_held_out_speaker(tmp_path,
     sc = tmp_path / "sc"
     shutil.copytree(speech_commands_root(), sc)
     data = {
-        "root": str(tmp_path / "fsdd"), "out_dir": str(tmp_path / "data"), "split": "speakers", "test_speakers": ["nicolas"],
+        "root": str(tmp_path / "fsdd"), "out_dir": str(tmp_path / "data"), "test_speakers": ["nicolas"],
         "connected": {"per_split": {"train": 20, "dev": 4, "test": 4}},
         "digits": {"sources": ["fsdd", "speech_commands", "tts"], "speech_commands_root": str(sc), "pitch_shift": [-2.0, 2.0],
                    "tts": {"voices": 6, "dev_voices": 1, "cache": str(tmp_path / "tts")}},

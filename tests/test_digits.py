@@ -18,7 +18,8 @@ from asrkit.config import recipe_from_dict
 from asrkit.data.corpora import digits, get_corpus
 from asrkit.data.manifest import read_manifest
 from asrkit.data.featstore import FeatureStore
-from asrkit.data.prepare import load_split, prepare
+from asrkit.data.prepare import prepare
+from asrkit.data.prepared import load_split
 from asrkit.errors import InputError
 from asrkit.text import CharTokenizer
 
@@ -107,7 +108,7 @@ def test_official_split_custom_dev_indices(fsdd_fixture):
 
 def test_speaker_split(fsdd_fixture):
     recs = digits.scan(fsdd_fixture / "recordings")
-    splits = digits.split_recordings(recs, _recipe(split="speakers", test_speakers=["george"]))
+    splits = digits.split_recordings(recs, _recipe(test_speakers=["george"]))
     george = [r for r in recs if r.speaker == "george"]
     assert sorted(r.id for r in splits["test"]) == sorted(r.id for r in george)
     assert all(r.speaker != "george" for r in splits["train"] + splits["dev"])
@@ -118,7 +119,7 @@ def test_speaker_split(fsdd_fixture):
 def test_unknown_test_speaker(fsdd_fixture):
     recs = digits.scan(fsdd_fixture / "recordings")
     with pytest.raises(InputError) as e:
-        digits.split_recordings(recs, _recipe(split="speakers", test_speakers=["george", "nobody"]))
+        digits.split_recordings(recs, _recipe(test_speakers=["george", "nobody"]))
     assert "nobody" in str(e.value)
     assert "george" in str(e.value) and "jackson" in str(e.value)  # the speakers that are present
 
@@ -130,7 +131,7 @@ def test_empty_split_is_an_error(fsdd_fixture):
 
 
 def test_count_work(fsdd_fixture):
-    assert digits.count_work(_recipe(), fsdd_fixture / "recordings") == 72 + 3 + 2 + 2
+    assert digits.count_work(fsdd_fixture / "recordings", _recipe()) == 72 + 3 + 2 + 2
 
 
 def test_get_corpus():

@@ -16,6 +16,7 @@ from asrkit.config import recipe_from_dict
 from asrkit.data import featstore
 from asrkit.data import prepare as prep
 from asrkit.data.featstore import FeatureStore, write_store
+from asrkit.data.prepared import load_split
 from asrkit.data.loader import FeatureDataset
 from asrkit.data.manifest import Utterance
 from asrkit.errors import InputError
@@ -211,5 +212,5 @@ def test_a_data_dir_prepared_before_the_store_still_loads(tmp_path) -> None:
     from asrkit.data.manifest import write_manifest
 
     write_manifest(tmp_path / "train.jsonl", _utts(feats))
-    utts, back = prep.load_split(tmp_path, "train")
+    utts, back = load_split(tmp_path, "train")
     assert [u.id for u in utts] == list(feats) and all(torch.equal(back[k], feats[k]) for k in feats)

@@ -80,15 +80,16 @@ def test_download_fetches_checks_and_unpacks_each_missing_subset(tmp_path: Path,
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     monkeypatch.setattr(librispeech, "BASE_URL", server.as_uri() + "/")
     monkeypatch.setitem(librispeech.CHECKSUMS, "test-clean", digest)
-    corpus = librispeech.download(tmp_path / "dl", ["test-clean"], quiet=True)
+    test_clean = _recipe(tmp_path, tmp_path, {"train": ["test-clean"], "dev": ["test-clean"]})
+    corpus = librispeech.download(tmp_path / "dl", test_clean, quiet=True)
     assert sorted(p.name for p in (corpus / "test-clean").rglob("*.flac")) == sorted(p.name for p in (src / "test-clean").rglob("*.flac"))
     # a corrupted archive fails its checksum and leaves nothing behind
     monkeypatch.setitem(librispeech.CHECKSUMS, "test-clean", "0" * 64)
     with pytest.raises(WorkError, match="checksum mismatch"):
-        librispeech.download(tmp_path / "dl2", ["test-clean"], quiet=True)
+        librispeech.download(tmp_path / "dl2", test_clean, quiet=True)
     assert not (tmp_path / "dl2" / "LibriSpeech").exists()
     with pytest.raises(InputError, match="unknown LibriSpeech subset 'train-clean-99'"):
-        librispeech.download(tmp_path / "dl3", ["train-clean-99"], quiet=True)
+        librispeech.download(tmp_path / "dl3", _recipe(tmp_path, tmp_path, {"train": ["train-clean-99"], "dev": ["dev-clean"]}), quiet=True)
 
 
 def test_recipe_end_to_end_learns_the_real_utterances(tmp_path: Path) -> None:

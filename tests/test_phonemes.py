@@ -185,7 +185,7 @@ def an4_subset(tmp_path_factory) -> Path:
 
 def test_an4_conversion_holds_speakers_out(an4_subset, tmp_path):
     r = _recipe(root=str(an4_subset), phonemes={"layout": "an4", "dev_speakers": ["fbbh"], "test_speakers": ["mcen"]})
-    m = corpus.prepare(r, tmp_path, corpus.locate(r))
+    m = corpus.prepare(corpus.locate(r), tmp_path, r)
     spk = {name: {u.speaker for u in utts} for name, utts in m.items()}
     assert spk["dev"] == {"fbbh"} and spk["test"] == {"mcen"}
     assert spk["train"] == set(FIXTURE_SPEAKERS) - {"fbbh", "mcen"}
@@ -227,7 +227,7 @@ def test_an4_unmapped_phones_and_oov_words_are_dropped(an4_subset, tmp_path):
     tr = root / "etc" / "an4_train.transcription"
     tr.write_text(tr.read_text().replace("GO (an253-fash-b)", "GOGO (an253-fash-b)"))
     r = _recipe(root=str(root), phonemes={"layout": "an4", "dev_speakers": ["fbbh"], "test_speakers": ["mcen"]})
-    m = corpus.prepare(r, tmp_path / "out", root)
+    m = corpus.prepare(root, tmp_path / "out", r)
     ids = {u.id for utts in m.values() for u in utts}
     assert "an253-fash-b" not in ids and "an251-fash-b" not in ids and "cen1-fash-b" in ids
     rep = json.loads((tmp_path / "out" / "hw3p2" / "conversion.json").read_text())
@@ -252,7 +252,7 @@ def test_an4_audio_release_gets_mfccs(tmp_path):
         lines.append(f"{digits} (an1-{spk}-b)")
     (root / "etc" / "an4_train.transcription").write_text("\n".join(lines) + "\n")
     r = _recipe(root=str(root), phonemes={"layout": "an4", "dev_speakers": ["mb"], "test_speakers": ["mc"]})
-    m = corpus.prepare(r, tmp_path / "out", corpus.locate(r))
+    m = corpus.prepare(corpus.locate(r), tmp_path / "out", r)
     u = next(u for u in m["train"] if u.id == "an1-fa-b")
     f = np.load(u.features)
     assert f.shape[1] == 13 and abs(f.shape[0] - round(len(wav) / 160)) <= 1 and np.isfinite(f).all()
@@ -299,27 +299,27 @@ def test_hw3p2_reader(tmp_path):
     root = _hw3p2_fixture(tmp_path / "hw3p2")
     r = _recipe(root=str(root), features={"type": "precomputed", "n_mels": 15})
     assert corpus.locate(r) == root
-    m = corpus.prepare(r, tmp_path / "out", root)
+    m = corpus.prepare(root, tmp_path / "out", r)
     assert sorted(m) == ["dev", "test", "train"] and [u.id for u in m["train"]] == ["103-1240-0000", "103-1240-0001"]
     assert m["train"][0].phonemes == ["SIL", "HH", "AH", "L", "OW"] and m["train"][0].speaker == "103"
     assert m["train"][1].duration == pytest.approx(0.6)
     assert all(u.phonemes is None for u in m["test"]) and len(m["test"]) == 2
-    assert corpus.count_work(r, root) == 5
+    assert corpus.count_work(root, r) == 5
     with pytest.raises(InputError, match="features.n_mels"):
-        corpus.prepare(_recipe(root=str(root), features={"type": "precomputed", "n_mels": 13}), tmp_path / "o2", root)
+        corpus.prepare(root, tmp_path / "o2", _recipe(root=str(root), features={"type": "precomputed", "n_mels": 13}))
     (root / "dev-clean" / "transcript" / "84-121123-0000.npy").unlink()
     with pytest.raises(InputError, match="has no transcript"):
-        corpus.prepare(r, tmp_path / "o3", root)
+        corpus.prepare(root, tmp_path / "o3", r)
 
 
 def test_hw3p2_splits_from_the_recipe(tmp_path):
     root = _hw3p2_fixture(tmp_path / "hw3p2")
     r = _recipe(root=str(root), splits={"train": ["dev-clean"], "dev": ["train-clean-100"]}, features={"type": "precomputed", "n_mels": 15})
-    m = corpus.prepare(r, tmp_path / "out", root)
+    m = corpus.prepare(root, tmp_path / "out", r)
     assert sorted(m) == ["dev", "train"] and len(m["train"]) == 1
     bad = _recipe(root=str(root), splits={"train": ["nope"], "dev": ["dev-clean"]}, features={"type": "precomputed", "n_mels": 15})
     with pytest.raises(InputError, match="data.splits.train"):
-        corpus.prepare(bad, tmp_path / "o2", root)
+        corpus.prepare(root, tmp_path / "o2", bad)
     np.save(root / "train-clean-100" / "transcript" / "103-1240-0000.npy", np.array([1, 2, 3]))
     with pytest.raises(InputError, match="1-D array of phoneme strings"):
         corpus.read_transcript(root / "train-clean-100" / "transcript" / "103-1240-0000.npy")

@@ -6,29 +6,22 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from asrkit.config import Recipe, resolve_targets
 from asrkit.data.corpora import get_corpus
-from asrkit.data.featcache import load_features
+from asrkit.data.corpus import Corpus
 from asrkit.data.featstore import FORMAT as STORE_FORMAT
-from asrkit.data.featstore import FeatureStore, finish_split, read_shard_index, shard_ranges, split_stats, write_shard
+from asrkit.data.featstore import finish_split, read_shard_index, shard_ranges, split_stats, write_shard
 from asrkit.data.manifest import Utterance, read_manifest, write_manifest
+from asrkit.data.prepared import build_tokenizer
 from asrkit.errors import InputError
 from asrkit.features import CMVNStats, feature_settings, make_extractor, speech_frames
 from asrkit.fsutil import RunLock, atomic_write, atomic_write_text, disk_full, no_space
 from asrkit.progress import Progress
-from asrkit.text import (
-    CharTokenizer,
-    FrameTokenizer,
-    LabelSet,
-    PhonemeTokenizer,
-    filter_transcripts,
-    normalize_text,
-)
+from asrkit.text import filter_transcripts, normalize_text
 
 DONE = "prepare.json"
 
@@ -91,7 +84,7 @@ def _resumable(build: Path, fp: dict) -> bool:
         return False
 
 
-def _build(recipe: Recipe, corpus, root: Path, out: Path, fp: dict, quiet: bool, jobs: int | None = None) -> None:
+def _build(recipe: Recipe, corpus: Corpus, root: Path, out: Path, fp: dict, quiet: bool, jobs: int | None = None) -> None:
     """Manifests, vocabulary, features, CMVN and the completion stamp, all into `out`; manifests already made by
     an earlier, interrupted run of the same settings are kept."""
     try:
@@ -102,11 +95,11 @@ def _build(recipe: Recipe, corpus, root: Path, out: Path, fp: dict, quiet: bool,
     atomic_write_text(out / DONE, json.dumps({"fingerprint": fp, "counts": counts}, indent=1))
 
 
-def _manifests(recipe: Recipe, corpus, root: Path, out: Path, quiet: bool) -> dict:
+def _manifests(recipe: Recipe, corpus: Corpus, root: Path, out: Path, quiet: bool) -> dict:
     """The corpus's manifests and the vocabulary into `out`; returns the utterances and hours per manifest."""
     with Progress(quiet) as prog:
-        task = prog.add(f"prepare {recipe.name}", total=corpus.count_work(recipe, root), unit="utt")
-        manifests = corpus.prepare(recipe, out, root, progress=lambda n: prog.advance(task, n))
+        task = prog.add(f"prepare {recipe.name}", total=corpus.count_work(root, recipe), unit="utt")
+        manifests = corpus.prepare(root, out, recipe, progress=lambda n: prog.advance(task, n))
     targets = resolve_targets(recipe)
     if targets == "phonemes":
         manifests = derive_phonemes_from_text(recipe, manifests, out)
@@ -167,61 +160,12 @@ def derive_phonemes_from_text(recipe: Recipe, manifests: dict[str, list[Utteranc
     return manifests
 
 
-def build_tokenizer(targets: str, train: list[Utterance], alphabet: str | None = None):
-    """The vocabulary a model learns: the fixed `alphabet` (+ space), or what the training utterances hold."""
-    if targets == "phonemes":
-        from asrkit.phonemes import PHONEMES
-
-        found = PhonemeTokenizer.build_phones(train)
-        # the 40-phoneme ARPAbet set + blank, as HW3P2 fixes it, whenever the data use no other symbol
-        return PhonemeTokenizer(PHONEMES) if set(found.symbols[1:]) <= set(PHONEMES) else found
-    if targets == "labels":
-        return LabelSet.build(train)
-    if targets == "frames":
-        return FrameTokenizer.build(train)
-    if alphabet:
-        if len(set(alphabet)) != len(alphabet):
-            raise InputError(f"data.alphabet {alphabet!r} repeats a character")
-        tok = CharTokenizer(sorted(set(alphabet) | {" "}))
-        for u in train:
-            tok.encode(u.text or "", u.id)  # a training text outside the alphabet: an error that names it
-        return tok
-    return CharTokenizer.build(u.text for u in train if u.text)
-
-
-def load_tokenizer(recipe: Recipe, train: list[Utterance]):
-    """The tokenizer a recipe's model trains towards: the prepared vocab.txt, or the training labels."""
-    targets = resolve_targets(recipe)
-    if targets in ("labels", "frames"):
-        return build_tokenizer(targets, train)
-    cls = PhonemeTokenizer if targets == "phonemes" else CharTokenizer
-    return cls.load(recipe.data_dir / "vocab.txt")
-
-
-def read_npy_features(path: str | Path, dim: int | None = None) -> torch.Tensor:
-    """A (frames, dim) float matrix from a .npy file, with errors that name the file."""
-    import numpy as np
-
-    try:
-        a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise InputError(f"features {path}: not a readable .npy array ({e})") from None
-    if a.ndim != 2 or not np.issubdtype(a.dtype, np.number):
-        raise InputError(f"features {path}: expected a numeric (frames, dim) array, got shape {a.shape} {a.dtype}")
-    if dim is not None and a.shape[1] != dim:
-        raise InputError(f"features {path}: {a.shape[1]} dims per frame, the recipe says features.n_mels={dim}")
-    if not np.isfinite(a).all():
-        raise InputError(f"features {path}: holds NaN or infinite values")
-    return torch.from_numpy(a.astype(np.float32))
-
-
 def compute_features(recipe: Recipe, out: Path, names: list[str], quiet: bool = False, jobs: int | None = None) -> None:
     """Features per manifest into the feature store feats/<name>/ (float16 shards, see asrkit.data.featstore), on
     `jobs` worker processes (default: the cores); CMVN statistics from train into cmvn.pt.
 
     Shards already complete (a run killed half way) are kept. `features.type: logmel` computes log-mels from each
-    utterance's audio; `precomputed` reads its `features` file (.npy), or asks the corpus module (`load_features`)
-    when it has its own format.
+    utterance's audio; `precomputed` asks the corpus (`load_features`: most read the utterance's .npy file).
     """
     todo: list[tuple[str, int, list[Utterance]]] = []
     shards: dict[str, int] = {}
@@ -317,19 +261,14 @@ def feature_shard(recipe: Recipe, out: Path, name: str, k: int, utts: list[Utter
 
     settings = feature_settings(recipe.features, recipe.data.sample_rate)
     precomputed = recipe.features.type == "precomputed"
-    reader = getattr(get_corpus(recipe.data.corpus), "load_features", None)
+    corpus = get_corpus(recipe.data.corpus)
     extractor = None if precomputed else make_extractor(settings)
     stats = CMVNStats(recipe.features.n_mels) if name == "train" else None
     feats = []
     with torch.inference_mode():
         for u in utts:
             if precomputed:
-                if reader is not None:
-                    f = reader(recipe, u)
-                elif u.features is not None:
-                    f = read_npy_features(u.features, recipe.features.n_mels)
-                else:
-                    raise InputError(f"utterance {u.id} has no features file (features.type is precomputed)")
+                f = corpus.load_features(u, recipe)
             else:
                 if u.audio is None:
                     raise InputError(f"utterance {u.id} has no audio; set features.type: precomputed for feature corpora")
@@ -339,13 +278,3 @@ def feature_shard(recipe: Recipe, out: Path, name: str, k: int, utts: list[Utter
             feats.append(f.to(torch.float16))
     write_shard(out / "feats" / name, k, [u.id for u in utts], feats, stats.sums() if stats else None)
     return len(utts)
-
-
-def load_split(data_dir: Path, name: str) -> tuple[list[Utterance], Mapping[str, torch.Tensor]]:
-    """A prepared split: its utterances and its features (a FeatureStore; a data dir prepared before the store
-    existed still loads, from its feats/<name>.pt, into memory)."""
-    m = data_dir / f"{name}.jsonl"
-    store, old = data_dir / "feats" / name, data_dir / "feats" / f"{name}.pt"
-    if not m.is_file() or not (store.is_dir() or old.is_file()):
-        raise InputError(f"{m} or its features are missing; run `asrkit prepare` first")
-    return read_manifest(m), FeatureStore(store) if store.is_dir() else load_features(old)

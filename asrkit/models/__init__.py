@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from asrkit.config import ModelConfig
+from asrkit.config import MODEL_NAMES, ZOO, ModelConfig
 from asrkit.errors import InputError
 
 # oneDNN keeps a compiled primitive, with its scratch memory, for every input shape it meets (1,024 by default):
@@ -23,25 +22,7 @@ from asrkit.errors import InputError
 # model runs; a value in the environment wins.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
-
-@dataclass(frozen=True)
-class ZooEntry:
-    """One zoo name: what it builds (`cell` None = the frame-wise DNN) and a one-line description."""
-
-    cell: str | None
-    bidirectional: bool
-    description: str
-
-
-ZOO: dict[str, ZooEntry] = {
-    "dnn": ZooEntry(None, False, "frame-wise MLP over ±context spliced frames (hybrid-style DNN)"),
-    "rnn": ZooEntry("rnn", False, "unidirectional Elman RNN (tanh or relu)"),
-    "lstm": ZooEntry("lstm", False, "unidirectional LSTM, optional native projection"),
-    "bilstm": ZooEntry("lstm", True, "bidirectional LSTM, optional native projection"),
-    "gru": ZooEntry("gru", False, "unidirectional GRU, optional per-layer projection"),
-    "bigru": ZooEntry("gru", True, "bidirectional GRU (DeepSpeech2-style with the resnet front-end)"),
-}
-MODELS = tuple(ZOO)
+MODELS = MODEL_NAMES  # the zoo's names, from the recipe schema (asrkit.config.ZOO)
 
 # ModelConfig defaults, for checkpoints written before a key existed (old configs: frontend conv)
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name != "name"}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from asrkit.data.featfile import read_npy_features
 from asrkit.features import make_extractor, normalize
 from asrkit.models import build_model
 from asrkit.text import tokenizer_from_dict
@@ -74,8 +75,6 @@ class AcousticModel:
     def item_features(self, audio: str | None, features: str | None) -> torch.Tensor:
         """Normalised features of one input: computed from its audio, or read from its precomputed .npy."""
         if features is not None and (self.precomputed or audio is None):
-            from asrkit.data.prepare import read_npy_features
-
             with torch.inference_mode():
                 f = read_npy_features(features, int(self.feature_settings["n_mels"]))
                 return normalize(f, self.feature_settings["cmvn"], self.cmvn_stats)

@@ -11,13 +11,14 @@ import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from pathlib import Path
 
 import torch
 
-from asrkit.config import Recipe, save_recipe
+from asrkit.config import Recipe, TrainConfig, save_recipe
 from asrkit.data.loader import BucketBatchSampler, FeatureDataset
-from asrkit.data.prepare import load_split, load_tokenizer
+from asrkit.data.prepared import load_split, load_tokenizer
 from asrkit.errors import InputError, Interrupted, WorkError
 from asrkit.features import CMVN_WITH_STATS, VTLP, ChannelResponse, feature_settings
 from asrkit.fsutil import TRAIN_LOCK, RunLock, atomic_write
@@ -156,256 +157,364 @@ def train(recipe: Recipe, quiet: bool = False, fresh: bool = False) -> Path:
             d.close(clean=ok)
 
 
+@dataclass
+class TrainData:
+    """The training and dev sets of a run and how its batches are drawn."""
+
+    tok: Any
+    train_ds: FeatureDataset
+    dev_ds: FeatureDataset
+    sampler: BucketBatchSampler
+    frames: list[int]  # per training utterance, after filtering
+    counts: list[int]  # this rank's batches per epoch
+    dropped: dict[str, int]
+    hop: float  # seconds per feature frame
+    batch_frames: int
+    views: int  # 2 with CR-CTC: two augmented views of every batch
+
+    def epoch_batches(self, epoch: int, sortagrad: bool) -> list[list[int]]:
+        """Every rank's batches of `epoch`, drawn when it starts (kept for every epoch they would grow with the corpus)."""
+        self.sampler.set_epoch(epoch)
+        # SortaGrad: the first epoch runs short to long, which gets CTC past its all-blank plateau sooner
+        self.sampler.shuffle = not (sortagrad and epoch == 0)
+        return self.sampler.batches()
+
+
+@dataclass
+class Run:
+    """What a training run works with, built once by `setup`; the changing part is its `RunState`."""
+
+    recipe: Recipe
+    d: distributed.Dist
+    data: TrainData
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: torch.amp.GradScaler
+    amp: torch.dtype | None
+    model_cfg: dict
+    meta: dict  # what every checkpoint carries besides the weights
+    metric: str
+    stop: StopRequest = field(default_factory=StopRequest)
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.recipe.train
+
+    @property
+    def last_path(self) -> Path:
+        return self.recipe.exp_dir / "last.pt"
+
+
+@dataclass
+class EpochClock:
+    """One epoch's batches and the time spent on it, across a restart in the middle of it."""
+
+    batches: list[list[int]]
+    audio: list[float]  # seconds of audio per batch
+    t0: float  # when the epoch started, less the time an earlier run spent on it
+    loop_seconds: float  # time in the batch loop alone
+
+
 def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: contextlib.ExitStack) -> Path:
+    open_exp_dir(recipe, d, held, fresh)
+    run = setup(recipe, d)
+    st = resume(run)
+    if d.enabled:
+        device = d.device
+        run.net = torch.nn.parallel.DistributedDataParallel(run.model, device_ids=[device.index] if device.type == "cuda" else None)
+    run.stop = held.enter_context(StopRequest())
+    with Progress(quiet) as prog:
+        _log_start(run, st, prog)
+        for epoch in range(st.epoch, run.cfg.epochs):
+            if st.done:
+                break
+            clock = train_one_epoch(run, st, epoch, prog)
+            end_of_epoch(run, st, epoch, clock, prog)
+    finish(run, st, quiet)
+    return recipe.exp_dir / "best.pt"
+
+
+def open_exp_dir(recipe: Recipe, d: distributed.Dist, held: contextlib.ExitStack, fresh: bool) -> None:
+    """Set the thread count, take the experiment dir's lock, clear what a kill or --fresh leaves, save the recipe."""
     cfg = recipe.train
     if cfg.threads:
         before = torch.get_num_threads()
         if before != cfg.threads:  # a caller in the same process gets its own back (untouched when it was the same)
             held.callback(torch.set_num_threads, before)
         torch.set_num_threads(cfg.threads)
-    device = d.device
     data_dir = recipe.data_dir
     if not (data_dir / "prepare.json").is_file():
         raise InputError(f"{data_dir} is not prepared; run `asrkit prepare` on the recipe first")
     exp = recipe.exp_dir
-    last_path, best_path, ckpt_dir = exp / "last.pt", exp / "best.pt", exp / "checkpoints"
+    ckpt_dir = exp / "checkpoints"
     if d.main:
         # one run per experiment dir, taken before anything in it is touched (the kernel drops it if this process dies)
         held.callback(RunLock(exp / TRAIN_LOCK, "experiment dir").release)
         for tmp in [*exp.glob(".*.tmp"), *ckpt_dir.glob(".*.tmp")]:
             tmp.unlink()  # left by a write that a kill interrupted; the file it was replacing is intact
         if fresh:
-            for p in (last_path, best_path, exp / "averaged.pt", exp / "metrics.jsonl", exp / "curves.png", exp / "MODEL_CARD.md"):
-                p.unlink(missing_ok=True)
+            for name in ("last.pt", "best.pt", "averaged.pt", "metrics.jsonl", "curves.png", "MODEL_CARD.md"):
+                (exp / name).unlink(missing_ok=True)
             shutil.rmtree(ckpt_dir, ignore_errors=True)
         save_recipe(recipe, exp / "config.yaml")
     d.barrier()
 
+
+def setup(recipe: Recipe, d: distributed.Dist) -> Run:
+    """Seed, read the prepared data, build the model, the optimiser and its schedule (in this order: the seeds see it)."""
+    cfg = recipe.train
+    device = d.device
     seed_everything(cfg.seed)
     feats_cfg = feature_settings(recipe.features, recipe.data.sample_rate)
-    cmvn_stats = torch.load(data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn in CMVN_WITH_STATS else None
-    train_utts, train_feats = load_split(data_dir, "train")
-    dev_utts, dev_feats = load_split(data_dir, "dev")
-    head = recipe.model.head
-    views = 2 if cfg.consistency > 0 and head == "ctc" else 1  # CR-CTC: two augmented views of every batch
+    cmvn_stats = torch.load(recipe.data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn in CMVN_WITH_STATS else None
+    train_utts, train_feats = load_split(recipe.data_dir, "train")
+    dev_utts, dev_feats = load_split(recipe.data_dir, "dev")
     tok = load_tokenizer(recipe, train_utts)
     model_cfg = {**recipe.to_dict()["model"], "n_feats": recipe.features.n_mels, "n_tokens": len(tok)}
     model = build_model(model_cfg).to(device)
     if d.rank:
         torch.manual_seed(cfg.seed + d.rank)  # other dropout masks on each rank; DDP copies rank 0's initial weights
     metric = resolve_metric(cfg.metric, model_cfg["head"])
-    hib = HIGHER_IS_BETTER[metric]
+    data = _setup_data(recipe, d, model, tok, (train_utts, train_feats), (dev_utts, dev_feats), cmvn_stats)
+    total_steps = sum(math.ceil(n / cfg.accum_steps) for n in data.counts)
+    opt = make_optimizer(model.parameters(), cfg)
+    sched = make_scheduler(opt, cfg, total_steps, higher_is_better=HIGHER_IS_BETTER[metric])
+    amp = amp_dtype(cfg.precision, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    meta = {"model_config": model_cfg, "tokenizer": tok.to_dict(), "features": feats_cfg, "cmvn": cmvn_stats, "recipe": recipe.to_dict()}
+    return Run(recipe, d, data, model, model, opt, sched, scaler, amp, model_cfg, meta, metric)
 
-    hop = recipe.features.hop_ms / 1000
+
+def _setup_data(recipe: Recipe, d: distributed.Dist, model: torch.nn.Module, tok, train: tuple, dev: tuple, cmvn_stats) -> TrainData:
+    """The training set (augmented, filtered to what the model can learn) and the dev set, and the epochs' batch counts."""
+    cfg, fc = recipe.train, recipe.features
+    hop = fc.hop_ms / 1000
     max_frames = int(recipe.data.max_duration / hop)
     batch_frames = int(cfg.batch_seconds / hop)
     aug_seed = cfg.seed + 1000 * d.rank
-    fc = recipe.features
     warp = VTLP(*fc.vtlp, fc.n_mels, recipe.data.sample_rate, fc.f_min, fc.f_max) if fc.vtlp else None
     channel = ChannelResponse(fc.channel, fc.n_mels) if fc.channel > 0 else None
-    train_ds = FeatureDataset(train_utts, train_feats, tok, fc.cmvn, cmvn_stats, fc.specaugment, aug_seed, warp, channel)
-    dev_ds = FeatureDataset(dev_utts, dev_feats, tok, fc.cmvn, cmvn_stats)
-    del train_feats, dev_feats  # the datasets read their own normalised features
+    train_ds = FeatureDataset(*train, tok, fc.cmvn, cmvn_stats, fc.specaugment, aug_seed, warp, channel)
+    dev_ds = FeatureDataset(*dev, tok, fc.cmvn, cmvn_stats)
+    del train, dev  # the datasets read their own normalised features
     train_ds, dropped = filter_utterances(train_ds, model, max_frames)
     if not len(train_ds):
         raise InputError("no training utterance is left after filtering by length")
     frames = train_ds.frame_counts()
     sampler = BucketBatchSampler(frames, batch_frames, seed=cfg.seed)
-
-    def epoch_batches(epoch: int) -> list[list[int]]:
-        sampler.set_epoch(epoch)
-        # SortaGrad: the first epoch runs short to long, which gets CTC past its all-blank plateau sooner
-        sampler.shuffle = not (cfg.sortagrad and epoch == 0)
-        return sampler.batches()
-
-    # each epoch's batches are drawn again when it starts: kept for every epoch, they would grow with the corpus
-    counts = [len(d.shard(epoch_batches(e))) for e in range(cfg.epochs)]
-    if not all(counts):
+    views = 2 if cfg.consistency > 0 and recipe.model.head == "ctc" else 1  # CR-CTC: two augmented views of every batch
+    data = TrainData(tok, train_ds, dev_ds, sampler, frames, [], dropped, hop, batch_frames, views)
+    data.counts = [len(d.shard(data.epoch_batches(e, cfg.sortagrad))) for e in range(cfg.epochs)]
+    if not all(data.counts):
         raise InputError(f"too few batches for {d.world} ranks: lower train.batch_seconds or use fewer processes")
-    total_steps = sum(math.ceil(n / cfg.accum_steps) for n in counts)
-    opt = make_optimizer(model.parameters(), cfg)
-    sched = make_scheduler(opt, cfg, total_steps, higher_is_better=hib)
-    amp = amp_dtype(cfg.precision, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    return data
 
-    meta = {"model_config": model_cfg, "tokenizer": tok.to_dict(), "features": feats_cfg, "cmvn": cmvn_stats, "recipe": recipe.to_dict()}
-    st = RunState()
-    if last_path.is_file():
-        saved = load_checkpoint(last_path, device)
-        if saved["model_config"] != model_cfg or saved["tokenizer"] != tok.to_dict():
-            raise InputError(f"{last_path} was trained with another model or vocabulary; use --fresh or another train.exp_dir")
-        changed = _changed_train_keys(saved.get("recipe", {}).get("train", {}), recipe.to_dict()["train"])
-        if changed:
-            raise InputError(
-                f"{last_path} was trained with other settings ({', '.join(changed)}); an exact resume needs the same ones: "
-                "restore them, or use --fresh or another train.exp_dir"
-            )
-        if "run" not in saved:
-            raise InputError(f"{last_path} comes from an older asrkit without exact resume; use --fresh")
-        if saved.get("world", 1) != d.world:
-            raise InputError(f"{last_path} was written by {saved.get('world', 1)} processes, this run has {d.world}; resume with the same count")
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
-        st = RunState(**saved["run"])
-        _set_rng_state(saved["rng"][d.rank], device)
-        train_ds.generator.set_state(saved["augment_rng"][d.rank])
-        if d.main:
-            write_metrics(exp, st.history)
-    net = model
-    if d.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    stop = held.enter_context(StopRequest())
-
-    def save_last() -> None:
-        stop.saving = True
-        try:
-            _save_last()
-        finally:
-            stop.saving = False
-
-    def interrupted(epoch: int, n_batches: int) -> Interrupted:
-        at = f"at epoch {epoch + 1} of {cfg.epochs}, batch {st.batch} of {n_batches}" if st.batch else f"before epoch {epoch + 1} of {cfg.epochs}"
-        return Interrupted(f"interrupted {at}; saved {last_path}: run the same command again to resume")
-
-    def _save_last() -> None:
-        rng = d.gather(_rng_state(device))  # a collective: every rank calls it
-        aug = d.gather(train_ds.generator.get_state())
-        if d.main:
-            save_checkpoint(
-                last_path,
-                {
-                    **meta,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": rng,
-                    "augment_rng": aug,
-                    "world": d.world,
-                    "run": asdict(st),
-                },
-            )
-
-    with Progress(quiet) as prog:
-        if cfg.precision != "fp32" and amp is None:
-            need = "CUDA or a CPU with native bf16 (AVX512-BF16/AMX)" if cfg.precision == "bf16" else "CUDA"
-            prog.log(f"train.precision {cfg.precision} needs {need}; training in fp32 on {device}")
-        prog.log(
-            f"{recipe.name}: {len(train_ds)} train utts ({sum(u.duration for u in train_ds.utts) / 3600:.2f} h), "
-            f"{len(dev_ds)} dev; model {model_cfg['name']} with {count_parameters(model):,} parameters on {device}"
-            + (f" × {d.world} processes" if d.enabled else "")
-            + f"; filtered: {dropped['too_long']} longer than data.max_duration, {dropped['too_many_labels']} with more labels than frames"
-            + (f"; resuming at epoch {st.epoch + 1}, batch {st.batch}" if st.epoch or st.batch else "")
+def resume(run: Run) -> RunState:
+    """The run's state from last.pt, with the weights, optimiser, schedule and random generators as they were; a new
+    state when there is none. Refuses a last.pt whose model, vocabulary, settings or process count differ."""
+    last_path, d, recipe = run.last_path, run.d, run.recipe
+    if not last_path.is_file():
+        return RunState()
+    saved = load_checkpoint(last_path, d.device)
+    if saved["model_config"] != run.model_cfg or saved["tokenizer"] != run.data.tok.to_dict():
+        raise InputError(f"{last_path} was trained with another model or vocabulary; use --fresh or another train.exp_dir")
+    changed = _changed_train_keys(saved.get("recipe", {}).get("train", {}), recipe.to_dict()["train"])
+    if changed:
+        raise InputError(
+            f"{last_path} was trained with other settings ({', '.join(changed)}); an exact resume needs the same ones: "
+            "restore them, or use --fresh or another train.exp_dir"
         )
-        if st.done:
-            prog.log(f"the run stopped early at epoch {st.epoch}; nothing to do (use --fresh to start over)")
-        for epoch in range(st.epoch, cfg.epochs):
-            if st.done:
-                break
-            batches = d.shard(epoch_batches(epoch))
-            audio = [sum(frames[i] for i in b) * hop for b in batches]
-            t0 = time.time() - st.epoch_seconds
-            loop_seconds = st.loop_seconds
-            task = prog.add(f"epoch {epoch + 1}/{cfg.epochs}", total=round(sum(audio)), unit="audio-s", completed=sum(audio[: st.batch]))
-            net.train()
-            for bi in range(st.batch, len(batches)):
-                tb = time.time()
-                group_start = bi - bi % cfg.accum_steps
-                group = min(cfg.accum_steps, len(batches) - group_start)
-                last_in_group = bi == group_start + group - 1
-                b = train_ds.batch(batches[bi], views=views).to(device)
-                sync = contextlib.nullcontext() if (last_in_group or not d.enabled) else net.no_sync()
-                with sync:
-                    with _autocast(amp, device):
-                        lp, out_len = net(b.feats, b.lengths)
-                    loss = _loss(lp, out_len, b, head)
-                    if views > 1:
-                        loss = loss + cfg.consistency * consistency_loss(lp, out_len, b.target_lengths)
-                    finite = d.all_true(bool(torch.isfinite(loss)))
-                    if finite:
-                        scaler.scale(loss / group).backward()
-                        st.loss_sum += loss.item() * len(batches[bi])
-                        st.n_utts += len(batches[bi])
-                    else:
-                        st.skipped += 1  # never let a NaN/inf reach the weights
-                prog.advance(task, audio[bi])
-                if not last_in_group:
-                    loop_seconds += time.time() - tb
-                    continue
-                if d.enabled and not finite and group > 1:
-                    _average_gradients(model, d.world)  # the skipped last micro-batch would have synced them
-                if any(p.grad is not None for p in model.parameters()):
-                    scaler.unscale_(opt)
-                    if cfg.clip:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-                    scaler.step(opt)
-                    scaler.update()
-                opt.zero_grad(set_to_none=True)
-                if per_step(cfg):
-                    with warnings.catch_warnings():  # the schedule keeps time even when a skipped batch left no optimizer step
-                        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
-                        sched.step()
-                st.step += 1
-                st.batch = bi + 1
-                loop_seconds += time.time() - tb
-                saved = bool(cfg.save_every and st.step % cfg.save_every == 0 and st.batch < len(batches))
-                if saved:
-                    st.epoch_seconds, st.loop_seconds = time.time() - t0, loop_seconds
-                    save_last()
-                if st.batch < len(batches) and d.any_true(stop.requested):  # the epoch's last batch: stop after its end
-                    if not saved:
-                        st.epoch_seconds, st.loop_seconds = time.time() - t0, loop_seconds
-                        save_last()
-                    raise interrupted(epoch, len(batches))
+    if "run" not in saved:
+        raise InputError(f"{last_path} comes from an older asrkit without exact resume; use --fresh")
+    if saved.get("world", 1) != d.world:
+        raise InputError(f"{last_path} was written by {saved.get('world', 1)} processes, this run has {d.world}; resume with the same count")
+    run.model.load_state_dict(saved["model"])
+    run.opt.load_state_dict(saved["optimizer"])
+    run.sched.load_state_dict(saved["scheduler"])
+    run.scaler.load_state_dict(saved["scaler"])
+    st = RunState(**saved["run"])
+    _set_rng_state(saved["rng"][d.rank], d.device)
+    run.data.train_ds.generator.set_state(saved["augment_rng"][d.rank])
+    if d.main:
+        write_metrics(recipe.exp_dir, st.history)
+    return st
 
-            if d.enabled:  # the epoch's loss over every rank's batches
-                sums = d.gather((st.loss_sum, st.n_utts, st.skipped))
-                st.loss_sum, st.n_utts, st.skipped = (sum(x) for x in zip(*sums))
-            dev = d.broadcast(evaluate(model, dev_ds, tok, device, batch_frames) if d.main else None)
-            epoch_time = time.time() - t0
-            epoch_audio = sum(audio) * d.world
-            record = {
-                "epoch": epoch + 1,
-                "step": st.step,
-                "train_loss": st.loss_sum / max(st.n_utts, 1),
-                **{f"dev_{k}": v for k, v in dev.items()},
-                "lr": opt.param_groups[0]["lr"],
-                "skipped_batches": st.skipped,
-                "seconds": round(epoch_time, 2),
-                "audio_seconds_per_second": round(epoch_audio / max(epoch_time, 1e-9), 1),
-                "train_audio_seconds_per_second": round(epoch_audio / max(loop_seconds, 1e-9), 1),  # batch loop only
+
+def save_last(run: Run, st: RunState) -> None:
+    """Write last.pt (a collective: every rank calls it); a second Ctrl-C lets the save finish."""
+    run.stop.saving = True
+    try:
+        d = run.d
+        rng = d.gather(_rng_state(d.device))
+        aug = d.gather(run.data.train_ds.generator.get_state())
+        if d.main:
+            state = {
+                **run.meta,
+                "model": run.model.state_dict(),
+                "optimizer": run.opt.state_dict(),
+                "scheduler": run.sched.state_dict(),
+                "scaler": run.scaler.state_dict(),
+                "rng": rng,
+                "augment_rng": aug,
+                "world": d.world,
+                "run": asdict(st),
             }
-            if st.n_utts == 0:
-                raise WorkError(f"training diverged at epoch {epoch + 1}: every batch had a non-finite loss")
-            if not per_step(cfg):
-                sched.step(dev[metric])
-            improved = not st.best or better(dev[metric], st.best[0]["value"], metric)
-            st.bad_epochs = 0 if improved else st.bad_epochs + 1
-            if d.main:
-                _keep_best(st, exp, cfg.keep_best, metric, epoch + 1, dev[metric], {**meta, "model": model.state_dict(), "metric": record})
-            st.history.append(record)
-            st.epoch, st.batch, st.loss_sum, st.n_utts, st.skipped, st.epoch_seconds, st.loop_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0, 0.0
-            if cfg.early_stop and st.bad_epochs >= cfg.early_stop and epoch + 1 < cfg.epochs:
-                st.done = True
-            save_last()
-            if d.main:
-                write_metrics(exp, st.history)
-            shown = ", ".join(f"{k.upper() if k != 'accuracy' else k} {dev[k]:.2%}" for k in ("wer", "cer", "accuracy") if k in dev)
-            prog.log(
-                f"epoch {epoch + 1}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
-                f"dev {shown} ({epoch_time:.0f} s, {record['audio_seconds_per_second']} audio-s/s"
-                + (f", {st.skipped} batches skipped for a non-finite loss" if record["skipped_batches"] else "")
-                + ")"
-            )
-            if st.done:
-                prog.log(f"early stop: dev {metric} has not improved for {st.bad_epochs} epochs")
-            d.barrier()
-            if epoch + 1 < cfg.epochs and not st.done and d.any_true(stop.requested):
-                raise interrupted(epoch + 1, counts[epoch + 1])
+            save_checkpoint(run.last_path, state)
+    finally:
+        run.stop.saving = False
 
+
+def _interrupted(run: Run, st: RunState, epoch: int, n_batches: int) -> Interrupted:
+    epochs = run.cfg.epochs
+    at = f"at epoch {epoch + 1} of {epochs}, batch {st.batch} of {n_batches}" if st.batch else f"before epoch {epoch + 1} of {epochs}"
+    return Interrupted(f"interrupted {at}; saved {run.last_path}: run the same command again to resume")
+
+
+def _log_start(run: Run, st: RunState, prog: Progress) -> None:
+    cfg, d, data = run.cfg, run.d, run.data
+    if cfg.precision != "fp32" and run.amp is None:
+        need = "CUDA or a CPU with native bf16 (AVX512-BF16/AMX)" if cfg.precision == "bf16" else "CUDA"
+        prog.log(f"train.precision {cfg.precision} needs {need}; training in fp32 on {d.device}")
+    prog.log(
+        f"{run.recipe.name}: {len(data.train_ds)} train utts ({sum(u.duration for u in data.train_ds.utts) / 3600:.2f} h), "
+        f"{len(data.dev_ds)} dev; model {run.model_cfg['name']} with {count_parameters(run.model):,} parameters on {d.device}"
+        + (f" × {d.world} processes" if d.enabled else "")
+        + f"; filtered: {data.dropped['too_long']} longer than data.max_duration, "
+        f"{data.dropped['too_many_labels']} with more labels than frames"
+        + (f"; resuming at epoch {st.epoch + 1}, batch {st.batch}" if st.epoch or st.batch else "")
+    )
+    if st.done:
+        prog.log(f"the run stopped early at epoch {st.epoch}; nothing to do (use --fresh to start over)")
+
+
+def train_one_epoch(run: Run, st: RunState, epoch: int, prog: Progress) -> EpochClock:
+    """The batch loop of one epoch from where `st` stands; saves last.pt every train.save_every steps and on Ctrl-C
+    (then raises Interrupted)."""
+    cfg, d, data, net, device = run.cfg, run.d, run.data, run.net, run.d.device
+    batches = d.shard(data.epoch_batches(epoch, cfg.sortagrad))
+    audio = [sum(data.frames[i] for i in b) * data.hop for b in batches]
+    clock = EpochClock(batches, audio, time.time() - st.epoch_seconds, st.loop_seconds)
+    task = prog.add(f"epoch {epoch + 1}/{cfg.epochs}", total=round(sum(audio)), unit="audio-s", completed=sum(audio[: st.batch]))
+    net.train()
+    for bi in range(st.batch, len(batches)):
+        tb = time.time()
+        group_start = bi - bi % cfg.accum_steps
+        group = min(cfg.accum_steps, len(batches) - group_start)
+        last_in_group = bi == group_start + group - 1
+        b = data.train_ds.batch(batches[bi], views=data.views).to(device)
+        sync = contextlib.nullcontext() if (last_in_group or not d.enabled) else net.no_sync()
+        with sync:
+            with _autocast(run.amp, device):
+                lp, out_len = net(b.feats, b.lengths)
+            loss = _loss(lp, out_len, b, run.recipe.model.head)
+            if data.views > 1:
+                loss = loss + cfg.consistency * consistency_loss(lp, out_len, b.target_lengths)
+            finite = d.all_true(bool(torch.isfinite(loss)))
+            if finite:
+                run.scaler.scale(loss / group).backward()
+                st.loss_sum += loss.item() * len(batches[bi])
+                st.n_utts += len(batches[bi])
+            else:
+                st.skipped += 1  # never let a NaN/inf reach the weights
+        prog.advance(task, audio[bi])
+        if not last_in_group:
+            clock.loop_seconds += time.time() - tb
+            continue
+        if d.enabled and not finite and group > 1:
+            _average_gradients(run.model, d.world)  # the skipped last micro-batch would have synced them
+        _optimizer_step(run)
+        st.step += 1
+        st.batch = bi + 1
+        clock.loop_seconds += time.time() - tb
+        saved = bool(cfg.save_every and st.step % cfg.save_every == 0 and st.batch < len(batches))
+        if saved:
+            st.epoch_seconds, st.loop_seconds = time.time() - clock.t0, clock.loop_seconds
+            save_last(run, st)
+        if st.batch < len(batches) and d.any_true(run.stop.requested):  # the epoch's last batch: stop after its end
+            if not saved:
+                st.epoch_seconds, st.loop_seconds = time.time() - clock.t0, clock.loop_seconds
+                save_last(run, st)
+            raise _interrupted(run, st, epoch, len(batches))
+    return clock
+
+
+def _optimizer_step(run: Run) -> None:
+    """Unscale, clip and apply the accumulated gradients (none: every micro-batch was skipped); step a per-step schedule."""
+    cfg, model, opt, scaler = run.cfg, run.model, run.opt, run.scaler
+    if any(p.grad is not None for p in model.parameters()):
+        scaler.unscale_(opt)
+        if cfg.clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        scaler.step(opt)
+        scaler.update()
+    opt.zero_grad(set_to_none=True)
+    if per_step(cfg):
+        with warnings.catch_warnings():  # the schedule keeps time even when a skipped batch left no optimizer step
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            run.sched.step()
+
+
+def end_of_epoch(run: Run, st: RunState, epoch: int, clock: EpochClock, prog: Progress) -> None:
+    """Validate, step a per-epoch schedule, keep the best checkpoints, save last.pt and metrics.jsonl, log the epoch;
+    raises Interrupted on a Ctrl-C that came during the epoch."""
+    cfg, d, metric, exp = run.cfg, run.d, run.metric, run.recipe.exp_dir
+    if d.enabled:  # the epoch's loss over every rank's batches
+        sums = d.gather((st.loss_sum, st.n_utts, st.skipped))
+        st.loss_sum, st.n_utts, st.skipped = (sum(x) for x in zip(*sums))
+    data = run.data
+    dev = d.broadcast(evaluate(run.model, data.dev_ds, data.tok, d.device, data.batch_frames) if d.main else None)
+    epoch_time = time.time() - clock.t0
+    epoch_audio = sum(clock.audio) * d.world
+    record = {
+        "epoch": epoch + 1,
+        "step": st.step,
+        "train_loss": st.loss_sum / max(st.n_utts, 1),
+        **{f"dev_{k}": v for k, v in dev.items()},
+        "lr": run.opt.param_groups[0]["lr"],
+        "skipped_batches": st.skipped,
+        "seconds": round(epoch_time, 2),
+        "audio_seconds_per_second": round(epoch_audio / max(epoch_time, 1e-9), 1),
+        "train_audio_seconds_per_second": round(epoch_audio / max(clock.loop_seconds, 1e-9), 1),  # batch loop only
+    }
+    if st.n_utts == 0:
+        raise WorkError(f"training diverged at epoch {epoch + 1}: every batch had a non-finite loss")
+    if not per_step(cfg):
+        run.sched.step(dev[metric])
+    improved = not st.best or better(dev[metric], st.best[0]["value"], metric)
+    st.bad_epochs = 0 if improved else st.bad_epochs + 1
+    if d.main:
+        _keep_best(st, exp, cfg.keep_best, metric, epoch + 1, dev[metric], {**run.meta, "model": run.model.state_dict(), "metric": record})
+    st.history.append(record)
+    st.epoch, st.batch, st.loss_sum, st.n_utts, st.skipped, st.epoch_seconds, st.loop_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0, 0.0
+    if cfg.early_stop and st.bad_epochs >= cfg.early_stop and epoch + 1 < cfg.epochs:
+        st.done = True
+    save_last(run, st)
+    if d.main:
+        write_metrics(exp, st.history)
+    _log_epoch(prog, epoch, record, dev, epoch_time)
+    if st.done:
+        prog.log(f"early stop: dev {metric} has not improved for {st.bad_epochs} epochs")
+    d.barrier()
+    if epoch + 1 < cfg.epochs and not st.done and d.any_true(run.stop.requested):
+        raise _interrupted(run, st, epoch + 1, data.counts[epoch + 1])
+
+
+def _log_epoch(prog: Progress, epoch: int, record: dict, dev: dict, epoch_time: float) -> None:
+    shown = ", ".join(f"{k.upper() if k != 'accuracy' else k} {dev[k]:.2%}" for k in ("wer", "cer", "accuracy") if k in dev)
+    prog.log(
+        f"epoch {epoch + 1}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
+        f"dev {shown} ({epoch_time:.0f} s, {record['audio_seconds_per_second']} audio-s/s"
+        + (f", {record['skipped_batches']} batches skipped for a non-finite loss" if record["skipped_batches"] else "")
+        + ")"
+    )
+
+
+def finish(run: Run, st: RunState, quiet: bool) -> None:
+    """Check that the ranks agree, average the best checkpoints, draw the curves, write the model card and summary."""
+    d, cfg, exp, model = run.d, run.cfg, run.recipe.exp_dir, run.model
     if d.enabled:
         sums = d.gather(distributed.weights_checksum(model))
         if len(set(sums)) != 1:
@@ -416,11 +525,11 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
         if cfg.average and st.best:
             paths = [exp / b["path"] for b in st.best[: cfg.average]]
             save_checkpoint(exp / "averaged.pt", average_checkpoints(paths))
-        plot_curves(exp, metric)
-        write_model_card(recipe, exp, count_parameters(model), str(device), metric, hib, d.world)
+        hib = HIGHER_IS_BETTER[run.metric]
+        plot_curves(exp, run.metric)
+        write_model_card(run.recipe, exp, count_parameters(model), str(d.device), run.metric, hib, d.world)
         if not quiet:
-            print_summary(exp, metric, hib, note="stopped early" if st.done else "")
-    return best_path
+            print_summary(exp, run.metric, hib, note="stopped early" if st.done else "")
 
 
 # settings that change nothing a resumed run computes; every other train key must match last.pt's

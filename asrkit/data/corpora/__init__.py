@@ -1,17 +1,18 @@
-"""One module per corpus, each with `download()` and `prepare()`."""
+"""One module per corpus, each implementing the corpus contract (asrkit.data.corpus.Corpus)."""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import cast
 
+from asrkit.data.corpus import Corpus
 from asrkit.errors import InputError
 
 CORPORA = ("digits", "echo", "kaldi", "librispeech", "phonemes", "speech_commands")
 
 
-def get_corpus(name: str) -> ModuleType:
+def get_corpus(name: str) -> Corpus:
     """The corpus module for a recipe's `data.corpus` name."""
     if name not in CORPORA:
         raise InputError(f"unknown corpus {name!r}; known corpora: {', '.join(CORPORA)}")
-    return importlib.import_module(f"asrkit.data.corpora.{name}")
+    return cast(Corpus, importlib.import_module(f"asrkit.data.corpora.{name}"))

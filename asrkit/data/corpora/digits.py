@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from asrkit.config import Recipe
+from asrkit.data.corpus import Manifests, npy_features
 from asrkit.data.manifest import Utterance
 from asrkit.errors import InputError
 
@@ -36,11 +38,12 @@ class Recording:
         return f"{self.digit}_{self.speaker}_{self.index}"
 
 
-def download(dest: str | Path, quiet: bool = False) -> Path:
-    """Download the dataset's GitHub archive into `dest` and return the folder holding `recordings/`."""
+def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
+    """Download the dataset's GitHub archive into `target_dir` and return the folder holding `recordings/` (FSDD only:
+    `locate` fetches the Speech Commands voices a recipe asks for)."""
     from asrkit.data.download import extract, fetch
 
-    dest = Path(dest)
+    dest = Path(target_dir)
     found = _find_recordings(dest)
     if found:
         return found
@@ -79,7 +82,7 @@ def _locate_fsdd(recipe: Recipe, allow_download: bool, quiet: bool) -> Path:
         if found:
             return found
         if allow_download:
-            return download(root, quiet)
+            return download(root, quiet=quiet)
         raise InputError(f"data.root {root} holds no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav)")
     env = os.environ.get("ASRKIT_DATA")
     if env:
@@ -87,9 +90,9 @@ def _locate_fsdd(recipe: Recipe, allow_download: bool, quiet: bool) -> Path:
         if found:
             return found
         if allow_download:
-            return download(Path(env) / "fsdd", quiet)
+            return download(Path(env) / "fsdd", quiet=quiet)
     if allow_download:
-        return download(Path.home() / ".cache" / "asrkit" / "fsdd", quiet)
+        return download(Path.home() / ".cache" / "asrkit" / "fsdd", quiet=quiet)
     from asrkit.assets import fsdd_root
 
     found = _find_recordings(Path(fsdd_root()))
@@ -110,7 +113,8 @@ def scan(folder: Path) -> list[Recording]:
 
 
 def split_recordings(recs: list[Recording], recipe: Recipe) -> dict[str, list[Recording]]:
-    """Official rule (indices 0-4 test, the rest train, `dev_indices` held out of train) or held-out speakers."""
+    """Official rule (indices 0-4 test, the rest train, `dev_indices` held out of train), or with `test_speakers`
+    those speakers' recordings as the test set."""
     d = recipe.data
     speakers = sorted({r.speaker for r in recs})
     unknown = [s for s in d.test_speakers if s not in speakers]
@@ -119,14 +123,14 @@ def split_recordings(recs: list[Recording], recipe: Recipe) -> dict[str, list[Re
     dev = set(d.dev_indices)
     out: dict[str, list[Recording]] = {"train": [], "dev": [], "test": []}
     for r in recs:
-        if d.split == "speakers":
+        if d.test_speakers:
             split = "test" if r.speaker in d.test_speakers else ("dev" if r.index in dev else "train")
         else:
             split = "test" if r.index <= 4 else ("dev" if r.index in dev else "train")
         out[split].append(r)
     for name, items in out.items():
         if not items:
-            raise InputError(f"the {name} split is empty; check data.split, data.test_speakers and data.dev_indices")
+            raise InputError(f"the {name} split is empty; check data.test_speakers and data.dev_indices")
     return out
 
 
@@ -142,13 +146,13 @@ def speech_commands_root(recipe: Recipe, allow_download: bool = False, quiet: bo
         if found:
             return found
         if allow_download:
-            return sc.download(root, quiet)
+            return sc.download(root, quiet=quiet)
         raise InputError(f"data.digits.speech_commands_root {root} holds no Speech Commands corpus (word folders and the lists)")
     env = os.environ.get("ASRKIT_DATA")
     if env and (found := sc.find_root(Path(env) / "speech_commands")):
         return found
     if allow_download:
-        return sc.download(Path(env) / "speech_commands" if env else Path.home() / ".cache" / "asrkit" / "speech_commands", quiet)
+        return sc.download(Path(env) / "speech_commands" if env else Path.home() / ".cache" / "asrkit" / "speech_commands", quiet=quiet)
     from asrkit.assets import speech_commands_root as embedded
 
     return Path(embedded())
@@ -380,7 +384,7 @@ def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable
     # one pass over the training audio: no test recording anywhere in it; the official split tests the training
     # speakers on other recordings, so only held-out FSDD speakers and Speech Commands' testing voices are unheard
     unheard = {r.speaker for r in splits["test_unseen"]}
-    if recipe.data.split == "speakers":
+    if recipe.data.test_speakers:
         unheard |= {r.speaker for r in splits["test"]}
     check_held_out(splits["train"] + splits["dev"], splits["test"] + splits["test_unseen"], unheard)
     if not splits["test_unseen"]:
@@ -401,7 +405,7 @@ def gather_an4(recipe: Recipe, splits: dict[str, list[Recording]]) -> list[An4Ut
         return []
     utts = an4_utterances(root)
     unheard = {r.speaker.lower() for r in splits.get("test_unseen", [])}
-    if recipe.data.split == "speakers":
+    if recipe.data.test_speakers:
         unheard |= {r.speaker.lower() for r in splits["test"]}
     both = sorted(unheard & {u.speaker.lower() for u in utts})
     if both:
@@ -414,7 +418,7 @@ def _final_dir(out_dir: Path) -> Path:
     return out_dir.parent if out_dir.name.startswith(".") else out_dir
 
 
-def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Utterance]]:
+def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
     """Resample every recording, build connected-digit utterances, write audio; returns utterances per manifest.
 
     Manifests: train and dev (isolated + connected), test (connected), test_isolated (FSDD: the official test
@@ -423,7 +427,7 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
     """
     sr = recipe.data.sample_rate
     d = recipe.data.digits
-    splits = gather_sources(recipe, out_dir, root, progress)
+    splits = gather_sources(recipe, output_dir, corpus_dir, progress)
     an4 = gather_an4(recipe, splits)
     result: dict[str, list[Utterance]] = {}
     for split, recs in splits.items():
@@ -438,10 +442,10 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
                     for _ in range(d.pitch_copies):
                         variants[r.id].append(_pitch_shifted(waves[r.id], sr, rng.uniform(*d.pitch_shift)))
         corrupt = Corruption(recipe, 1) if split == "train" else None
-        utts = _isolated(recipe, recs, variants, out_dir / "audio" / split, corrupt) if recipe.data.isolated else []
-        utts += _connected(recipe, split, recs, variants, out_dir / "audio" / split, rng, gen, progress, corrupt)
+        utts = _isolated(recipe, recs, variants, output_dir / "audio" / split, corrupt) if recipe.data.isolated else []
+        utts += _connected(recipe, split, recs, variants, output_dir / "audio" / split, rng, gen, progress, corrupt)
         if split == "train" and an4:
-            utts += _an4_connected(recipe, an4, out_dir / "audio" / split, rng, corrupt, progress)
+            utts += _an4_connected(recipe, an4, output_dir / "audio" / split, rng, corrupt, progress)
         iso = [u for u in utts if "kind" not in u.extra]
         if split == "test":
             # the headline test set is connected digits; isolated recordings are scored on their own
@@ -539,10 +543,10 @@ def _connected(recipe: Recipe, split: str, recs: list[Recording], variants: dict
     return utts
 
 
-def count_work(recipe: Recipe, root: Path) -> int:
+def count_work(corpus_dir: Path, recipe: Recipe) -> int:
     """How many progress steps `prepare` will report (FSDD and connected utterances; extra voices add to it)."""
     d = recipe.data.digits
-    n = len(scan(root)) + sum(recipe.data.connected.per_split.values())
+    n = len(scan(corpus_dir)) + sum(recipe.data.connected.per_split.values())
     if "speech_commands" in d.sources:
         n += sum(len(v) for v in speech_commands_recordings(recipe, speech_commands_root(recipe)).values())
     if "tts" in d.sources:
@@ -550,3 +554,8 @@ def count_work(recipe: Recipe, root: Path) -> int:
     if "an4" in d.sources and (an4 := an4_root(recipe)) is not None:
         n += len(an4_utterances(an4))
     return n
+
+
+def load_features(utt: Utterance, recipe: Recipe) -> torch.Tensor:
+    """Precomputed features: the utterance's .npy file."""
+    return npy_features(utt, recipe)

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from asrkit.config import Recipe
+from asrkit.data.corpus import Manifests, npy_features
 from asrkit.data.manifest import Utterance
 from asrkit.errors import InputError
 
@@ -65,9 +67,9 @@ def check(recipe: Recipe) -> None:
         raise InputError("data.echo.per_split needs train and dev counts (and optionally test), nothing else")
 
 
-def download(dest: str | Path, quiet: bool = False) -> Path:
+def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
     """Nothing to download: the echo data are generated."""
-    return Path(dest)
+    return Path(target_dir)
 
 
 def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) -> Path:
@@ -75,18 +77,18 @@ def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) ->
     return recipe.data_dir
 
 
-def count_work(recipe: Recipe, root: Path) -> int:
+def count_work(corpus_dir: Path, recipe: Recipe) -> int:
     return sum(recipe.data.echo.per_split.values())
 
 
-def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Utterance]]:
+def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
     """Random letter strings per split, their one-hot inputs as .npy files and their delayed targets as text."""
     check(recipe)
     e = recipe.data.echo
     result: dict[str, list[Utterance]] = {}
     for split, n in e.per_split.items():
         rng = np.random.default_rng([recipe.data.seed, _SPLIT_STREAM[split]])
-        folder = out_dir / "inputs" / split
+        folder = output_dir / "inputs" / split
         folder.mkdir(parents=True, exist_ok=True)
         utts = []
         for k in range(n):
@@ -100,3 +102,8 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
                 progress(1)
         result[split] = utts
     return result
+
+
+def load_features(utt: Utterance, recipe: Recipe) -> torch.Tensor:
+    """Precomputed features: the utterance's .npy file."""
+    return npy_features(utt, recipe)

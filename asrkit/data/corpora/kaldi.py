@@ -12,12 +12,16 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from asrkit.config import Recipe
+from asrkit.data.corpus import Manifests, npy_features
 from asrkit.data.manifest import Utterance
 from asrkit.errors import InputError
 
 
-def download(dest: str | Path, quiet: bool = False) -> Path:
+def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
+    """Refused: a Kaldi data dir is made by its corpus's own recipe."""
     raise InputError("a Kaldi data directory is made by its corpus's own recipe; point data.root at it")
 
 
@@ -52,8 +56,8 @@ def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) ->
     return root
 
 
-def count_work(recipe: Recipe, root: Path) -> int:
-    return sum(len(d) for d in _dirs(recipe, root).values())
+def count_work(corpus_dir: Path, recipe: Recipe) -> int:
+    return sum(len(d) for d in _dirs(recipe, corpus_dir).values())
 
 
 def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
@@ -108,13 +112,13 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
     return utts
 
 
-def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Utterance]]:
+def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
     result: dict[str, list[Utterance]] = {}
     owner: dict[str, str] = {}
-    for name, dirs in _dirs(recipe, root).items():
+    for name, dirs in _dirs(recipe, corpus_dir).items():
         utts = []
         for d in dirs:
-            for u in read_data_dir(d, out_dir, name):
+            for u in read_data_dir(d, output_dir, name):
                 if u.id in owner:
                     raise InputError(f"utterance {u.id} is in both the {owner[u.id]} and the {name} manifest; check data.splits")
                 owner[u.id] = name
@@ -141,3 +145,8 @@ def export_data_dir(utts: list[Utterance], folder: str | Path) -> Path:
         spk2utt.setdefault(u.speaker or u.id, []).append(u.id)
     (folder / "spk2utt").write_text("".join(f"{s} {' '.join(ids)}\n" for s, ids in sorted(spk2utt.items())), encoding="utf-8")
     return folder
+
+
+def load_features(utt: Utterance, recipe: Recipe) -> torch.Tensor:
+    """Precomputed features: the utterance's .npy file."""
+    return npy_features(utt, recipe)

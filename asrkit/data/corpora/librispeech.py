@@ -11,7 +11,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from asrkit.config import Recipe
+from asrkit.data.corpus import Manifests, npy_features
 from asrkit.data.manifest import Utterance
 from asrkit.errors import InputError
 
@@ -57,17 +60,18 @@ def _missing(corpus: Path | None, subsets: list[str]) -> list[str]:
     return [s for s in subsets if corpus is None or not (corpus / s).is_dir()]
 
 
-def download(dest: str | Path, subsets: list[str] | None = None, quiet: bool = False) -> Path:
-    """Fetch (resumable, sha256-checked) and unpack each subset's archive into `dest`; returns `dest/LibriSpeech`."""
+def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
+    """Fetch (resumable, sha256-checked) and unpack the archive of each subset the recipe's `data.splits` name (without
+    a recipe: train-clean-100, dev-clean, test-clean) into `target_dir`; returns `target_dir/LibriSpeech`."""
     from asrkit.data.download import extract, fetch
 
-    dest = Path(dest)
-    for s in subsets or list(DEFAULT_SPLITS.values())[0]:
-        if (dest / "LibriSpeech" / s).is_dir():
-            continue
-        if s not in CHECKSUMS and s not in MINI:
-            known = ", ".join([*CHECKSUMS, *MINI])
-            raise InputError(f"unknown LibriSpeech subset {s!r}; known: {known}")
+    dest = Path(target_dir)
+    subsets = _subsets(recipe) if recipe is not None else sorted({s for subs in DEFAULT_SPLITS.values() for s in subs})
+    missing = _missing(dest / "LibriSpeech", subsets)
+    unknown = [s for s in missing if s not in CHECKSUMS and s not in MINI]
+    if unknown:  # before anything is fetched
+        raise InputError(f"unknown LibriSpeech subset {unknown[0]!r}; known: {', '.join([*CHECKSUMS, *MINI])}")
+    for s in missing:
         url = MINI.get(s, BASE_URL) + f"{s}.tar.gz"
         archive = fetch(url, dest / f"{s}.tar.gz", sha256=CHECKSUMS.get(s), quiet=quiet)
         extract(archive, dest)
@@ -92,7 +96,7 @@ def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) ->
     if not missing:
         return _corpus_dir(root)  # type: ignore[return-value]
     if allow_download:
-        return download(root, missing, quiet)
+        return download(root, recipe, quiet)  # fetches the missing subsets
     raise InputError(
         f"{where} has no LibriSpeech/{missing[0]}/ folder; point data.root at the folder holding LibriSpeech/, "
         f"or run `asrkit prepare --download` to fetch {', '.join(missing)} from openslr.org"
@@ -140,18 +144,18 @@ def scan_subset(folder: Path) -> list[Utterance]:
     return utts
 
 
-def count_work(recipe: Recipe, root: Path) -> int:
+def count_work(corpus_dir: Path, recipe: Recipe) -> int:
     return len(splits_of(recipe))
 
 
-def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Utterance]]:
+def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
     """One manifest per `data.splits` entry; the same utterance may not appear in two manifests."""
     result: dict[str, list[Utterance]] = {}
     owner: dict[str, str] = {}
     for name, subsets in splits_of(recipe).items():
         utts = []
         for s in subsets:
-            for u in scan_subset(root / s):
+            for u in scan_subset(corpus_dir / s):
                 if u.id in owner:
                     raise InputError(f"utterance {u.id} is in both the {owner[u.id]} and the {name} manifest; check data.splits")
                 owner[u.id] = name
@@ -160,3 +164,8 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
         if progress:
             progress(1)
     return result
+
+
+def load_features(utt: Utterance, recipe: Recipe) -> torch.Tensor:
+    """Precomputed features: the utterance's .npy file."""
+    return npy_features(utt, recipe)

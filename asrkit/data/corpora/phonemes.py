@@ -23,8 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from asrkit.config import Recipe
+from asrkit.data.corpus import Manifests, npy_features
 from asrkit.data.manifest import Utterance
 from asrkit.data.sphinx import read_mfc, read_transcription, sphinx_mfcc
 from asrkit.errors import InputError
@@ -48,11 +50,14 @@ def _note(msg: str) -> None:
 # ------------------------------------------------------------------ finding the data
 
 
-def download(dest: str | Path, quiet: bool = False) -> Path:
-    """Download CMU AN4 (NIST sphere audio, transcriptions, dictionary) into `dest`; returns the `an4` folder."""
+def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
+    """Download CMU AN4 (NIST sphere audio, transcriptions, dictionary) into `target_dir`; returns the `an4` folder.
+    The HW3P2 layout cannot be downloaded (a recipe with `data.phonemes.layout: hw3p2` is refused)."""
     from asrkit.data.download import extract, fetch
 
-    dest = Path(dest)
+    if recipe is not None and recipe.data.phonemes.layout != "an4":
+        raise InputError(f"HW3P2 data cannot be downloaded by asrkit; {HW3P2_HINT}")
+    dest = Path(target_dir)
     found = find_an4(dest)
     if found:
         return found
@@ -89,7 +94,7 @@ def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) ->
         if found:
             return found
         if allow_download and layout == "an4":
-            return download(root, quiet)
+            return download(root, recipe, quiet)
         hint = "" if layout == "an4" else f"; {HW3P2_HINT}"
         raise InputError(f"data.root {root} holds no {what}{hint}")
     env = os.environ.get("ASRKIT_DATA")
@@ -99,7 +104,7 @@ def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) ->
         if found:
             return found
     if allow_download and layout == "an4":
-        return download(Path(env) / "an4" if env else Path.home() / ".cache" / "asrkit" / "an4", quiet)
+        return download(Path(env) / "an4" if env else Path.home() / ".cache" / "asrkit" / "an4", recipe, quiet)
     if layout == "an4":
         raise InputError("no AN4 corpus: set data.root (or put it at $ASRKIT_DATA/an4), or run prepare --download")
     raise InputError(f"no HW3P2 data: set data.root (or put it at $ASRKIT_DATA/hw3p2); {HW3P2_HINT}")
@@ -310,22 +315,27 @@ def convert_an4(recipe: Recipe, root: Path, dest: Path, progress: Callable[[int]
 # ------------------------------------------------------------------ the corpus contract
 
 
-def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Utterance]]:
+def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
     """Manifests train, dev and test (+ an4_test) from the HW3P2 layout, converting AN4 into it first."""
     dim = recipe.features.n_mels
     if recipe.data.phonemes.layout == "an4":
         if dim != 13:
             raise InputError(f"AN4 features are 13 cepstra: set features.n_mels to 13 (it is {dim})")
-        converted = out_dir / "hw3p2"
-        convert_an4(recipe, root, converted, progress)
+        converted = output_dir / "hw3p2"
+        convert_an4(recipe, corpus_dir, converted, progress)
         splits = {name: converted / name for name in ("train", "dev", "test", "an4_test") if (converted / name).is_dir()}
     else:
-        splits = resolve_splits(recipe, root)
+        splits = resolve_splits(recipe, corpus_dir)
     return {name: read_hw3p2_split(folder, dim, progress) for name, folder in splits.items()}
 
 
-def count_work(recipe: Recipe, root: Path) -> int:
+def count_work(corpus_dir: Path, recipe: Recipe) -> int:
     """Progress steps: AN4 utterances converted then read; or HW3P2 feature files read."""
     if recipe.data.phonemes.layout == "an4":
-        return 2 * sum(len(read_transcription(t)) for t, _ in _an4_sets(root).values())
-    return sum(len(list((f / "mfcc").glob("*.npy"))) for f in resolve_splits(recipe, root).values())
+        return 2 * sum(len(read_transcription(t)) for t, _ in _an4_sets(corpus_dir).values())
+    return sum(len(list((f / "mfcc").glob("*.npy"))) for f in resolve_splits(recipe, corpus_dir).values())
+
+
+def load_features(utt: Utterance, recipe: Recipe) -> torch.Tensor:
+    """Precomputed features: the utterance's .npy file."""
+    return npy_features(utt, recipe)

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from asrkit.config import Recipe
+from asrkit.data.corpus import Manifests, npy_features
 from asrkit.data.manifest import Utterance
 from asrkit.data.noise import fit_length, generate_noise, mix_at_snr, random_segment, time_shift
 from asrkit.errors import InputError
@@ -72,17 +74,21 @@ def find_root(path: Path) -> Path | None:
     return below[0] if below else None
 
 
-def download(dest: str | Path, quiet: bool = False, version: str = "v0.02") -> Path:
-    """Download and unpack a Speech Commands archive into `dest`/speech_commands_<version>/; return that folder."""
+def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
+    """Download and unpack the Speech Commands archive of `data.speech_commands.version` (without a recipe: v0.02)
+    into `target_dir`/speech_commands_<version>/; return that folder."""
     from asrkit.data.download import extract, fetch
+
+    dest = Path(target_dir)
+    version = recipe.data.speech_commands.version if recipe is not None else "v0.02"
 
     if version not in ARCHIVES:
         raise InputError(f"unknown Speech Commands version {version!r}; known: {', '.join(ARCHIVES)}")
-    target = Path(dest) / f"speech_commands_{version}"
+    target = dest / f"speech_commands_{version}"
     if _is_root(target):
         return target
     url, sha256 = ARCHIVES[version]
-    archive = fetch(url, Path(dest) / url.rsplit("/", 1)[-1], sha256=sha256, quiet=quiet)
+    archive = fetch(url, dest / url.rsplit("/", 1)[-1], sha256=sha256, quiet=quiet)
     extract(archive, target)  # the archive holds the word folders and lists at its top level
     found = find_root(target)
     if not found:
@@ -96,14 +102,13 @@ def _expand(p: str) -> Path:
 
 def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) -> Path:
     """data.root, else $ASRKIT_DATA/speech_commands, else a download when allowed."""
-    version = recipe.data.speech_commands.version
     if recipe.data.root:
         root = _expand(recipe.data.root)
         found = find_root(root)
         if found:
             return found
         if allow_download:
-            return download(root, quiet, version)
+            return download(root, recipe, quiet)
         raise InputError(
             f"data.root {root} holds no Speech Commands corpus (word folders with {VALIDATION_LIST} and {TESTING_LIST}); "
             "fix data.root or run `asrkit prepare --download`"
@@ -114,9 +119,9 @@ def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) ->
         if found:
             return found
         if allow_download:
-            return download(_expand(env) / "speech_commands", quiet, version)
+            return download(_expand(env) / "speech_commands", recipe, quiet)
     if allow_download:
-        return download(Path.home() / ".cache" / "asrkit" / "speech_commands", quiet, version)
+        return download(Path.home() / ".cache" / "asrkit" / "speech_commands", recipe, quiet)
     raise InputError(
         "Speech Commands not found: set data.root (the folder with the word folders and the lists) or "
         "$ASRKIT_DATA (with a speech_commands/ folder), or run `asrkit prepare --download`"
@@ -235,20 +240,20 @@ def augment(wav: np.ndarray, recipe: Recipe, noise: NoiseSource, rng: np.random.
     return np.clip(out, -1.0, 1.0), info
 
 
-def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Utterance]]:
-    """Fixed-length clips per split as FLAC under out_dir/audio/<split>/, `_silence_`/`_unknown_` as the class set
+def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
+    """Fixed-length clips per split as FLAC under output_dir/audio/<split>/, `_silence_`/`_unknown_` as the class set
     asks, `augment_copies` augmented copies of each training clip; manifests train, dev, test."""
     from asrkit.audio import load_audio, write_audio
 
     sc = recipe.data.speech_commands
     sr = recipe.data.sample_rate
     n = int(round(sc.clip_seconds * sr))
-    items, n_silence, labels = _plan(recipe, root)
-    noise = NoiseSource(load_noises(root, sr))
+    items, n_silence, labels = _plan(recipe, corpus_dir)
+    noise = NoiseSource(load_noises(corpus_dir, sr))
     notes = []
     if noise.generated and (any(n_silence.values()) or (sc.augment_copies and sc.noise_prob > 0)):
         notes.append(
-            f"{root} has no {NOISE_DIR}/ recordings: _silence_ clips are synthetic near-silence and augmentation "
+            f"{corpus_dir} has no {NOISE_DIR}/ recordings: _silence_ clips are synthetic near-silence and augmentation "
             "mixes generated white/pink noise"
         )
     for note in notes:
@@ -256,7 +261,7 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
     result: dict[str, list[Utterance]] = {}
     for i, split in enumerate(SPLITS):
         rng = np.random.default_rng([recipe.data.seed, i, 2])
-        audio_dir = out_dir / "audio" / split
+        audio_dir = output_dir / "audio" / split
         utts: list[Utterance] = []
 
         def add(uid: str, wav: np.ndarray, label: str, speaker: str | None, extra: dict) -> None:
@@ -281,8 +286,8 @@ def prepare(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int],
         result[split] = utts
     for split in SPLITS:
         if not result[split]:
-            raise InputError(f"the {split} split is empty: check the class set and the official lists in {root}")
-    _write_summary(out_dir, labels, result, notes)
+            raise InputError(f"the {split} split is empty: check the class set and the official lists in {corpus_dir}")
+    _write_summary(output_dir, labels, result, notes)
     return result
 
 
@@ -293,8 +298,13 @@ def _write_summary(out_dir: Path, labels: list[str], result: dict[str, list[Utte
     atomic_write_text(out_dir / SUMMARY, json.dumps({"classes": labels, "counts": counts, "notes": notes}, indent=1))
 
 
-def count_work(recipe: Recipe, root: Path) -> int:
+def count_work(corpus_dir: Path, recipe: Recipe) -> int:
     """How many clips `prepare` will write."""
-    items, n_silence, _ = _plan(recipe, root)
+    items, n_silence, _ = _plan(recipe, corpus_dir)
     per = {s: len(items[s]) + n_silence[s] for s in SPLITS}
     return sum(per.values()) + recipe.data.speech_commands.augment_copies * per["train"]
+
+
+def load_features(utt: Utterance, recipe: Recipe) -> torch.Tensor:
+    """Precomputed features: the utterance's .npy file."""
+    return npy_features(utt, recipe)
