@@ -9,9 +9,8 @@ __all__ = ["load", "Recognizer", "__version__"]
 
 
 def __getattr__(name: str):
-    # lazy: `import asrkit` (and the CLI's start) must not pay for torch until the API is used
     if name in ("load", "Recognizer"):
-        from asrkit import api
+        from asrkit import api  # lazy: `import asrkit` and `asrkit --help` must not pay for torch until the API is used
 
         return getattr(api, name)
     raise AttributeError(f"module 'asrkit' has no attribute {name!r}")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import struct
+from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
 
 from asrkit.errors import InputError
-
-if TYPE_CHECKING:
-    import torch
+from asrkit.fsutil import atomic_write
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".sph")
 
@@ -33,8 +35,6 @@ def _check_rate(p: Path, sr: int) -> None:
 
 def audio_info(path: str | Path) -> tuple[int, int]:
     """(frames, sample rate) from an audio file's header without reading the samples; bad files raise InputError."""
-    import soundfile as sf
-
     p = Path(path)
     if not p.is_file():
         raise InputError(f"audio file {p} not found")
@@ -51,8 +51,6 @@ def audio_info(path: str | Path) -> tuple[int, int]:
 def wav_shortfall(path: str | Path, frames: int) -> float | None:
     """For a RIFF WAV whose data chunk promises more than the `frames` read (a file cut short: libsndfile reads what
     is there without a word), the fraction of the promised samples that is missing; None otherwise."""
-    import struct
-
     try:
         with open(path, "rb") as f:
             head = f.read(12)
@@ -87,8 +85,6 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     samples above MAX_SAMPLE — refused rather than replaced, since a file holding them is corrupt and any repair
     would be a guess.
     """
-    import soundfile as sf
-
     p = Path(path)
     audio_info(p)  # the header first: a damaged one is named before any sample is read
     try:
@@ -131,10 +127,6 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
     """
     if orig_sr == new_sr:
         return wav
-    from fractions import Fraction
-
-    import torchaudio.functional as AF
-
     ratio = Fraction(new_sr, orig_sr)
     if max(ratio.numerator, ratio.denominator) > MAX_RATIO_TERM:
         ratio = ratio.limit_denominator(max(1, int(MAX_RATIO_TERM * min(1.0, orig_sr / new_sr))))
@@ -153,18 +145,12 @@ def speed_perturb(wav: torch.Tensor, sample_rate: int, factor: float) -> torch.T
 
 def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     """Read, downmix and resample to `sample_rate`: a 1-D float32 tensor."""
-    import torch
-
     wav, sr = read_audio(path)
     return resample(torch.from_numpy(wav), sr, sample_rate)
 
 
 def write_audio(path: str | Path, wav: np.ndarray | torch.Tensor, sample_rate: int) -> None:
     """Write mono audio as 16-bit PCM (format from the suffix: .wav or .flac), atomically."""
-    import soundfile as sf
-
-    from asrkit.fsutil import atomic_write
-
     data = wav.detach().cpu().numpy() if hasattr(wav, "detach") else np.asarray(wav)
     data = np.clip(data, -1.0, 1.0)
     fmt = "FLAC" if str(path).lower().endswith(".flac") else "WAV"

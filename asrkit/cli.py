@@ -1,8 +1,8 @@
 """The `asrkit` command: one thin function per subcommand, parsing its options and calling `asrkit.commands` (or the
 library); errors become one line + exit code.
 
-The subcommands import their work inside their functions: `asrkit --help` and the start of every command must not
-pay for torch and the rest of the package.
+The subcommands import their work inside their functions (each import marked `# lazy:`), the boundary below which
+modules import at the top: `asrkit --help` and the start of every command must not pay for torch and the rest of the package.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ from typing import Annotated, Optional
 import typer
 
 from asrkit.cli_help import install as _plain_help
-from asrkit.config import DecodeOptions
+from asrkit.config import DecodeOptions, load_recipe
+from asrkit.errors import AsrkitError, InputError
+from asrkit.version import __version__
+
+try:  # typer >= 0.17 vendors click as typer._click; older releases raise click's own exceptions
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException
 
 _plain_help()
 app = typer.Typer(
@@ -41,8 +48,6 @@ def _dflt(setting: str) -> str:
 
 def _version(value: bool) -> None:
     if value:
-        from asrkit.version import __version__
-
         typer.echo(f"asrkit {__version__}")
         raise typer.Exit()
 
@@ -65,8 +70,7 @@ def prepare(
     quiet: Quiet = False,
 ) -> None:
     """Corpus on disk → manifests, vocabulary, cached features (data/<recipe>/). A run that was stopped resumes where it was."""
-    from asrkit.config import load_recipe
-    from asrkit.data.prepare import prepare as run
+    from asrkit.data.prepare import prepare as run  # lazy: keeps asrkit --help fast
 
     out = run(load_recipe(recipe, set_), download=download, force=force, quiet=quiet, jobs=jobs)
     typer.echo(f"prepared {out}", err=True)
@@ -80,8 +84,7 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train the recipe's model; resumes exactly from exp/<recipe>/last.pt. Many processes: torchrun --nproc-per-node N -m asrkit train RECIPE."""
-    from asrkit.config import load_recipe
-    from asrkit.train.trainer import train as run
+    from asrkit.train.trainer import train as run  # lazy: keeps asrkit --help fast
 
     best = run(load_recipe(recipe, set_), quiet=quiet, fresh=fresh)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 speaks
@@ -95,7 +98,7 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per zoo entry.")] = False,
 ) -> None:
     """List the model zoo with parameter counts for a recipe's sizes."""
-    from asrkit.commands.models import models_command
+    from asrkit.commands.models import models_command  # lazy: keeps asrkit --help fast
 
     models_command(recipe, set_, as_json)
 
@@ -106,7 +109,7 @@ def average(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the averaged checkpoint.")],
 ) -> None:
     """Average the weights of several checkpoints of one run into one decodable checkpoint."""
-    from asrkit.models.checkpoint import average_checkpoints, save_checkpoint
+    from asrkit.models.checkpoint import average_checkpoints, save_checkpoint  # lazy: keeps asrkit --help fast
 
     save_checkpoint(output, average_checkpoints(list(checkpoints)))
     n = len(checkpoints)
@@ -167,14 +170,12 @@ def decode(
 
     With --stream: lines `partial<TAB>seconds<TAB>text` as the transcript changes, then `final<TAB>seconds<TAB>text`.
     """
-    from asrkit.errors import InputError
-
     # the options named as DecodeOptions' fields are the decoding settings: a new setting is a field and an option here
     settings = {k: v for k, v in ctx.params.items() if k in _DECODE_SETTINGS}
     if "-" in inputs and not stream:
         raise InputError("- reads audio from stdin, which needs --stream (asrkit decode --stream -)")
     if stream:
-        from asrkit.commands.stream import stream_decode
+        from asrkit.commands.stream import stream_decode  # lazy: keeps asrkit --help fast
 
         if len(inputs) != 1:
             raise InputError(f"--stream reads one input (a file, or - for stdin), got {len(inputs)}")
@@ -182,7 +183,7 @@ def decode(
             raise InputError("--stream decodes without --submission and --vtln (a whole-recording warp)")
         stream_decode(model, inputs[0], settings, recipe, chunk_ms=chunk_ms, raw_rate=raw_rate, as_json=as_json, output=output, ctm=ctm)
         return
-    from asrkit.commands.decode import decode as run
+    from asrkit.commands.decode import decode as run  # lazy: keeps asrkit --help fast
 
     run(model, inputs, settings, recipe, output=output, as_json=as_json, ctm=ctm, submission=submission, quiet=quiet)
 
@@ -194,7 +195,7 @@ def export(
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="onnx or torchscript (default: by the output's suffix, .onnx or .pt; onnx needs onnx and onnxruntime: pip install asrkit with the export extra).")] = None,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript with everything decoding needs; decode it with --model FILE."""
-    from asrkit.commands.export import export_command
+    from asrkit.commands.export import export_command  # lazy: keeps asrkit --help fast
 
     export_command(model, fmt, output)
 
@@ -217,7 +218,7 @@ def align(
     asrkit align -m exp/digits/best.pt data/digits/test.jsonl
     asrkit align --compare exp/dnn/best.pt exp/gru/best.pt exp/digits/best.pt data/digits/test.jsonl --limit 100
     """
-    from asrkit.commands.align import align_command
+    from asrkit.commands.align import align_command  # lazy: keeps asrkit --help fast
 
     align_command(inputs, list(model or []), out, text=text, limit=limit, plots=not no_plots, compare=compare, utt=utt, names=name,
                   quiet=quiet)
@@ -238,7 +239,7 @@ def score(
     ] = None,
 ) -> None:
     """WER/CER with substitutions, deletions, insertions, and accuracy (exact match); missing and extra ids are reported."""
-    from asrkit.commands.score import score_command
+    from asrkit.commands.score import score_command  # lazy: keeps asrkit --help fast
 
     score_command(ref, hyp, as_json=as_json, details=details, frames=frames, normalize=normalize, confusion=confusion)
 
@@ -257,22 +258,13 @@ def lm_build(
     ] = False,
 ) -> None:
     """An ARPA n-gram with interpolated modified Kneser-Ney smoothing (as KenLM's lmplz), no KenLM tools needed."""
-    from asrkit.decode.lm_build import build_lm
+    from asrkit.decode.lm_build import build_lm  # lazy: keeps asrkit --help fast
 
     summary = build_lm(corpus, output, order, normalize=not keep_text)
     if summary["order"] < summary["order_asked"]:
         typer.echo(f"note: the corpus's longest sentence fills n-grams up to order {summary['order']} only; "
                    f"the model has order {summary['order']}, not {summary['order_asked']}", err=True)
     typer.echo(f"wrote {output}: order {summary['order']}, {summary['sentences']} sentences, vocabulary {summary['vocabulary']}, n-grams {summary['ngrams']}")
-
-
-def _click_exception_class() -> type[Exception]:
-    """Typer >= 0.17 vendors click as typer._click; older releases raise click's own exceptions."""
-    try:
-        from typer._click.exceptions import ClickException
-    except ImportError:  # pragma: no cover - depends on the installed typer
-        from click.exceptions import ClickException
-    return ClickException
 
 
 def _usage_line(e: Exception, args: list[str]) -> str:
@@ -295,10 +287,6 @@ def _subcommands() -> set[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; known errors print one line on stderr; exit 0 ok, 1 failure during work, 2 bad usage or input."""
-    from asrkit.errors import AsrkitError
-
-    click_error = _click_exception_class()
-
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("ASRKIT_DEBUG") == "1"
     try:
@@ -308,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("asrkit: aborted", file=sys.stderr)
         return 130
-    except click_error as e:
+    except ClickException as e:
         if debug:
             raise
         if type(e).__name__ == "NoArgsIsHelpError":

@@ -9,6 +9,8 @@ from __future__ import annotations
 import typing
 from typing import Any
 
+from typer.core import TyperArgument, TyperOption
+
 _NAMES = {int: "INTEGER", float: "NUMBER", str: "TEXT"}
 
 
@@ -39,10 +41,6 @@ def _usage_name(param: Any) -> str:
 
 def install() -> None:
     """Replace typer's type display with `plain_metavar` (a no-op for a typer without these hooks)."""
-    try:
-        from typer.core import TyperArgument, TyperOption
-    except ImportError:  # pragma: no cover - depends on the installed typer
-        return
     if hasattr(TyperOption, "display_type_rich"):
         TyperOption.display_type_rich = lambda self, ctx: plain_metavar(self)
     if hasattr(TyperArgument, "display_type_rich"):

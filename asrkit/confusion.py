@@ -71,8 +71,8 @@ def confusion_matrix(refs: dict[str, str], hyps: dict[str, str], labels: Sequenc
 
 def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "") -> None:
     """A PNG of the row-normalised matrix (share of each reference class), with the counts written in the cells."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib would triple asrkit score's start-up
+    from matplotlib.figure import Figure  # lazy: as above; only --confusion draws
 
     m = np.asarray(matrix, dtype=np.float64)
     k = len(labels)

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict
 
 import torch
+import torchaudio
 
 from asrkit.config import FeatureConfig, SpecAugmentConfig
 
@@ -26,8 +27,6 @@ class LogMel(torch.nn.Module):
         cepstra: int = 0,
     ):
         super().__init__()
-        import torchaudio
-
         self.sample_rate = sample_rate
         self.win_length = int(round(sample_rate * win_ms / 1000))
         self.hop_length = int(round(sample_rate * hop_ms / 1000))
@@ -58,8 +57,6 @@ class LogMel(torch.nn.Module):
 
 def cepstral_smoother(n_mels: int, cepstra: int) -> torch.Tensor:
     """(n_mels, n_mels) projection onto the first `cepstra` orthonormal DCT-II bases: log-mel → MFCC → log-mel."""
-    import torchaudio
-
     dct = torchaudio.functional.create_dct(cepstra, n_mels, norm="ortho")  # (n_mels, cepstra)
     return dct @ dct.T
 
@@ -249,8 +246,6 @@ def spec_augment_batch(
     Masked cells are set to 0, the mean of CMVN-normalised features. One draw per batch keeps the augmentation
     off the training loop's critical path (per-utterance masking cost 40% of a CPU epoch).
     """
-    import torchaudio.functional as AF
-
     x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T) as torchaudio expects
     max_t = max(1, int(cfg.time_width * (frames or x.shape[-1])))
     if generator is not None:
@@ -258,9 +253,9 @@ def spec_augment_batch(
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
     try:
         for _ in range(cfg.freq_masks):
-            x = AF.mask_along_axis_iid(x, cfg.freq_width, 0.0, axis=2)
+            x = torchaudio.functional.mask_along_axis_iid(x, cfg.freq_width, 0.0, axis=2)
         for _ in range(cfg.time_masks):
-            x = AF.mask_along_axis_iid(x, max_t, 0.0, axis=3)
+            x = torchaudio.functional.mask_along_axis_iid(x, max_t, 0.0, axis=3)
     finally:
         if generator is not None:
             torch.random.set_rng_state(state)
@@ -320,8 +315,6 @@ class ChannelResponse:
     Gaussian weights, scaled so that each band's offset has standard deviation `std`."""
 
     def __init__(self, std: float, n_mels: int, bases: int = 6):
-        import torchaudio
-
         self.std = std
         self.basis = torchaudio.functional.create_dct(bases, n_mels, norm="ortho").T * math.sqrt(n_mels / bases)  # (bases, n_mels)
 

@@ -125,7 +125,7 @@ TRAIN_LOCK = "train.lock"  # held by `asrkit train` in its experiment dir for as
 
 def is_locked(path: str | Path) -> bool:
     """Whether a live process holds a `RunLock` on `path` (False where the file is absent or flock is unsupported)."""
-    import fcntl
+    import fcntl  # lazy: POSIX-only, and only the run locks need it
 
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -147,7 +147,7 @@ class RunLock:
     """
 
     def __init__(self, path: str | Path, what: str):
-        import fcntl
+        import fcntl  # lazy: POSIX-only, and only the run locks need it
 
         self.path = Path(path)
         try:

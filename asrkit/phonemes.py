@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from asrkit.errors import InputError
+from asrkit.fsutil import atomic_write_text
 
 SIL = "SIL"
 
@@ -102,8 +103,6 @@ def to_chars(phones: Sequence[str]) -> str:
 
 def write_submission(hyps: Iterable[str | Sequence[str]], path: str | Path) -> Path:
     """Write `index,label` rows (index 0, 1, ... in the given order; label = one character per phoneme)."""
-    from asrkit.fsutil import atomic_write_text
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["index", "label"])

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from asrkit.errors import InputError
 from asrkit.jsonlines import json_object_with_id
+from asrkit.text import normalize_text
 
 # One aligned position: (op, ref token, hyp token); op is OK, SUB, DEL or INS, and the absent side is "".
 Op = tuple[str, str, str]
@@ -273,8 +274,6 @@ def score(refs: dict[str, str], hyps: dict[str, str], frames: bool = False) -> S
 
 def normalized(texts: dict[str, str]) -> dict[str, str]:
     """Each text lower-cased with punctuation dropped (`asrkit.text.normalize_text`, as prepare and lm build read text)."""
-    from asrkit.text import normalize_text
-
     return {k: normalize_text(v) for k, v in texts.items()}
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -252,9 +254,6 @@ def filter_transcripts(manifests: dict[str, list], alphabet: str | None, policy:
     Train and dev utterances whose transcript is empty are dropped. Every drop and mapping is counted on `log`
     (stderr); test manifests are left as they are. Returns the manifests, filtered.
     """
-    import sys
-    from collections import Counter
-
     if policy not in OOV_POLICIES:
         raise InputError(f"data.oov must be one of {', '.join(OOV_POLICIES)}, got {policy!r}")
     log = log or sys.stderr

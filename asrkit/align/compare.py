@@ -20,10 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rich.table import Table
 
+from asrkit.align.plots import plot_comparison
 from asrkit.align.utt import UttAlignment, align_utterance, encode_transcript
+from asrkit.data.inputs import collect_inputs
 from asrkit.errors import InputError
 from asrkit.fsutil import atomic_write_text
+from asrkit.models.runtime import load_acoustic_model
+from asrkit.progress import Progress
 
 COLUMNS = (
     "name", "checkpoint", "frame_shift", "utterances", "skipped", "frames", "blank_fraction", "peakiness",
@@ -132,10 +137,6 @@ def compare(
     quiet: bool = True,
 ) -> dict:
     """Align `inputs` with every model; return {"utterance", "rows", "definitions"}; write compare.{png,json,csv} to out_dir."""
-    from asrkit.data.inputs import collect_inputs
-    from asrkit.models.runtime import load_acoustic_model
-    from asrkit.progress import Progress
-
     if len(models) < 1:
         raise InputError("--compare needs at least one checkpoint")
     names = list(names) if names is not None else model_names(models)
@@ -227,8 +228,6 @@ def csv_text(rows: Sequence[dict]) -> str:
 
 def write_outputs(out: Path, result: dict, panels: Sequence[tuple[str, UttAlignment]]) -> None:
     """compare.json, compare.csv and compare.png (one panel per model for the chosen utterance) in `out`."""
-    from asrkit.align.plots import plot_comparison
-
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(out / "compare.csv", csv_text(result["rows"]))
@@ -240,8 +239,6 @@ def write_outputs(out: Path, result: dict, panels: Sequence[tuple[str, UttAlignm
 
 def stats_table(rows: Sequence[dict], title: str = "alignment statistics"):
     """A rich Table of the rows."""
-    from rich.table import Table
-
     t = Table(title=title)
     cols = [
         ("model", "name", None), ("shift ms", "frame_shift", lambda x: f"{1000 * x:.0f}"), ("utts", "utterances", str),

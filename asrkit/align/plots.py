@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
 from asrkit.align.utt import UttAlignment
 from asrkit.errors import InputError
@@ -31,9 +34,6 @@ def tick_labels(labels: Sequence[str]) -> list[str]:
 
 def _figure(width: float, height: float):
     """A matplotlib Figure on an Agg canvas, without touching pyplot's global state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
@@ -49,8 +49,6 @@ def _save(fig, path: str | Path, dpi: int = 100) -> None:
 
 def draw_alignment(ax, ua: UttAlignment, log: bool = False, colorbar: bool = True):
     """Draw gamma (states x seconds) on `ax`, linear or log colour scale, the Viterbi path in red, token labels on y."""
-    from matplotlib.colors import LogNorm
-
     post = np.asarray(ua.posteriors, dtype=np.float64)
     n_frames, n_states = post.shape
     extent = (0.0, n_frames * ua.frame_shift, -0.5, n_states - 0.5)

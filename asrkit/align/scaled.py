@@ -8,6 +8,8 @@ recursion in `core` (see `_soft_alignment` there).
 
 from __future__ import annotations
 
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import torch
@@ -116,8 +118,6 @@ def _step_fns(big: bool) -> tuple:
     global _SCRIPTED
     if big and _SCRIPTED is None:
         try:
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 _SCRIPTED = (torch.jit.script(_forward_steps), torch.jit.script(_backward_steps), True)
@@ -141,8 +141,6 @@ def _run_loops(P: Tensor, B: Tensor, b_start: Tensor, E: Tensor, idx: Tensor, sk
             bwd(B, b_start, E, idx, skip_next, c_b, _RENORM_EVERY)
 
     if scripted and device.type == "cpu" and torch.get_num_threads() >= 2:
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(1) as pool:
             job = pool.submit(run_fwd)
             run_bwd()

@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from asrkit.align.core import ctc_posteriors, extend_with_blanks
+from asrkit.align.timing import frames_from_path
+from asrkit.align.viterbi import best_state_path
 from asrkit.errors import InputError
+from asrkit.text import normalize_text
 
 
 @dataclass
@@ -34,8 +38,6 @@ class UttAlignment:
 
     def token_frames(self) -> list[tuple[int, int]]:
         """Frame span [first, last + 1) of each token on the Viterbi path."""
-        from asrkit.align.timing import frames_from_path
-
         if self.path is None:
             return []
         return frames_from_path(self.path.tolist(), len(self.tokens))
@@ -47,8 +49,6 @@ class UttAlignment:
 
 def encode_transcript(tok, text: str, utt_id: str) -> tuple[str, list[int]]:
     """Normalised transcript and its token ids; a token the model does not know is a one-line InputError naming it."""
-    from asrkit.text import normalize_text
-
     if getattr(tok, "kind", "char") == "phoneme":
         units = text.split()
         norm = " ".join(units)
@@ -65,9 +65,6 @@ def encode_transcript(tok, text: str, utt_id: str) -> tuple[str, list[int]]:
 
 def align_utterance(am, utt_id: str, tokens: list[int], feats: torch.Tensor, text: str = "") -> UttAlignment:
     """Run the model on `feats` and align `tokens`: CTC posteriors and the Viterbi state path."""
-    from asrkit.align.core import ctc_posteriors, extend_with_blanks
-    from asrkit.align.viterbi import best_state_path
-
     tok = am.tokenizer
     (lp,) = am.log_probs([feats])
     loglik, post = ctc_posteriors(lp, tokens, blank=tok.blank)

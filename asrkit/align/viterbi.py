@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchaudio.functional as taf
 from torch import Tensor
 
 from asrkit.align.core import _as_index_tensor, extend_with_blanks
@@ -39,8 +40,6 @@ def forced_align(log_probs: Tensor | np.ndarray, targets: Sequence[int] | Tensor
     need = int(frames_needed(tg))
     if n_frames < need:
         raise InputError(f"{n_frames} frames cannot align {n_tokens} tokens with {need - n_tokens} repeats (needs {need})")
-    import torchaudio.functional as taf
-
     labels, scores = taf.forced_align(lp.unsqueeze(0), tg.to(torch.int32).contiguous().unsqueeze(0), blank=blank)
     return labels[0].to(torch.int64), scores[0]
 

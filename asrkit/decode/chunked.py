@@ -14,16 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
+from asrkit.audio import load_audio
 from asrkit.config import DecodeOptions
+from asrkit.decode.beam import prefix_beam_search
+from asrkit.decode.ctc import Hypothesis, Lexicon
 from asrkit.decode.vtln import vtln_log_probs
-
-if TYPE_CHECKING:
-    from asrkit.decode.ctc import Hypothesis, Lexicon
-    from asrkit.models.acoustic import AcousticModel
+from asrkit.features import sliding_cmvn
+from asrkit.models.acoustic import AcousticModel
 
 __all__ = ["Window", "batch_log_probs", "chunked_log_probs", "cut_energy", "decode_long", "long_features", "plan_windows"]
 
@@ -147,9 +147,6 @@ def long_features(model: AcousticModel, audio: str | Path, cmvn_window_s: float 
     By default exactly `model.features`: an utterance-CMVN model normalises over the whole file. `cmvn_window_s`
     switches such a model to a centred sliding window of that many seconds (`sliding_cmvn`).
     """
-    from asrkit.audio import load_audio
-    from asrkit.features import sliding_cmvn
-
     # one pass, no streaming: resampling and the STFT of 10 minutes take ~0.35 GB at their peak, growing ~33 MB
     # per minute of audio (a 20-minute file decodes in 1.2 GB; 1.5 GB is reached near 30 minutes)
     wav = load_audio(audio, model.sample_rate)
@@ -174,8 +171,6 @@ def decode_long(
     cmvn_window_s: float | None = None,
 ) -> Hypothesis:
     """Best Hypothesis (text set, timesteps in output frames) for a long audio file, chunked through the model."""
-    from asrkit.decode.beam import prefix_beam_search
-
     lp = chunked_log_probs(model, long_features(model, audio, cmvn_window_s), chunk_s, overlap_s, batch)
     hyp = prefix_beam_search(lp.numpy(), beam, model.tokenizer.blank, lexicon=lexicon)[0]
     hyp.text = model.tokenizer.decode(hyp.tokens).strip()

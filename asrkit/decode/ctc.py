@@ -11,6 +11,7 @@ import torch
 from asrkit.align.inputs import as_log_probs
 from asrkit.decode.beam_kernel import greedy_path, sequence_logprob
 from asrkit.errors import InputError
+from asrkit.text import normalize_text
 
 NEG_INF = float("-inf")
 
@@ -170,8 +171,6 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Any) -> Lexicon:
     Each entry is normalised like the transcripts (`normalize_text`) and split on whitespace;
     words with a character the tokenizer lacks are skipped. InputError if no word is left.
     """
-    from asrkit.text import normalize_text
-
     index = tokenizer.index
     space = -1 if tokenizer.space is None else tokenizer.space
     seqs: set[tuple[int, ...]] = set()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from asrkit.data.manifest import iter_manifest
 from asrkit.decode.ctc import Lexicon, lexicon_from_words
 from asrkit.errors import InputError
+from asrkit.text import normalize_text
 
 
 def read_lexicon_words(path: str | Path) -> list[str]:
@@ -20,8 +22,6 @@ def read_lexicon_words(path: str | Path) -> list[str]:
     except UnicodeDecodeError:
         raise InputError(f"lexicon file {p} is not UTF-8 text") from None
     if p.suffix.lower() == ".jsonl" or text.lstrip().startswith("{"):
-        from asrkit.data.manifest import iter_manifest
-
         return [w for u in iter_manifest(p, resolve=False) for w in (u.text or "").split()]
     return text.split()
 
@@ -35,8 +35,6 @@ def build_lexicon(words: list[str], path: str | Path, tokenizer) -> Lexicon:
     """`lexicon_from_words`, with errors that name the file the words came from. For a character model the words are
     read as `prepare` reads transcripts (`normalize_text`: "Hello," is the word hello)."""
     if getattr(tokenizer, "kind", "") == "char":
-        from asrkit.text import normalize_text
-
         words = normalize_text(" ".join(words)).split()
     if not words:
         raise InputError(f"lexicon file {path} holds no words")

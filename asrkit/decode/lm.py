@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pyctcdecode import build_ctcdecoder
 
 from asrkit.config import DecodeOptions
 from asrkit.decode.ctc import Hypothesis, kernel_input
@@ -144,8 +145,6 @@ class LMDecoder:
         beam_size: int = DecodeOptions.beam,
         blank: int = 0,
     ):
-        from pyctcdecode import build_ctcdecoder
-
         if beam_size < 1:
             raise InputError(f"beam_size must be at least 1, got {beam_size}")
         self.labels, self._index = _labels(tokenizer, blank)

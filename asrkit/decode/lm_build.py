@@ -15,7 +15,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+from asrkit.data.manifest import iter_manifest
 from asrkit.errors import InputError
+from asrkit.fsutil import atomic_write_text
+from asrkit.text import normalize_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FALLBACK = (0.5, 1.0, 1.5)
@@ -124,15 +127,10 @@ def build_lm(corpus: str | Path, output: str | Path, order: int = 3, normalize: 
 
     `normalize`: each sentence as `prepare`, `score --normalize`, lexicons and hotwords see text (`normalize_text`:
     lower case, punctuation dropped), so that "Hello, World." and "hello world" are the same two words."""
-    from asrkit.fsutil import atomic_write_text
-    from asrkit.text import normalize_text
-
     p = Path(corpus)
     if not p.is_file():
         raise InputError(f"corpus {p} not found")
     if p.suffix == ".jsonl":
-        from asrkit.data.manifest import iter_manifest
-
         sentences = [u.text or "" for u in iter_manifest(p, resolve=False)]
     else:
         try:

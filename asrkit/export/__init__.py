@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
 __all__ = ["FORMATS", "OnnxAcousticModel", "TorchScriptAcousticModel", "export_model", "load_acoustic_model"]
 
 _WHERE = {
@@ -21,7 +23,5 @@ _WHERE = {
 def __getattr__(name: str):
     # lazy: `import asrkit.export` must not pay for torch until a name is used
     if name in _WHERE:
-        from importlib import import_module
-
         return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'asrkit.export' has no attribute {name!r}")

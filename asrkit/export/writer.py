@@ -16,9 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from asrkit.errors import InputError, WorkError
-from asrkit.models.exported import build_metadata, pack
+from asrkit.export.graph import onnx_ready
 from asrkit.fsutil import atomic_write, check_writable
+from asrkit.models.acoustic import AcousticModel
+from asrkit.models.checkpoint import load_checkpoint
+from asrkit.models.exported import build_metadata, pack
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17  # LayerNormalization is a native op from 17 on
@@ -28,9 +33,6 @@ OUTPUT_NAMES = ["log_probs", "out_lengths"]
 
 def _load(checkpoint: str | Path) -> tuple[dict[str, Any], Any]:
     """The checkpoint's state and its model (eval mode, CPU), or InputError for a missing or foreign file."""
-    from asrkit.models.acoustic import AcousticModel
-    from asrkit.models.checkpoint import load_checkpoint
-
     state = load_checkpoint(checkpoint, "cpu")
     missing = [k for k in ("tokenizer", "features") if k not in state]
     if missing:
@@ -40,8 +42,6 @@ def _load(checkpoint: str | Path) -> tuple[dict[str, Any], Any]:
 
 def example_inputs(n_feats: int, subsample: int) -> tuple[Any, Any]:
     """A traced batch: two utterances of different lengths, T a multiple of `subsample`."""
-    import torch
-
     g = torch.Generator().manual_seed(0)
     t = 8 * subsample
     return torch.randn(2, t, n_feats, generator=g), torch.tensor([t, t - subsample - 1], dtype=torch.int64)
@@ -55,10 +55,8 @@ def _dynamic_axes(task: str) -> dict[str, dict[int, str]]:
 
 def _onnx_bytes(model: Any, inputs: tuple[Any, Any], task: str, meta: dict[str, Any]) -> bytes:
     """The model as an ONNX protobuf (legacy TorchScript-based exporter) with `meta` in its metadata_props."""
-    import torch
-
     try:
-        import onnx
+        import onnx  # lazy: optional dependency (pip install 'asrkit[export]')
     except ImportError:
         raise InputError("ONNX export needs the onnx package: pip install 'asrkit[export]'") from None
     buf = io.BytesIO()
@@ -94,8 +92,6 @@ def _first_line(e: BaseException) -> str:
 
 def _torchscript_writer(model: Any, inputs: tuple[Any, Any], meta: dict[str, Any]) -> Callable[[str], None]:
     """A `write(tmp)` that saves the traced model with `meta` as its extra files."""
-    import torch
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about shape-dependent Python values: see the module docstring
         traced = torch.jit.trace(model, inputs, check_trace=False)
@@ -111,10 +107,6 @@ def _torchscript_writer(model: Any, inputs: tuple[Any, Any], meta: dict[str, Any
 
 def export_model(checkpoint: str | Path, fmt: str, output: str | Path) -> Path:
     """Export `checkpoint` as `fmt` ("onnx" | "torchscript") to `output` (written atomically); returns the path."""
-    import torch
-
-    from asrkit.export.graph import onnx_ready
-
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     out = Path(output)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 
 from asrkit.errors import InputError
-from asrkit.features import CMVN_PER_RECORDING, normalize
+from asrkit.features import CMVN_PER_RECORDING, OnlineCMVN, normalize
+from asrkit.models.dnn import DNNModel, splice
 from asrkit.models.frontend import Identity, StackSubsample
+from asrkit.models.recurrent import RecurrentModel
 
 
 TRAIN_ONE = (
@@ -24,9 +26,6 @@ TRAIN_ONE = (
 
 def streamable_reason(am) -> str | None:
     """Why `am` (an AcousticModel) cannot stream, or None when it can."""
-    from asrkit.models.dnn import DNNModel
-    from asrkit.models.recurrent import RecurrentModel
-
     model, name = am.model, am.config.get("name")
     if not isinstance(model, torch.nn.Module):
         return "an exported model runs whole recordings only; stream the training checkpoint (.pt) instead"
@@ -53,8 +52,6 @@ class StreamingEncoder:
         why = streamable_reason(am)
         if why:
             raise InputError(f"cannot stream: {why}")
-        from asrkit.models.dnn import DNNModel
-
         self.am = am
         self.model = am.model.eval()
         self.device = am.device
@@ -100,8 +97,6 @@ class StreamingEncoder:
 
     def _dnn_outputs(self, final: bool) -> torch.Tensor:
         """Outputs for the front-end frames whose ±context window is complete (all of them when `final`)."""
-        from asrkit.models.dnn import splice
-
         c, buf = self.context, self._ctx
         start = self._emitted - self._ctx_start  # the first frame still to output, as a position in the buffer
         ready = buf.shape[0] - start - (0 if final else c)
@@ -125,8 +120,6 @@ class StreamingEncoder:
 
 def normalizer(am):
     """The chunk-by-chunk normalisation of `am`'s features (online, global or none): none needs future frames."""
-    from asrkit.features import OnlineCMVN
-
     mode, stats = am.feature_settings.get("cmvn", "none"), am.cmvn_stats
     if mode == "online":
         return OnlineCMVN(stats).push  # running statistics carried from chunk to chunk

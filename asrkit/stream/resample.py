@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import torch
+import torchaudio
 
 LOWPASS_WIDTH = 6  # torchaudio's default `lowpass_filter_width`, which bounds how far its sinc kernel reaches
 ROLLOFF = 0.99  # torchaudio's default
@@ -22,8 +23,6 @@ class StreamResampler:
     """
 
     def __init__(self, orig: int, new: int, dtype: type = np.float32):
-        import torchaudio
-
         g = math.gcd(orig, new)
         self.a, self.b = orig // g, new // g
         width = math.ceil(LOWPASS_WIDTH * self.a / (min(self.a, self.b) * ROLLOFF))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from asrkit.cli import _click_exception_class, app
+from asrkit.cli import ClickException, app
 from asrkit.errors import InputError
 from cli_inproc import assert_one_line_error, cli
 
@@ -138,7 +138,7 @@ def test_help_stays_the_rich_help(name: str) -> None:
 def test_debug_and_asrkit_debug_show_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError, match="nope.yaml"):
         cli("--debug", "models", tmp_path / "nope.yaml")
-    with pytest.raises(_click_exception_class()):
+    with pytest.raises(ClickException):
         cli("--debug", "decode", "--beam", "zero", "x.wav")
     monkeypatch.setenv("ASRKIT_DEBUG", "1")
     with pytest.raises(InputError, match="nope.yaml"):
