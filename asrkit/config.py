@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from asrkit.errors import InputError
+from asrkit.fsutil import atomic_write_text
 
 
 @dataclass
@@ -624,6 +625,4 @@ def _digits_checks(d: DigitsConfig) -> list[tuple[bool, str]]:
 
 
 def save_recipe(r: Recipe, path: str | Path) -> None:
-    from asrkit.fsutil import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(r.to_dict(), sort_keys=False))

@@ -19,6 +19,9 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
 from asrkit.errors import InputError, WorkError
 
 TIMEOUT_S = 30.0  # seconds to wait for a connection or for the next block of data
@@ -54,15 +57,6 @@ def _progress(total: int | None, done: int, label: str, quiet: bool):
     """Return (progress, task) for a rich download bar, or (None, None) when quiet."""
     if quiet:
         return None, None
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -89,8 +90,6 @@ def finish_split(folder: Path, shards: int) -> None:
 def write_store(folder: str | Path, feats: Mapping[str, torch.Tensor]) -> None:
     """A whole split at once, id → (frames × dims), as a complete store (for tools and tests; `prepare` writes
     shard by shard). What the folder held before is replaced."""
-    import shutil
-
     folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -172,7 +171,7 @@ def normalized(store: FeatureStore, ids: Sequence[str], norm: Callable[[torch.Te
     """The utterances `ids` normalised by `norm`, one after another as float16 with a zero row at the end, in a
     mapped file beside the store (`norm-<hash>.npy`, named by `key` and the ids): written once, by the first process
     that needs it while the others wait, and read by all of them from the page cache."""
-    import fcntl
+    import fcntl  # lazy: POSIX-only, and only the shared normalised copy needs it
 
     digest = hashlib.sha1(key.encode())
     for f in sorted(store.folder.glob("shard-*.npy")):  # a store written again, or a shard changed, is normalised again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import fftconvolve
 
 EPS = 1e-12
 
@@ -77,8 +78,6 @@ def synthetic_rir(rt60: float, sample_rate: int, rng: np.random.Generator) -> np
 
 def reverberate(wav: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """`wav` convolved with `rir`, same length, rescaled to the original peak."""
-    from scipy.signal import fftconvolve
-
     out = fftconvolve(wav, rir)[: len(wav)]
     peak = float(np.abs(out).max()) if len(out) else 0.0
     return (out * (float(np.abs(wav).max()) / peak) if peak > 0 else out).astype(np.float32)

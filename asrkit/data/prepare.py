@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import sys
+import threading
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
+from asrkit.audio import load_audio
 from asrkit.config import Recipe, resolve_targets
 from asrkit.data.corpora import get_corpus
 from asrkit.data.corpus import Corpus
@@ -20,6 +26,7 @@ from asrkit.data.prepared import build_tokenizer
 from asrkit.errors import InputError
 from asrkit.features import CMVNStats, feature_settings, make_extractor, speech_frames
 from asrkit.fsutil import RunLock, atomic_write, atomic_write_text, disk_full, no_space
+from asrkit.phonemes import derive_phonemes, lexicon_path, oov_report, read_cmudict
 from asrkit.progress import Progress
 from asrkit.text import filter_transcripts, normalize_text
 
@@ -137,10 +144,6 @@ def _commit(build: Path, out: Path) -> None:
 
 def derive_phonemes_from_text(recipe: Recipe, manifests: dict[str, list[Utterance]], out: Path) -> dict[str, list[Utterance]]:
     """Phoneme targets from CMUdict for transcribed utterances that have none; those with OOV words are dropped (oov.txt)."""
-    from collections import Counter
-
-    from asrkit.phonemes import derive_phonemes, lexicon_path, oov_report, read_cmudict
-
     if all(u.phonemes or not u.text for utts in manifests.values() for u in utts):
         return manifests
     lexicon = read_cmudict(lexicon_path(recipe.data.phonemes.lexicon))
@@ -203,8 +206,6 @@ def run_shards(recipe: Recipe, out: Path, todo: list, jobs: int, advance) -> Non
     processes import torch (seconds each); spawned, not forked, because a forked copy of a process that has started
     torch's thread pools can hang. The first error stops the handing out of shards and is raised here.
     """
-    import threading
-
     lock = threading.Lock()
     queue = iter(todo)
     failed: list[BaseException] = []
@@ -223,9 +224,6 @@ def run_shards(recipe: Recipe, out: Path, todo: list, jobs: int, advance) -> Non
 
     pool = feeders = None
     if jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
         remote = lambda name, k, utts: pool.submit(feature_shard, recipe, out, name, k, utts).result()  # noqa: E731
         feeders = [threading.Thread(target=work, args=(remote,), daemon=True) for _ in range(jobs - 1)]
@@ -249,16 +247,12 @@ def run_shards(recipe: Recipe, out: Path, todo: list, jobs: int, advance) -> Non
 
 
 def _worker_init() -> None:
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     torch.set_num_threads(1)
 
 
 def feature_shard(recipe: Recipe, out: Path, name: str, k: int, utts: list[Utterance]) -> int:
     """Compute and write shard `k` of split `name` (with its CMVN sums when it is a training shard); returns its size."""
-    from asrkit.audio import load_audio
-
     settings = feature_settings(recipe.features, recipe.data.sample_rate)
     precomputed = recipe.features.type == "precomputed"
     corpus = get_corpus(recipe.data.corpus)

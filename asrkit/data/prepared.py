@@ -12,14 +12,13 @@ from asrkit.data.featcache import load_features
 from asrkit.data.featstore import FeatureStore
 from asrkit.data.manifest import Utterance, read_manifest
 from asrkit.errors import InputError
+from asrkit.phonemes import PHONEMES
 from asrkit.text import CharTokenizer, FrameTokenizer, LabelSet, PhonemeTokenizer
 
 
 def build_tokenizer(targets: str, train: list[Utterance], alphabet: str | None = None):
     """The vocabulary a model learns: the fixed `alphabet` (+ space), or what the training utterances hold."""
     if targets == "phonemes":
-        from asrkit.phonemes import PHONEMES
-
         found = PhonemeTokenizer.build_phones(train)
         # the 40-phoneme ARPAbet set + blank, as HW3P2 fixes it, whenever the data use no other symbol
         return PhonemeTokenizer(PHONEMES) if set(found.symbols[1:]) <= set(PHONEMES) else found

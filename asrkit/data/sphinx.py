@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
+import torchaudio
 
 from asrkit.errors import InputError
 
@@ -77,9 +79,6 @@ def read_transcription(path: str | Path) -> list[tuple[str, str]]:
 def sphinx_mfcc(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     """13 MFCCs at 100 frames/s with AN4's settings (40 mel filters, 130-6800 Hz, 512-point FFT, 25.6 ms window),
     for corpora shipped as audio: close to, not bit-equal with, sphinx_fe's own cepstra."""
-    import torch
-    import torchaudio
-
     mfcc = torchaudio.transforms.MFCC(
         sample_rate=sample_rate,
         n_mfcc=N_CEPS,

@@ -15,6 +15,8 @@ import torch
 
 from asrkit.config import MODEL_NAMES, ZOO, ModelConfig
 from asrkit.errors import InputError
+from asrkit.models.dnn import DNNModel
+from asrkit.models.recurrent import RecurrentModel
 
 # oneDNN keeps a compiled primitive, with its scratch memory, for every input shape it meets (1,024 by default):
 # utterances of every length made training's private memory grow with the corpus (2.4 GB after 30 s on 2 h of
@@ -30,9 +32,6 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Model
 
 def build_model(cfg: dict[str, Any]) -> torch.nn.Module:
     """Build a zoo entry from its config (ModelConfig fields + n_feats + n_tokens); missing keys take the defaults."""
-    from asrkit.models.dnn import DNNModel
-    from asrkit.models.recurrent import RecurrentModel
-
     name = cfg.get("name")
     if name not in ZOO:
         raise InputError(f"unknown model {name!r}; the zoo has: {', '.join(MODELS)}")

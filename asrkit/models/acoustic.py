@@ -6,9 +6,12 @@ from pathlib import Path
 
 import torch
 
+from asrkit.audio import load_audio
 from asrkit.data.featfile import read_npy_features
+from asrkit.errors import InputError
 from asrkit.features import make_extractor, normalize
 from asrkit.models import build_model
+from asrkit.models.checkpoint import load_checkpoint
 from asrkit.text import tokenizer_from_dict
 
 
@@ -19,8 +22,6 @@ class AcousticModel:
         self._read_settings(state, device)
         n_out = self.config.get("n_tokens")
         if n_out != len(self.tokenizer):
-            from asrkit.errors import InputError
-
             raise InputError(f"its vocabulary has {len(self.tokenizer)} symbols but its model has {n_out} outputs; it mixes two runs")
         self.model = build_model(self.config)
         # the front-end knows its true rate (`none` never subsamples, whatever the config says)
@@ -29,8 +30,6 @@ class AcousticModel:
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:
-            from asrkit.errors import InputError
-
             raise InputError(f"checkpoint weights do not fit its model config: {str(e).splitlines()[0]}") from None
         self.model.to(self.device).eval()
         self.task: str = getattr(self.model, "task", "ctc")
@@ -50,10 +49,6 @@ class AcousticModel:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> AcousticModel:
-        from asrkit.models.checkpoint import load_checkpoint
-
-        from asrkit.errors import InputError
-
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         state = load_checkpoint(path, "cpu")
         try:
@@ -66,8 +61,6 @@ class AcousticModel:
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """(samples,) at the model's rate → normalised (frames, n_mels)."""
         if self.extractor is None:
-            from asrkit.errors import InputError
-
             raise InputError("this model was trained on precomputed features: give it .npy features or a feature manifest, not audio")
         with torch.inference_mode():
             return normalize(self.extractor(wav), self.feature_settings["cmvn"], self.cmvn_stats)
@@ -79,10 +72,7 @@ class AcousticModel:
                 f = read_npy_features(features, int(self.feature_settings["n_mels"]))
                 return normalize(f, self.feature_settings["cmvn"], self.cmvn_stats)
         if audio is None:
-            from asrkit.errors import InputError
-
             raise InputError("an input has features but this model computes its own from audio")
-        from asrkit.audio import load_audio
 
         return self.features(load_audio(audio, self.sample_rate))
 

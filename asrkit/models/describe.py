@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from asrkit.config import Recipe, load_recipe
+from asrkit.config import Recipe, load_recipe, resolve_targets
+from asrkit.features import CMVN_PER_RECORDING
 from asrkit.models import zoo_table
+from asrkit.text import CharTokenizer
 
 # blank + a-z + apostrophe + <space>: the character set of an English CTC recipe before `prepare` has run
 DEFAULT_TOKENS = 29
@@ -14,9 +16,6 @@ DEFAULT_TOKENS = 29
 
 def recipe_outputs(recipe: Recipe) -> tuple[int, str]:
     """The model's output size: the prepared vocabulary when there is one, else the English character set."""
-    from asrkit.config import resolve_targets
-    from asrkit.text import CharTokenizer
-
     vocab = recipe.data_dir / "vocab.txt"
     if vocab.is_file():
         if resolve_targets(recipe) in ("labels", "frames"):  # no blank: one output per class
@@ -30,8 +29,6 @@ def recipe_outputs(recipe: Recipe) -> tuple[int, str]:
 
 def recipe_stream_reason(recipe: Recipe) -> str | None:
     """Why no model this recipe trains can stream whatever its entry (its front-end, CMVN, head or features)."""
-    from asrkit.features import CMVN_PER_RECORDING
-
     if recipe.features.type == "precomputed":
         return "precomputed features"
     if recipe.model.head != "ctc":

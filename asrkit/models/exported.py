@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import torch
+
 from asrkit.errors import InputError
+from asrkit.version import __version__
 
 EXPORT_FORMAT = 1  # bump when the metadata or the graph's inputs/outputs change incompatibly
 PREFIX = "asrkit."
@@ -24,15 +27,12 @@ def _cmvn_from_json(cmvn: dict | None) -> dict | None:
     """Lists back to the float32 tensors `asrkit.features.normalize` expects."""
     if cmvn is None:
         return None
-    import torch
 
     return {k: (torch.tensor(v, dtype=torch.float32) if isinstance(v, list) else v) for k, v in cmvn.items()}
 
 
 def build_metadata(state: dict[str, Any], task: str, subsample: int) -> dict[str, Any]:
     """The decoding settings of a loaded checkpoint `state` (plus the built model's task and subsampling)."""
-    from asrkit.version import __version__
-
     feats = state["features"]
     meta: dict[str, Any] = {
         "export_format": EXPORT_FORMAT,

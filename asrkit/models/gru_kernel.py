@@ -29,6 +29,7 @@ import torch
 from numba import njit, prange
 
 try:  # numba's np.dot on float arrays calls BLAS through SciPy; without SciPy the layer falls back to nn.GRU
+    import scipy
     import scipy.linalg.cython_blas  # noqa: F401
 
     HAVE_BLAS = True
@@ -152,8 +153,6 @@ def _setup() -> None:
     _READY = True
     layers = list(numba.config.THREADING_LAYER_PRIORITY)
     numba.config.THREADING_LAYER_PRIORITY = ["omp"] + [x for x in layers if x != "omp"]
-    import scipy
-
     for lib in glob.glob(os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs", "libscipy_openblas*.so*")):
         try:
             ctypes.CDLL(lib).scipy_openblas_set_num_threads(1)

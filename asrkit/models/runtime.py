@@ -83,7 +83,7 @@ class OnnxAcousticModel(ExportedAcousticModel):
 
     def __init__(self, path: str | Path, device: str | None = None):
         try:
-            import onnxruntime as ort
+            import onnxruntime as ort  # lazy: optional dependency (pip install 'asrkit[export]')
         except ImportError:
             raise InputError("ONNX models need onnxruntime: pip install 'asrkit[export]'") from None
         providers = ["CPUExecutionProvider"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from asrkit.config import Recipe
 from asrkit.fsutil import atomic_write_text
 from asrkit.train.report import read_metrics
+from asrkit.version import __version__
 
 
 def _git_commit() -> str | None:
@@ -62,7 +63,6 @@ def model_card(
     m, t = recipe.model, recipe.train
     lines = [f"# Model card: {recipe.name}", ""]
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    from asrkit.version import __version__
 
     commit = _git_commit()
     lines += [f"Trained with asrkit {__version__}" + (f" (commit {commit})" if commit else "") + f", written {when}.", ""]

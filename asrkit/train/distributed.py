@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -92,8 +93,6 @@ def setup() -> Dist:
 
 def weights_checksum(model: torch.nn.Module) -> str:
     """A digest of the exact parameter bytes, to prove that ranks hold identical weights."""
-    import hashlib
-
     h = hashlib.sha256()
     for name, p in sorted(model.state_dict().items()):
         h.update(name.encode())

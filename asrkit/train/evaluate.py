@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import torch
 
 from asrkit.data.loader import BucketBatchSampler, FeatureDataset
+from asrkit.score import score
 from asrkit.text import CharTokenizer
 
 HIGHER_IS_BETTER = {"wer": False, "cer": False, "loss": False, "accuracy": True}
@@ -102,8 +103,6 @@ def evaluate_classifier(model: torch.nn.Module, ds: FeatureDataset, device: torc
 
 def evaluate_ctc(model: torch.nn.Module, ds: FeatureDataset, tok: CharTokenizer, device: torch.device, max_frames: int) -> dict:
     """Dev loss (per label, as in training), WER, CER and sentence accuracy with greedy decoding."""
-    from asrkit.score import score
-
     refs, hyps, total, n = {}, {}, 0.0, 0
     for idx, b, lp, out_len in _dev_batches(model, ds, device, max_frames):
         loss = torch.nn.functional.ctc_loss(

@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from rich.console import Console
+from rich.table import Table
+
 from asrkit.fsutil import atomic_save_png, atomic_write_text
 
 
@@ -22,16 +27,13 @@ def write_metrics(exp: Path, rows: list[dict]) -> None:
 
 def plot_curves(exp: Path, metric: str = "wer") -> None:
     """curves.png: train/dev loss and the dev metrics per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = read_metrics(exp)
     if not rows:
         return
     ep = [r["epoch"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig = Figure(figsize=(10, 3.5))
+    FigureCanvasAgg(fig)  # Agg canvas without touching pyplot's global state
+    a, b = fig.subplots(1, 2)
     a.plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
     a.plot(ep, [r["dev_loss"] for r in rows], "s-", label="dev")
     a.set_xlabel("epoch")
@@ -45,14 +47,10 @@ def plot_curves(exp: Path, metric: str = "wer") -> None:
     b.legend()
     fig.tight_layout()
     atomic_save_png(fig, exp / "curves.png")
-    plt.close(fig)
 
 
 def print_summary(exp: Path, metric: str = "wer", higher_is_better: bool = False, note: str = "") -> None:
     """A rich table of the run: epochs, best epoch and its dev figures, time and throughput."""
-    from rich.console import Console
-    from rich.table import Table
-
     rows = read_metrics(exp)
     if not rows:
         return

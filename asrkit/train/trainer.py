@@ -15,6 +15,7 @@ from typing import Any
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from asrkit.config import Recipe, TrainConfig, save_recipe
 from asrkit.data.loader import BucketBatchSampler, FeatureDataset
@@ -578,8 +579,6 @@ def _keep_best(st: RunState, exp: Path, keep: int, metric: str, epoch: int, valu
 
 
 def _average_gradients(model: torch.nn.Module, world: int) -> None:
-    import torch.distributed as dist
-
     for p in model.parameters():
         if p.grad is not None:
             dist.all_reduce(p.grad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -10,12 +11,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import librosa
 import numpy as np
 import torch
 
+from asrkit.assets import fsdd_root
+from asrkit.assets import speech_commands_root as embedded
+from asrkit.audio import load_audio, resample, speed_perturb, write_audio
 from asrkit.config import Recipe
+from asrkit.data import tts, vocoder
+from asrkit.data.corpora import speech_commands as sc
+from asrkit.data.corpora.phonemes import find_an4
+from asrkit.data.corpora.speech_commands import NoiseSource, load_noises
 from asrkit.data.corpus import Manifests, npy_features
+from asrkit.data.download import extract, fetch
 from asrkit.data.manifest import Utterance
+from asrkit.data.noise import mix_at_snr, reverberate, synthetic_rir
+from asrkit.data.sphinx import read_mfc, read_transcription
 from asrkit.errors import InputError
 
 # The dataset's repository at the commit the embedded copy was taken from.
@@ -41,8 +53,6 @@ class Recording:
 def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
     """Download the dataset's GitHub archive into `target_dir` and return the folder holding `recordings/` (FSDD only:
     `locate` fetches the Speech Commands voices a recipe asks for)."""
-    from asrkit.data.download import extract, fetch
-
     dest = Path(target_dir)
     found = _find_recordings(dest)
     if found:
@@ -93,7 +103,6 @@ def _locate_fsdd(recipe: Recipe, allow_download: bool, quiet: bool) -> Path:
             return download(Path(env) / "fsdd", quiet=quiet)
     if allow_download:
         return download(Path.home() / ".cache" / "asrkit" / "fsdd", quiet=quiet)
-    from asrkit.assets import fsdd_root
 
     found = _find_recordings(Path(fsdd_root()))
     if not found:
@@ -137,8 +146,6 @@ def split_recordings(recs: list[Recording], recipe: Recipe) -> dict[str, list[Re
 def speech_commands_root(recipe: Recipe, allow_download: bool = False, quiet: bool = False) -> Path:
     """Speech Commands for extra voices: data.digits.speech_commands_root, else $ASRKIT_DATA/speech_commands,
     else a download when allowed, else the digit-word sample embedded in asrkit."""
-    from asrkit.data.corpora import speech_commands as sc
-
     given = recipe.data.digits.speech_commands_root
     if given:
         root = Path(os.path.expandvars(os.path.expanduser(given)))
@@ -153,7 +160,6 @@ def speech_commands_root(recipe: Recipe, allow_download: bool = False, quiet: bo
         return found
     if allow_download:
         return sc.download(Path(env) / "speech_commands" if env else Path.home() / ".cache" / "asrkit" / "speech_commands", quiet=quiet)
-    from asrkit.assets import speech_commands_root as embedded
 
     return Path(embedded())
 
@@ -162,8 +168,6 @@ def speech_commands_recordings(recipe: Recipe, root: Path) -> dict[str, list[Rec
     """The digit-word clips of a Speech Commands corpus by its official lists: training clips (at most
     data.digits.speech_commands_max, drawn reproducibly) for train, validation clips for dev, testing clips for
     test (never trained on: the lists keep speakers apart, so these are voices no training source contains)."""
-    from asrkit.data.corpora import speech_commands as sc
-
     digits = {w: i for i, w in enumerate(WORDS)}
     clips = [c for c in sc.scan(root) if c.word in digits]
     out: dict[str, list[Recording]] = {"train": [], "dev": [], "test": []}
@@ -180,8 +184,6 @@ def speech_commands_recordings(recipe: Recipe, root: Path) -> dict[str, list[Rec
 
 def tts_recordings(recipe: Recipe, cache: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Recording]]:
     """The digit words in data.digits.tts.voices synthetic voices (rendered once into `cache`); dev_voices of them for dev."""
-    from asrkit.data import tts
-
     cfg = recipe.data.digits.tts
     voices = tts.voice_bank(cfg.voices, recipe.data.seed, cfg.engines, note=tts.note)
     if len(voices) < cfg.voices:
@@ -210,8 +212,6 @@ class An4Utterance:
 def an4_root(recipe: Recipe) -> Path | None:
     """CMU AN4 for extra voices: data.digits.an4_root, else $ASRKIT_DATA/an4, else None (it is never downloaded for
     this: its archive is 64 MB for ten minutes of digits)."""
-    from asrkit.data.corpora.phonemes import find_an4
-
     given = recipe.data.digits.an4_root
     if given:
         root = Path(os.path.expandvars(os.path.expanduser(given)))
@@ -226,8 +226,6 @@ def an4_root(recipe: Recipe) -> Path | None:
 def an4_utterances(root: Path) -> list[An4Utterance]:
     """AN4's training utterances that hold only the words zero to nine ("oh" is left out: this recipe writes zero),
     with audio where the corpus has it, else cepstra; utterances with neither are skipped."""
-    from asrkit.data.sphinx import read_transcription
-
     digits = {w.upper() for w in WORDS}
     out = []
     for uid, text in read_transcription(root / "etc" / "an4_train.transcription"):
@@ -244,12 +242,6 @@ def an4_utterances(root: Path) -> list[An4Utterance]:
 
 def an4_audio(u: An4Utterance, sample_rate: int, f0: float, rng: np.random.Generator):
     """An AN4 utterance as audio at `sample_rate`: its recording, or its cepstra vocoded around `f0` Hz."""
-    import torch
-
-    from asrkit.audio import load_audio, resample
-    from asrkit.data import vocoder
-    from asrkit.data.sphinx import read_mfc
-
     if u.path.suffix != ".mfc":
         return load_audio(u.path, sample_rate)
     wav = torch.from_numpy(vocoder.vocode(read_mfc(u.path), rng, f0))
@@ -260,8 +252,6 @@ def _an4_connected(recipe: Recipe, utts: list[An4Utterance], audio_dir: Path, rn
                    corrupt: Corruption | None, progress: Callable[[int], None] | None) -> list[Utterance]:
     """AN4's digit strings as training utterances, each in data.digits.an4_copies voices: the speaker's own pitch
     range (by the sex in its name) and a shift of up to two semitones per copy, at a random speed."""
-    from asrkit.audio import speed_perturb, write_audio
-
     sr = recipe.data.sample_rate
     out = []
     for u in utts:
@@ -288,8 +278,6 @@ def check_held_out(trained: list[Recording], held_out: list[Recording], speakers
     """Refuse a preparation in which a held-out recording, or one of the held-out `speakers` (default: every
     speaker of `held_out`), is among the training and dev material: a speaker-independent result must not have
     heard the speaker (the same audio found under another name counts too)."""
-    import hashlib
-
     names = {r.speaker.lower() for r in held_out} if speakers is None else {s.lower() for s in speakers}
     both = sorted(names & {r.speaker.lower() for r in trained})
     if both:
@@ -306,9 +294,6 @@ def check_held_out(trained: list[Recording], held_out: list[Recording], speakers
 
 def _trim(wav, sample_rate: int, top_db: float, margin: float = 0.03):
     """Cut leading and trailing audio more than `top_db` below the peak, keeping `margin` seconds either side (librosa)."""
-    import librosa
-    import torch
-
     x = wav.numpy()
     _, (a, b) = librosa.effects.trim(x, top_db=top_db, frame_length=256, hop_length=64)
     pad = int(margin * sample_rate)
@@ -325,9 +310,6 @@ def _endpointed(wav, recipe: Recipe, rng: random.Random):
 
 def _pitch_shifted(wav, sample_rate: int, steps: float):
     """`wav` with pitch and formants moved by `steps` semitones, same duration (librosa's phase vocoder + resampling)."""
-    import librosa
-    import torch
-
     y = librosa.effects.pitch_shift(wav.numpy(), sr=sample_rate, n_steps=steps)
     return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
 
@@ -336,8 +318,6 @@ class Corruption:
     """Noise and reverberation for training utterances, as data.digits asks (nothing when both probabilities are 0)."""
 
     def __init__(self, recipe: Recipe, seed: int):
-        from asrkit.data.corpora.speech_commands import NoiseSource, load_noises
-
         self.cfg = recipe.data.digits
         self.sr = recipe.data.sample_rate
         self.rng = np.random.default_rng([recipe.data.seed, seed])
@@ -348,10 +328,6 @@ class Corruption:
         self.noise = NoiseSource(noises)
 
     def __call__(self, wav):
-        import torch
-
-        from asrkit.data.noise import mix_at_snr, reverberate, synthetic_rir
-
         if not (self.cfg.noise_prob or self.cfg.reverb_prob):
             return wav
         x = wav.numpy()
@@ -366,8 +342,6 @@ def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable
     """Every recording per split from the recipe's sources: FSDD by its split rule, plus the extra voices
     (Speech Commands, TTS) for train and dev; checked so that no test speaker is heard in train or dev.
     AN4's digit strings, whole utterances rather than words, are gathered by `gather_an4`."""
-    from asrkit.data import tts
-
     d = recipe.data.digits
     splits = split_recordings(scan(root), recipe)
     splits["test_unseen"] = []
@@ -395,8 +369,6 @@ def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable
 def gather_an4(recipe: Recipe, splits: dict[str, list[Recording]]) -> list[An4Utterance]:
     """AN4's digit strings for training when data.digits.sources names it and a copy is found (a note otherwise);
     refused if any of their speakers is a held-out one."""
-    from asrkit.data import tts
-
     if "an4" not in recipe.data.digits.sources:
         return []
     root = an4_root(recipe)
@@ -456,8 +428,6 @@ def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callab
 
 
 def _load_waves(recs: list[Recording], sr: int, trim_db: float, progress: Callable[[int], None] | None) -> dict:
-    from asrkit.audio import load_audio
-
     waves = {}
     for r in recs:
         wav = load_audio(r.path, sr)
@@ -468,8 +438,6 @@ def _load_waves(recs: list[Recording], sr: int, trim_db: float, progress: Callab
 
 
 def _isolated(recipe: Recipe, recs: list[Recording], variants: dict, audio_dir: Path, corrupt: Corruption | None = None) -> list[Utterance]:
-    from asrkit.audio import write_audio
-
     sr = recipe.data.sample_rate
     utts = []
     for r in recs:
@@ -497,10 +465,6 @@ def _connected(recipe: Recipe, split: str, recs: list[Recording], variants: dict
                corrupt: Corruption | None = None) -> list[Utterance]:
     """Connected-digit utterances: one voice per utterance (a source drawn by data.digits.connected_mix), 2-7 of
     its words (each at its own speed in train) with short dithered pauses between them."""
-    import torch
-
-    from asrkit.audio import speed_perturb, write_audio
-
     sr = recipe.data.sample_rate
     c = recipe.data.connected
     groups = _voice_groups(recs)

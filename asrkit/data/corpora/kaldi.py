@@ -12,8 +12,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import soundfile as sf
 import torch
 
+from asrkit.audio import audio_info
 from asrkit.config import Recipe
 from asrkit.data.corpus import Manifests, npy_features
 from asrkit.data.manifest import Utterance
@@ -62,10 +64,6 @@ def count_work(corpus_dir: Path, recipe: Recipe) -> int:
 
 def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
     """Utterances of one Kaldi data directory; segmented recordings are cut and written as FLAC."""
-    import soundfile as sf
-
-    from asrkit.audio import audio_info
-
     wav = _table(folder / "wav.scp")
     text = _table(folder / "text", min_fields=1)
     spk = _table(folder / "utt2spk") if (folder / "utt2spk").is_file() else {}

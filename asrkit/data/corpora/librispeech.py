@@ -13,8 +13,10 @@ from pathlib import Path
 
 import torch
 
+from asrkit.audio import audio_info
 from asrkit.config import Recipe
 from asrkit.data.corpus import Manifests, npy_features
+from asrkit.data.download import extract, fetch
 from asrkit.data.manifest import Utterance
 from asrkit.errors import InputError
 
@@ -63,8 +65,6 @@ def _missing(corpus: Path | None, subsets: list[str]) -> list[str]:
 def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
     """Fetch (resumable, sha256-checked) and unpack the archive of each subset the recipe's `data.splits` name (without
     a recipe: train-clean-100, dev-clean, test-clean) into `target_dir`; returns `target_dir/LibriSpeech`."""
-    from asrkit.data.download import extract, fetch
-
     dest = Path(target_dir)
     subsets = _subsets(recipe) if recipe is not None else sorted({s for subs in DEFAULT_SPLITS.values() for s in subs})
     missing = _missing(dest / "LibriSpeech", subsets)
@@ -128,8 +128,6 @@ def read_transcripts(path: Path) -> dict[str, str]:
 
 def scan_subset(folder: Path) -> list[Utterance]:
     """Every transcribed utterance of one subset folder, sorted by id."""
-    from asrkit.audio import audio_info
-
     utts = []
     for trans in sorted(folder.glob("*/*/*.trans.txt")):
         for uid, text in read_transcripts(trans).items():

@@ -23,10 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from asrkit.config import Recipe
 from asrkit.data.corpus import Manifests, npy_features
+from asrkit.data.download import extract, fetch
 from asrkit.data.manifest import Utterance
 from asrkit.data.sphinx import read_mfc, read_transcription, sphinx_mfcc
 from asrkit.errors import InputError
@@ -53,8 +55,6 @@ def _note(msg: str) -> None:
 def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
     """Download CMU AN4 (NIST sphere audio, transcriptions, dictionary) into `target_dir`; returns the `an4` folder.
     The HW3P2 layout cannot be downloaded (a recipe with `data.phonemes.layout: hw3p2` is refused)."""
-    from asrkit.data.download import extract, fetch
-
     if recipe is not None and recipe.data.phonemes.layout != "an4":
         raise InputError(f"HW3P2 data cannot be downloaded by asrkit; {HW3P2_HINT}")
     dest = Path(target_dir)
@@ -223,8 +223,6 @@ def _features(root: Path, folder: str, uid: str) -> np.ndarray:
         return read_mfc(mfc)
     sph = root / "wav" / folder / _speaker(uid) / f"{uid}.sph"
     if sph.is_file():
-        import soundfile as sf
-
         wav, sr = sf.read(sph, dtype="float32")
         return sphinx_mfcc(wav if wav.ndim == 1 else wav.mean(1), sr)
     raise InputError(f"AN4 utterance {uid}: neither {mfc} nor {sph} exists")

@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asrkit.audio import load_audio, write_audio
 from asrkit.config import Recipe
 from asrkit.data.corpus import Manifests, npy_features
+from asrkit.data.download import extract, fetch
 from asrkit.data.manifest import Utterance
 from asrkit.data.noise import fit_length, generate_noise, mix_at_snr, random_segment, time_shift
 from asrkit.errors import InputError
+from asrkit.fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +80,6 @@ def find_root(path: Path) -> Path | None:
 def download(target_dir: str | Path, recipe: Recipe | None = None, quiet: bool = False) -> Path:
     """Download and unpack the Speech Commands archive of `data.speech_commands.version` (without a recipe: v0.02)
     into `target_dir`/speech_commands_<version>/; return that folder."""
-    from asrkit.data.download import extract, fetch
-
     dest = Path(target_dir)
     version = recipe.data.speech_commands.version if recipe is not None else "v0.02"
 
@@ -195,8 +196,6 @@ def _plan(recipe: Recipe, root: Path) -> tuple[dict[str, list[tuple[Clip, str]]]
 
 def load_noises(root: Path, sample_rate: int) -> list[tuple[str, np.ndarray]]:
     """The `_background_noise_` recordings at `sample_rate` (name, samples)."""
-    from asrkit.audio import load_audio
-
     d = root / NOISE_DIR
     if not d.is_dir():
         return []
@@ -243,8 +242,6 @@ def augment(wav: np.ndarray, recipe: Recipe, noise: NoiseSource, rng: np.random.
 def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
     """Fixed-length clips per split as FLAC under output_dir/audio/<split>/, `_silence_`/`_unknown_` as the class set
     asks, `augment_copies` augmented copies of each training clip; manifests train, dev, test."""
-    from asrkit.audio import load_audio, write_audio
-
     sc = recipe.data.speech_commands
     sr = recipe.data.sample_rate
     n = int(round(sc.clip_seconds * sr))
@@ -292,8 +289,6 @@ def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callab
 
 
 def _write_summary(out_dir: Path, labels: list[str], result: dict[str, list[Utterance]], notes: list[str]) -> None:
-    from asrkit.fsutil import atomic_write_text
-
     counts = {s: dict(sorted(Counter(u.label for u in utts).items())) for s, utts in result.items()}
     atomic_write_text(out_dir / SUMMARY, json.dumps({"classes": labels, "counts": counts, "notes": notes}, indent=1))
 
