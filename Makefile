@@ -61,6 +61,7 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(PY) -m ruff check asrkit tests bench
+	$(PY) -m ruff format --check asrkit tests bench
 	$(PY) -m pytest -q
 
 test-all: setup

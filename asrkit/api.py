@@ -111,8 +111,10 @@ class Recognizer:
                 raise InputError("sample_rate is for sample arrays; a file says its own rate")
             p = Path(audio)
             if p.is_dir():
-                raise InputError(f"{p} is a folder: give one audio file or samples, a list of them, "
-                                 f"or decode the folder with `asrkit decode {p}`")
+                raise InputError(
+                    f"{p} is a folder: give one audio file or samples, a list of them, "
+                    f"or decode the folder with `asrkit decode {p}`"
+                )
             if p.suffix == ".npy":
                 return self.model.item_features(None, str(p))
             return self.model.item_features(str(p), None)
@@ -123,7 +125,9 @@ class Recognizer:
             raise InputError("give the sample_rate of a sample array (asrkit resamples to the model's rate)")
         if sample_rate <= 0:
             raise InputError(f"sample_rate must be positive, got {sample_rate}")
-        wav = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, torch.Tensor) else audio).float()
+        wav = torch.as_tensor(
+            np.asarray(audio, dtype=np.float32) if not isinstance(audio, torch.Tensor) else audio
+        ).float()
         if wav.ndim == 2:  # (samples, channels) as soundfile reads, or (channels, samples) as torchaudio does
             wav = wav.mean(1) if wav.shape[0] > wav.shape[1] else wav.mean(0)
         if wav.ndim != 1:
@@ -133,12 +137,15 @@ class Recognizer:
         check_samples(wav.detach().cpu().numpy(), int(sample_rate), "the audio")
         return resample(wav, int(sample_rate), self.sample_rate) if sample_rate != self.sample_rate else wav
 
-    def log_probs(self, audio: Audio, sample_rate: int | None = None, chunk_seconds: float = DecodeOptions.chunk_seconds) -> torch.Tensor:
+    def log_probs(
+        self, audio: Audio, sample_rate: int | None = None, chunk_seconds: float = DecodeOptions.chunk_seconds
+    ) -> torch.Tensor:
         """(frames, vocabulary) log-probabilities of one input; long inputs run in overlapping windows."""
         return self.log_probs_features([self.features(audio, sample_rate)], chunk_seconds)[0]
 
-    def log_probs_features(self, feats: Sequence[torch.Tensor], chunk_seconds: float = DecodeOptions.chunk_seconds,
-                           vtln: bool = False) -> list[torch.Tensor]:
+    def log_probs_features(
+        self, feats: Sequence[torch.Tensor], chunk_seconds: float = DecodeOptions.chunk_seconds, vtln: bool = False
+    ) -> list[torch.Tensor]:
         """Per-input log-probabilities of normalised features, as one batch; a long input runs chunked.
         `vtln`: each input read under its most probable frequency warp (`asrkit.decode.vtln`)."""
         return batch_log_probs(self.model, feats, chunk_seconds, vtln)
@@ -176,12 +183,16 @@ class Recognizer:
         """
         if self.task != "ctc":
             raise InputError(f"transcribe() decodes CTC models; this one has a {self.task} head (use classify())")
-        o = (options or DecodeOptions()).override(beam=beam, lm=lm, alpha=alpha, beta=beta, lexicon=lexicon, nbest=nbest, vtln=vtln)
+        o = (options or DecodeOptions()).override(
+            beam=beam, lm=lm, alpha=alpha, beta=beta, lexicon=lexicon, nbest=nbest, vtln=vtln
+        )
         o.check()
         many = isinstance(audio, (list, tuple))
         items = list(audio) if many else [audio]
         feats = [self.features(a, sample_rate) for a in items]
-        nbests = self.decoder.decode(self.log_probs_features(feats, o.chunk_seconds, o.vtln), with_times=True, options=o)
+        nbests = self.decoder.decode(
+            self.log_probs_features(feats, o.chunk_seconds, o.vtln), with_times=True, options=o
+        )
         out = [h[: max(1, o.nbest)] if o.nbest > 1 else h[0] for h in nbests]
         return out if many else out[0]
 
@@ -230,7 +241,9 @@ class Recognizer:
 
     # ---- classify ------------------------------------------------------------------------------------------
 
-    def classify(self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, top: int = 5) -> Classification | list[Classification]:
+    def classify(
+        self, audio: Audio | Sequence[Audio], sample_rate: int | None = None, top: int = 5
+    ) -> Classification | list[Classification]:
         """The label of one input (→ `Classification`) or of a list of inputs (→ a list), from a classifier model."""
         if self.task != "classifier":
             raise InputError(f"classify() needs a classifier model; this one has a {self.task} head (use transcribe())")

@@ -18,7 +18,9 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".sph
 
 
 MIN_RATE, MAX_RATE = 1000, 768000  # Hz: what a speech file can have; a header outside this is damaged or not speech
-MAX_SAMPLE = 1e6  # float files may exceed 1.0 (integer-scaled floats reach 32768); beyond this the power spectrum overflows
+MAX_SAMPLE = (
+    1e6  # float files may exceed 1.0 (integer-scaled floats reach 32768); beyond this the power spectrum overflows
+)
 
 
 def _unreadable(p: Path, e: Exception) -> InputError:
@@ -30,7 +32,9 @@ def _unreadable(p: Path, e: Exception) -> InputError:
 
 def _check_rate(p: Path, sr: int) -> None:
     if not MIN_RATE <= sr <= MAX_RATE:
-        raise InputError(f"audio file {p} says its sample rate is {sr} Hz, outside {MIN_RATE}-{MAX_RATE} Hz; is the header damaged?")
+        raise InputError(
+            f"audio file {p} says its sample rate is {sr} Hz, outside {MIN_RATE}-{MAX_RATE} Hz; is the header damaged?"
+        )
 
 
 def audio_info(path: str | Path) -> tuple[int, int]:

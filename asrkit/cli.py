@@ -35,7 +35,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key, e.g. --set train.epochs=5 (repeatable).")]
+Sets = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Override a recipe key, e.g. --set train.epochs=5 (repeatable).")
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 _DEBUG = {"on": False}
 _DECODE_SETTINGS = {f.name for f in dataclasses.fields(DecodeOptions)}
@@ -55,7 +57,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     _DEBUG["on"] = debug or os.environ.get("ASRKIT_DEBUG") == "1"
 
@@ -64,9 +68,13 @@ def _root(
 def prepare(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/digits.yaml.")],
     set_: Sets = None,
-    download: Annotated[bool, typer.Option("--download", help="Download the corpus when data.root / $ASRKIT_DATA do not hold it.")] = False,
+    download: Annotated[
+        bool, typer.Option("--download", help="Download the corpus when data.root / $ASRKIT_DATA do not hold it.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo even if the data dir is up to date.")] = False,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Processes computing features (default: the cores).")] = None,
+    jobs: Annotated[
+        Optional[int], typer.Option("--jobs", "-j", min=1, help="Processes computing features (default: the cores).")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Corpus on disk → manifests, vocabulary, cached features (data/<recipe>/). A run that was stopped resumes where it was."""
@@ -80,7 +88,9 @@ def prepare(
 def train(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML.")],
     set_: Sets = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming from exp/<recipe>/last.pt.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start over instead of resuming from exp/<recipe>/last.pt.")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Train the recipe's model; resumes exactly from exp/<recipe>/last.pt. Many processes: torchrun --nproc-per-node N -m asrkit train RECIPE."""
@@ -93,7 +103,9 @@ def train(
 
 @app.command()
 def models(
-    recipe: Annotated[Optional[Path], typer.Argument(help="Recipe YAML whose sizes to use (default: the built-in defaults).")] = None,
+    recipe: Annotated[
+        Optional[Path], typer.Argument(help="Recipe YAML whose sizes to use (default: the built-in defaults).")
+    ] = None,
     set_: Sets = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per zoo entry.")] = False,
 ) -> None:
@@ -105,7 +117,9 @@ def models(
 
 @app.command()
 def average(
-    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints of one run, e.g. exp/digits/checkpoints/*.pt.")],
+    checkpoints: Annotated[
+        list[Path], typer.Argument(help="Checkpoints of one run, e.g. exp/digits/checkpoints/*.pt.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the averaged checkpoint.")],
 ) -> None:
     """Average the weights of several checkpoints of one run into one decodable checkpoint."""
@@ -116,54 +130,115 @@ def average(
     typer.echo(f"averaged {n} checkpoint{'s' if n != 1 else ''} into {output}", err=True)
 
 
+# decode's longer options, named here so that the command's signature stays readable
+DecodeRecipe = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--recipe",
+        help="Take the decoding settings not given here from this recipe's decode: section (default: the recipe the model was trained with).",
+    ),
+]
+ChunkSeconds = Annotated[
+    Optional[float],
+    typer.Option(
+        "--chunk-seconds",
+        min=1.0,
+        help=f"Longer inputs run through the model in overlapping windows of this length. {_dflt('chunk_seconds')}",
+    ),
+]
+LMPath = Annotated[
+    Optional[Path],
+    typer.Option("--lm", metavar="MODEL", help="Word n-gram LM (ARPA or KenLM binary; `asrkit lm build` makes one)."),
+]
+Workers = Annotated[
+    Optional[int],
+    typer.Option("--workers", min=0, help=f"Processes for the LM beam search (0: in this process). {_dflt('workers')}"),
+]
+VTLN = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--vtln",
+        help="Read each input under its most probable of 7 frequency warps: voices never heard (7x the model's time).",
+    ),
+]
+LexiconPath = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--lexicon",
+        metavar="PATH",
+        help="Constrain the beam search to the words in PATH: a word list or a manifest (e.g. data/digits/train.jsonl).",
+    ),
+]
+Submission = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--submission",
+        metavar="CSV",
+        help="Phoneme models: also write a Kaggle submission (index,label; one character per phoneme).",
+    ),
+]
+Stream = Annotated[
+    bool,
+    typer.Option(
+        "--stream",
+        help="Unidirectional models: read one input ('-' = stdin, WAV or raw 16-bit PCM at any rate) in chunks, print greedy partials; the final line takes --lm/--lexicon, and -o/--ctm get it too.",
+    ),
+]
+RawRate = Annotated[
+    Optional[int],
+    typer.Option(
+        "--raw-rate", min=1, help="With --stream: the sample rate of raw PCM on stdin (default: the model's)."
+    ),
+]
+
+
 @app.command()
 def decode(
     ctx: typer.Context,
-    inputs: Annotated[list[str], typer.Argument(help="Audio files (wav/flac, any rate), directories, or .jsonl manifests.")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="Audio files (wav/flac, any rate), directories, or .jsonl manifests.")
+    ],
     model: Annotated[
-        Optional[Path], typer.Option("--model", "-m", help="Checkpoint, e.g. exp/digits/best.pt (default: $ASRKIT_MODEL, else the newest exp/*/best.pt of a finished run that can read the input).")
-    ] = None,
-    recipe: Annotated[
-        Optional[Path], typer.Option("--recipe", help="Take the decoding settings not given here from this recipe's decode: section (default: the recipe the model was trained with).")
-    ] = None,
-    beam: Annotated[Optional[int], typer.Option("--beam", min=1, help=f"Beam width; 1 is greedy (with --lexicon: a beam of 2). {_dflt('beam')}")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines: text, score, n-best, token and word timestamps in seconds.")] = False,
-    ctm: Annotated[Optional[Path], typer.Option("--ctm", metavar="PATH", help="Also write the words with their times as NIST CTM.")] = None,
-    chunk_seconds: Annotated[
-        Optional[float], typer.Option("--chunk-seconds", min=1.0, help=f"Longer inputs run through the model in overlapping windows of this length. {_dflt('chunk_seconds')}")
-    ] = None,
-    lm: Annotated[
-        Optional[Path], typer.Option("--lm", metavar="MODEL", help="Word n-gram LM (ARPA or KenLM binary; `asrkit lm build` makes one).")
-    ] = None,
-    alpha: Annotated[Optional[float], typer.Option("--alpha", help=f"LM weight (with --lm). {_dflt('alpha')}")] = None,
-    beta: Annotated[Optional[float], typer.Option("--beta", help=f"Word insertion bonus (with --lm). {_dflt('beta')}")] = None,
-    hotwords: Annotated[Optional[list[str]], typer.Option("--hotword", help="A word to favour in the LM search (repeatable).")] = None,
-    hotword_weight: Annotated[Optional[float], typer.Option("--hotword-weight", help=f"Score bonus of a hotword. {_dflt('hotword_weight')}")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help=f"Processes for the LM beam search (0: in this process). {_dflt('workers')}")] = None,
-    vtln: Annotated[
-        Optional[bool], typer.Option("--vtln", help="Read each input under its most probable of 7 frequency warps: voices never heard (7x the model's time).")
-    ] = None,
-    lexicon: Annotated[
         Optional[Path],
         typer.Option(
-            "--lexicon",
-            metavar="PATH",
-            help="Constrain the beam search to the words in PATH: a word list or a manifest (e.g. data/digits/train.jsonl).",
+            "--model",
+            "-m",
+            help="Checkpoint, e.g. exp/digits/best.pt (default: $ASRKIT_MODEL, else the newest exp/*/best.pt of a finished run that can read the input).",
         ),
     ] = None,
-    submission: Annotated[
-        Optional[Path],
-        typer.Option("--submission", metavar="CSV", help="Phoneme models: also write a Kaggle submission (index,label; one character per phoneme)."),
+    recipe: DecodeRecipe = None,
+    beam: Annotated[
+        Optional[int],
+        typer.Option("--beam", min=1, help=f"Beam width; 1 is greedy (with --lexicon: a beam of 2). {_dflt('beam')}"),
     ] = None,
-    stream: Annotated[
-        bool,
-        typer.Option("--stream", help="Unidirectional models: read one input ('-' = stdin, WAV or raw 16-bit PCM at any rate) in chunks, print greedy partials; the final line takes --lm/--lexicon, and -o/--ctm get it too."),
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON lines: text, score, n-best, token and word timestamps in seconds.")
     ] = False,
-    chunk_ms: Annotated[float, typer.Option("--chunk-ms", min=1.0, help="With --stream: milliseconds of audio per chunk.")] = 100.0,
-    raw_rate: Annotated[
-        Optional[int], typer.Option("--raw-rate", min=1, help="With --stream: the sample rate of raw PCM on stdin (default: the model's).")
+    ctm: Annotated[
+        Optional[Path], typer.Option("--ctm", metavar="PATH", help="Also write the words with their times as NIST CTM.")
     ] = None,
+    chunk_seconds: ChunkSeconds = None,
+    lm: LMPath = None,
+    alpha: Annotated[Optional[float], typer.Option("--alpha", help=f"LM weight (with --lm). {_dflt('alpha')}")] = None,
+    beta: Annotated[
+        Optional[float], typer.Option("--beta", help=f"Word insertion bonus (with --lm). {_dflt('beta')}")
+    ] = None,
+    hotwords: Annotated[
+        Optional[list[str]], typer.Option("--hotword", help="A word to favour in the LM search (repeatable).")
+    ] = None,
+    hotword_weight: Annotated[
+        Optional[float], typer.Option("--hotword-weight", help=f"Score bonus of a hotword. {_dflt('hotword_weight')}")
+    ] = None,
+    workers: Workers = None,
+    vtln: VTLN = None,
+    lexicon: LexiconPath = None,
+    submission: Submission = None,
+    stream: Stream = False,
+    chunk_ms: Annotated[
+        float, typer.Option("--chunk-ms", min=1.0, help="With --stream: milliseconds of audio per chunk.")
+    ] = 100.0,
+    raw_rate: RawRate = None,
     quiet: Quiet = False,
 ) -> None:
     """Transcribe audio: lines `id<TAB>text` (id = manifest id or file stem).
@@ -181,7 +256,17 @@ def decode(
             raise InputError(f"--stream reads one input (a file, or - for stdin), got {len(inputs)}")
         if submission or vtln:
             raise InputError("--stream decodes without --submission and --vtln (a whole-recording warp)")
-        stream_decode(model, inputs[0], settings, recipe, chunk_ms=chunk_ms, raw_rate=raw_rate, as_json=as_json, output=output, ctm=ctm)
+        stream_decode(
+            model,
+            inputs[0],
+            settings,
+            recipe,
+            chunk_ms=chunk_ms,
+            raw_rate=raw_rate,
+            as_json=as_json,
+            output=output,
+            ctm=ctm,
+        )
         return
     from asrkit.commands.decode import decode as run  # lazy: keeps asrkit --help fast
 
@@ -192,7 +277,14 @@ def decode(
 def export(
     model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint to export, e.g. exp/digits/best.pt.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model, e.g. digits.onnx.")],
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="onnx or torchscript (default: by the output's suffix, .onnx or .pt; onnx needs onnx and onnxruntime: pip install asrkit with the export extra).")] = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format",
+            "-f",
+            help="onnx or torchscript (default: by the output's suffix, .onnx or .pt; onnx needs onnx and onnxruntime: pip install asrkit with the export extra).",
+        ),
+    ] = None,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript with everything decoding needs; decode it with --model FILE."""
     from asrkit.commands.export import export_command  # lazy: keeps asrkit --help fast
@@ -202,15 +294,27 @@ def export(
 
 @app.command()
 def align(
-    inputs: Annotated[list[str], typer.Argument(help="A manifest with transcripts, or audio with --text; --compare: *.pt first.")],
-    model: Annotated[Optional[list[Path]], typer.Option("--model", "-m", help="Checkpoint (repeatable with --compare).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (<id>.npz/.ctm/.TextGrid/.png; compare.*).")] = Path("alignments"),
+    inputs: Annotated[
+        list[str], typer.Argument(help="A manifest with transcripts, or audio with --text; --compare: *.pt first.")
+    ],
+    model: Annotated[
+        Optional[list[Path]], typer.Option("--model", "-m", help="Checkpoint (repeatable with --compare).")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (<id>.npz/.ctm/.TextGrid/.png; compare.*).")
+    ] = Path("alignments"),
     text: Annotated[Optional[str], typer.Option("--text", help="Transcript for audio-file inputs.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Align only the first N utterances.")] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="No per-utterance heatmaps.")] = False,
-    compare: Annotated[bool, typer.Option("--compare", help="Compare checkpoints: a statistics table per model and one figure.")] = False,
-    utt: Annotated[Optional[str], typer.Option("--utt", help="With --compare: the utterance to draw (default: the first).")] = None,
-    name: Annotated[Optional[list[str]], typer.Option("--name", help="With --compare: a display name per checkpoint, in order.")] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Compare checkpoints: a statistics table per model and one figure.")
+    ] = False,
+    utt: Annotated[
+        Optional[str], typer.Option("--utt", help="With --compare: the utterance to draw (default: the first).")
+    ] = None,
+    name: Annotated[
+        Optional[list[str]], typer.Option("--name", help="With --compare: a display name per checkpoint, in order.")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """CTC alignments: posteriors over the blank-extended labels and the Viterbi path; or --compare several models.
@@ -220,22 +324,46 @@ def align(
     """
     from asrkit.commands.align import align_command  # lazy: keeps asrkit --help fast
 
-    align_command(inputs, list(model or []), out, text=text, limit=limit, plots=not no_plots, compare=compare, utt=utt, names=name,
-                  quiet=quiet)
+    align_command(
+        inputs,
+        list(model or []),
+        out,
+        text=text,
+        limit=limit,
+        plots=not no_plots,
+        compare=compare,
+        utt=utt,
+        names=name,
+        quiet=quiet,
+    )
 
 
 @app.command()
 def score(
     ref: Annotated[Path, typer.Option("--ref", help="Reference transcripts, id<TAB>text.")],
-    hyp: Annotated[list[Path], typer.Option("--hyp", help="Hypotheses, id<TAB>text; several (repeat --hyp): one comparison table.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (wer, cer as fractions, counts, per-utterance detail).")] = False,
-    details: Annotated[int, typer.Option("--details", min=0, help="Show the N worst utterances with their alignment.")] = 0,
-    frames: Annotated[bool, typer.Option("--frames", help="One label per frame (echo): also report the position-wise frame accuracy.")] = False,
+    hyp: Annotated[
+        list[Path], typer.Option("--hyp", help="Hypotheses, id<TAB>text; several (repeat --hyp): one comparison table.")
+    ],
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object (wer, cer as fractions, counts, per-utterance detail)."),
+    ] = False,
+    details: Annotated[
+        int, typer.Option("--details", min=0, help="Show the N worst utterances with their alignment.")
+    ] = 0,
+    frames: Annotated[
+        bool, typer.Option("--frames", help="One label per frame (echo): also report the position-wise frame accuracy.")
+    ] = False,
     normalize: Annotated[
-        bool, typer.Option("--normalize", help="Score both sides lower-cased with punctuation dropped, as prepare and lm build read text.")
+        bool,
+        typer.Option(
+            "--normalize",
+            help="Score both sides lower-cased with punctuation dropped, as prepare and lm build read text.",
+        ),
     ] = False,
     confusion: Annotated[
-        Optional[Path], typer.Option("--confusion", metavar="PATH.png", help="Label tasks: save the confusion matrix picture here.")
+        Optional[Path],
+        typer.Option("--confusion", metavar="PATH.png", help="Label tasks: save the confusion matrix picture here."),
     ] = None,
 ) -> None:
     """WER/CER with substitutions, deletions, insertions, and accuracy (exact match); missing and extra ids are reported."""
@@ -254,7 +382,11 @@ def lm_build(
     output: Annotated[Path, typer.Option("--output", "-o", help="The ARPA file to write.")],
     order: Annotated[int, typer.Option("--order", min=1, help="n-gram order.")] = 3,
     keep_text: Annotated[
-        bool, typer.Option("--keep-text", help="Take the words as they are (default: lower-cased, punctuation dropped, as decode reads them).")
+        bool,
+        typer.Option(
+            "--keep-text",
+            help="Take the words as they are (default: lower-cased, punctuation dropped, as decode reads them).",
+        ),
     ] = False,
 ) -> None:
     """An ARPA n-gram with interpolated modified Kneser-Ney smoothing (as KenLM's lmplz), no KenLM tools needed."""
@@ -262,9 +394,14 @@ def lm_build(
 
     summary = build_lm(corpus, output, order, normalize=not keep_text)
     if summary["order"] < summary["order_asked"]:
-        typer.echo(f"note: the corpus's longest sentence fills n-grams up to order {summary['order']} only; "
-                   f"the model has order {summary['order']}, not {summary['order_asked']}", err=True)
-    typer.echo(f"wrote {output}: order {summary['order']}, {summary['sentences']} sentences, vocabulary {summary['vocabulary']}, n-grams {summary['ngrams']}")
+        typer.echo(
+            f"note: the corpus's longest sentence fills n-grams up to order {summary['order']} only; "
+            f"the model has order {summary['order']}, not {summary['order_asked']}",
+            err=True,
+        )
+    typer.echo(
+        f"wrote {output}: order {summary['order']}, {summary['sentences']} sentences, vocabulary {summary['vocabulary']}, n-grams {summary['ngrams']}"
+    )
 
 
 def _usage_line(e: Exception, args: list[str]) -> str:

@@ -45,8 +45,12 @@ class DigitsConfig:
 
     sources: list[str] = field(default_factory=lambda: ["fsdd"])  # fsdd | speech_commands | tts | an4
     speech_commands_root: str | None = None  # else $ASRKIT_DATA/speech_commands, else the embedded digit-word sample
-    speech_commands_max: int = 6000  # at most this many Speech Commands training clips (a full corpus has ~38,000 digits)
-    an4_root: str | None = None  # CMU AN4 (its digit-only utterances), else $ASRKIT_DATA/an4; skipped with a note when absent
+    speech_commands_max: int = (
+        6000  # at most this many Speech Commands training clips (a full corpus has ~38,000 digits)
+    )
+    an4_root: str | None = (
+        None  # CMU AN4 (its digit-only utterances), else $ASRKIT_DATA/an4; skipped with a note when absent
+    )
     an4_copies: int = 2  # AN4 utterances as audio: each read this many times, at different made-up pitches
     tts: TTSConfig = field(default_factory=TTSConfig)
     # share of training connected utterances spoken by each source's voices (the sources present; renormalised)
@@ -54,24 +58,32 @@ class DigitsConfig:
     # share of training connected utterances whose every word comes from a random voice: a model that cannot lean on
     # one voice for the whole utterance decides each word on its own (unseen voices are then not a context it never had)
     mixed_voices: float = 0.0
-    pitch_shift: list[float] = field(default_factory=list)  # [low, high] semitones: pitch-shifted copies of each real training word (librosa)
+    pitch_shift: list[float] = field(
+        default_factory=list
+    )  # [low, high] semitones: pitch-shifted copies of each real training word (librosa)
     pitch_copies: int = 1  # how many shifted copies of each real (fsdd, speech_commands) training word
     # training words cut tight at a random level below their peak ([low, high] dB, no margin), with this probability:
     # recordings come endpointed anywhere from loose to clipping the word's weak ending
     endpoint_prob: float = 0.0
     endpoint_db: list[float] = field(default_factory=lambda: [15.0, 30.0])
-    noise_prob: float = 0.0  # training utterances mixed with noise (Speech Commands' _background_noise_, else white/pink)
+    noise_prob: float = (
+        0.0  # training utterances mixed with noise (Speech Commands' _background_noise_, else white/pink)
+    )
     noise_snr: list[float] = field(default_factory=lambda: [10.0, 40.0])  # [low, high] dB
     reverb_prob: float = 0.0  # training utterances convolved with a synthetic room impulse response
     reverb_rt60: list[float] = field(default_factory=lambda: [0.1, 0.5])  # [low, high] seconds
-    trim_db: float = 30.0  # speech_commands and tts words: leading/trailing audio this far below the peak is cut (librosa)
+    trim_db: float = (
+        30.0  # speech_commands and tts words: leading/trailing audio this far below the peak is cut (librosa)
+    )
 
 
 @dataclass
 class SpeechCommandsConfig:
     """Speech Commands: class set, clip length and the augmented copies made at prepare time."""
 
-    classes: list[str] = field(default_factory=lambda: ["all"])  # ["all"] | ["12"] (10 words + _silence_ + _unknown_) | words
+    classes: list[str] = field(
+        default_factory=lambda: ["all"]
+    )  # ["all"] | ["12"] (10 words + _silence_ + _unknown_) | words
     clip_seconds: float = 1.0
     silence_fraction: float = 0.1  # "12": _silence_ clips cut from the background noise, as a fraction of the split
     unknown_fraction: float = 0.1  # "12": other words kept as _unknown_, as a fraction of the split
@@ -110,10 +122,16 @@ class DataConfig:
     out_dir: str | None = None
     sample_rate: int = 16000
     targets: str = "auto"  # auto (chars for CTC, labels for a classifier, frames for a frame head) | chars | phonemes | labels | frames
-    splits: dict[str, list[str]] = field(default_factory=dict)  # manifest name → corpus subsets (e.g. librispeech folders)
-    alphabet: str | None = None  # chars targets: the fixed character set (space added); default: the training texts' characters
+    splits: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # manifest name → corpus subsets (e.g. librispeech folders)
+    alphabet: str | None = (
+        None  # chars targets: the fixed character set (space added); default: the training texts' characters
+    )
     oov: str = "error"  # chars targets, a train/dev character outside the vocabulary: error | drop (the utterance) | map (é→e, else drop)
-    test_speakers: list[str] = field(default_factory=list)  # digits: their recordings are the test set (none: indices 0-4)
+    test_speakers: list[str] = field(
+        default_factory=list
+    )  # digits: their recordings are the test set (none: indices 0-4)
     dev_indices: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
     connected: ConnectedConfig = field(default_factory=ConnectedConfig)
     isolated: bool = True
@@ -144,8 +162,12 @@ class FeatureConfig:
     f_max: float | None = None
     cepstra: int = 0  # logmel: keep only the envelope's first N cepstral coefficients (13 = MFCC's), 0 = all
     cmvn: str = "utterance"
-    vtlp: list[float] = field(default_factory=list)  # [low, high]: training batches' mel axis warped by a random factor per utterance
-    channel: float = 0.0  # training batches: a random smooth response (microphone, room) added per utterance, this std per band
+    vtlp: list[float] = field(
+        default_factory=list
+    )  # [low, high]: training batches' mel axis warped by a random factor per utterance
+    channel: float = (
+        0.0  # training batches: a random smooth response (microphone, room) added per utterance, this std per band
+    )
     specaugment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
 
 
@@ -210,7 +232,9 @@ class TrainConfig:
     keep_best: int = 3  # keep the N best epoch checkpoints in checkpoints/
     average: int = 0  # at the end, average the N best checkpoints into averaged.pt; 0 = no
     sortagrad: bool = True
-    consistency: float = 0.0  # CTC: two augmented views of each batch, and this weight on the divergence of their posteriors (CR-CTC)
+    consistency: float = (
+        0.0  # CTC: two augmented views of each batch, and this weight on the divergence of their posteriors (CR-CTC)
+    )
     seed: int = 0
     threads: int = 0
 
@@ -243,8 +267,14 @@ class DecodeOptions:
             (self.beam >= 1, f"{n('beam')} must be at least 1, got {self.beam}"),
             (self.chunk_seconds >= 1.0, f"{n('chunk_seconds')} must be at least 1 second, got {self.chunk_seconds}"),
             (self.workers >= 0, f"{n('workers')} must be at least 0, got {self.workers}"),
-            (self.lm is None or self.lexicon is None, f"{n('lm')} and {n('lexicon')} both restrict the words: give one of them"),
-            (not self.hotwords or self.lm is not None, f"{n('hotwords')} boosts words in the LM beam search: give an {n('lm')} too"),
+            (
+                self.lm is None or self.lexicon is None,
+                f"{n('lm')} and {n('lexicon')} both restrict the words: give one of them",
+            ),
+            (
+                not self.hotwords or self.lm is not None,
+                f"{n('hotwords')} boosts words in the LM beam search: give an {n('lm')} too",
+            ),
         ]
 
     def check(self, name: Callable[[str], str] = str) -> DecodeOptions:
@@ -357,7 +387,11 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         return value
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            hint = " (YAML reads unquoted yes/no/on/off as true/false: quote the word, e.g. 'yes')" if isinstance(value, bool) else ""
+            hint = (
+                " (YAML reads unquoted yes/no/on/off as true/false: quote the word, e.g. 'yes')"
+                if isinstance(value, bool)
+                else ""
+            )
             raise InputError(f"{path}: expected a string, got {value!r}{hint}")
         return str(value)
     raise InputError(f"{path}: unsupported type {_type_name(tp)}")
@@ -410,7 +444,12 @@ def parse_overrides(overrides: list[str] | None) -> list[tuple[str, Any]]:
             raise InputError(f"--set {o!r}: the key {k!r} has an empty part; expected key=value, e.g. train.epochs=5")
         try:
             out.append((k, yaml.safe_load(v) if v else None))
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError):  # not YAML (or a bad YAML date): the literal text
+        except (
+            yaml.YAMLError,
+            ValueError,
+            TypeError,
+            OverflowError,
+        ):  # not YAML (or a bad YAML date): the literal text
             out.append((k, v))
     return out
 
@@ -430,7 +469,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if raw is None:
         raise InputError(f"recipe {p} is empty; start from one of recipes/*.yaml (at least data.corpus)")
     if not isinstance(raw, dict):
-        raise InputError(f"recipe {p}: expected a mapping at the top level (key: value lines), got a {type(raw).__name__}")
+        raise InputError(
+            f"recipe {p}: expected a mapping at the top level (key: value lines), got a {type(raw).__name__}"
+        )
     raw.setdefault("name", p.stem)
     for k, v in parse_overrides(overrides):
         _set_path(raw, k, v)
@@ -450,7 +491,9 @@ class _RecipeLoader(yaml.SafeLoader):
             key = self.construct_object(key_node)
             line = key_node.start_mark.line + 1
             if key in seen:
-                raise InputError(f"recipe {self.name} line {line}: key {key!r} is given twice (first on line {seen[key]}); keep one")
+                raise InputError(
+                    f"recipe {self.name} line {line}: key {key!r} is given twice (first on line {seen[key]}); keep one"
+                )
             seen[key] = line
         return super().construct_mapping(node, deep)
 
@@ -467,7 +510,12 @@ def parse_recipe_text(text: str, where: str) -> Any:
         line = f" line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise InputError(f"recipe {where}{line}: invalid YAML ({problem})") from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as e:  # e.g. a date like 2024-13-45 that YAML reads as a timestamp
+    except (
+        ValueError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+    ) as e:  # e.g. a date like 2024-13-45 that YAML reads as a timestamp
         raise InputError(f"recipe {where}: a value YAML cannot read ({type(e).__name__}: {e}); quote it") from None
     finally:
         if loader is not None:
@@ -478,36 +526,58 @@ def recipe_from_dict(raw: dict) -> Recipe:
     """Build and type-check a Recipe from nested dicts (unknown keys, wrong types → InputError with the key path)."""
     if not isinstance(raw, dict):
         raise InputError(f"recipe: expected a mapping at the top level, got {type(raw).__name__}")
-    if isinstance(raw.get("data"), dict) and "split" in raw["data"]:  # the spelling before data.test_speakers decided alone
-        raise InputError(f"recipe {raw.get('name')}: data.split is gone: data.test_speakers names the held-out test speakers "
-                         "(none: the official split); remove data.split")
+    if (
+        isinstance(raw.get("data"), dict) and "split" in raw["data"]
+    ):  # the spelling before data.test_speakers decided alone
+        raise InputError(
+            f"recipe {raw.get('name')}: data.split is gone: data.test_speakers names the held-out test speakers "
+            "(none: the official split); remove data.split"
+        )
     return _build(Recipe, raw, "")
 
 
 def validate(r: Recipe) -> None:
     """Value checks that types alone do not catch."""
-    checks = [
+    checks = [*_data_and_feature_checks(r), *_model_train_and_decode_checks(r)]
+    for ok, msg in checks:
+        if not ok:
+            raise InputError(f"recipe {r.name}: {msg}")
+
+
+def _data_and_feature_checks(r: Recipe) -> list[tuple[bool, str]]:
+    return [
         (r.data.sample_rate > 0, "data.sample_rate must be positive"),
         (r.data.max_duration > 0, "data.max_duration must be positive (seconds)"),
-        (1 <= r.data.connected.min_words <= r.data.connected.max_words, "data.connected: need 1 <= min_words <= max_words"),
+        (
+            1 <= r.data.connected.min_words <= r.data.connected.max_words,
+            "data.connected: need 1 <= min_words <= max_words",
+        ),
         (all(n >= 0 for n in r.data.connected.per_split.values()), "data.connected.per_split counts must be >= 0"),
         (
             not r.data.speed_perturb
             or (len(r.data.speed_perturb) == 2 and 0.5 <= r.data.speed_perturb[0] <= r.data.speed_perturb[1] <= 2.0),
             "data.speed_perturb must be [low, high] with 0.5 <= low <= high <= 2",
         ),
-        (set(r.data.connected.per_split) <= {"train", "dev", "test"}, "data.connected.per_split keys must be train, dev or test"),
         (
-            len(r.data.connected.gap_seconds) == 2 and 0 <= r.data.connected.gap_seconds[0] <= r.data.connected.gap_seconds[1],
+            set(r.data.connected.per_split) <= {"train", "dev", "test"},
+            "data.connected.per_split keys must be train, dev or test",
+        ),
+        (
+            len(r.data.connected.gap_seconds) == 2
+            and 0 <= r.data.connected.gap_seconds[0] <= r.data.connected.gap_seconds[1],
             "data.connected.gap_seconds must be [min, max] with 0 <= min <= max",
         ),
         *_speech_commands_checks(r.data.speech_commands),
         *_digits_checks(r.data.digits),
         (
-            not r.features.vtlp or (len(r.features.vtlp) == 2 and 0.7 <= r.features.vtlp[0] <= r.features.vtlp[1] <= 1.4),
+            not r.features.vtlp
+            or (len(r.features.vtlp) == 2 and 0.7 <= r.features.vtlp[0] <= r.features.vtlp[1] <= 1.4),
             "features.vtlp must be [low, high] with 0.7 <= low <= high <= 1.4",
         ),
-        (not r.features.vtlp or r.features.type == "logmel", "features.vtlp warps log-mel bands: it needs features.type logmel"),
+        (
+            not r.features.vtlp or r.features.type == "logmel",
+            "features.vtlp warps log-mel bands: it needs features.type logmel",
+        ),
         (0 <= r.features.channel <= 3, "features.channel must be between 0 and 3 (a std in normalised feature units)"),
         (r.features.cepstra >= 0, "features.cepstra must be >= 0 (0 keeps every band)"),
         (r.data.targets in TARGETS, f"data.targets must be one of {', '.join(TARGETS)}"),
@@ -520,7 +590,8 @@ def validate(r: Recipe) -> None:
         (r.features.type in ("logmel", "precomputed"), "features.type must be logmel or precomputed"),
         (r.features.n_mels > 0, "features.n_mels must be positive"),
         (
-            r.features.cmvn in ("none", "utterance", "prior", "prior_level", "prior_speech", "global", "global_level", "online"),
+            r.features.cmvn
+            in ("none", "utterance", "prior", "prior_level", "prior_speech", "global", "global_level", "online"),
             "features.cmvn must be none, utterance, prior, prior_level, prior_speech, global, global_level or online",
         ),
         (r.features.hop_ms > 0 and r.features.win_ms >= r.features.hop_ms, "features: need win_ms >= hop_ms > 0"),
@@ -528,13 +599,24 @@ def validate(r: Recipe) -> None:
             0 <= r.features.f_min < (r.features.f_max or r.data.sample_rate / 2) <= r.data.sample_rate / 2,
             "features: need 0 <= f_min < f_max <= sample_rate / 2",
         ),
-        (r.model.hidden > 0 and r.model.layers > 0 and r.model.conv_channels > 0, "model.hidden, model.layers and model.conv_channels must be positive"),
+    ]
+
+
+def _model_train_and_decode_checks(r: Recipe) -> list[tuple[bool, str]]:
+    return [
+        (
+            r.model.hidden > 0 and r.model.layers > 0 and r.model.conv_channels > 0,
+            "model.hidden, model.layers and model.conv_channels must be positive",
+        ),
         (r.model.name in MODEL_NAMES, f"model.name must be one of {', '.join(MODEL_NAMES)}"),
         (r.model.head in ("ctc", "classifier", "frame"), "model.head must be ctc, classifier or frame"),
         (r.model.pool in ("last", "mean", "attention"), "model.pool must be last, mean or attention"),
         (r.model.subsample in (1, 2, 3, 4), "model.subsample must be 1, 2, 3 or 4"),
         (r.model.frontend in ("none", "stack", "conv", "resnet"), "model.frontend must be none, stack, conv or resnet"),
-        (r.model.frontend != "none" or r.model.subsample == 1, "model.frontend none cannot subsample: set model.subsample to 1"),
+        (
+            r.model.frontend != "none" or r.model.subsample == 1,
+            "model.frontend none cannot subsample: set model.subsample to 1",
+        ),
         (r.model.cnn_blocks >= 0, "model.cnn_blocks must be >= 0"),
         (r.model.projection >= 0, "model.projection must be >= 0 (0 = no projection)"),
         (
@@ -557,18 +639,21 @@ def validate(r: Recipe) -> None:
         (0 < r.train.plateau_factor < 1, "train.plateau_factor must be in (0, 1)"),
         (r.train.plateau_patience >= 0, "train.plateau_patience must be >= 0"),
         (r.train.early_stop >= 0, "train.early_stop must be >= 0 (0 = off)"),
-        (r.train.metric in ("auto", "wer", "cer", "loss", "accuracy"), "train.metric must be auto, wer, cer, loss or accuracy"),
+        (
+            r.train.metric in ("auto", "wer", "cer", "loss", "accuracy"),
+            "train.metric must be auto, wer, cer, loss or accuracy",
+        ),
         (r.train.save_every >= 0, "train.save_every must be >= 0"),
         (r.train.keep_best >= 1, "train.keep_best must be >= 1"),
         (0 <= r.train.average <= r.train.keep_best, "train.average must be between 0 and train.keep_best"),
         (r.train.consistency >= 0, "train.consistency must be >= 0 (0: no consistency training)"),
-        (r.train.consistency == 0 or r.model.head == "ctc", "train.consistency regularises CTC posteriors: it needs model.head ctc"),
+        (
+            r.train.consistency == 0 or r.model.head == "ctc",
+            "train.consistency regularises CTC posteriors: it needs model.head ctc",
+        ),
         (r.train.clip >= 0, "train.clip must be >= 0 (0 = no clipping)"),
         *r.decode.checks(lambda k: f"decode.{k}"),
     ]
-    for ok, msg in checks:
-        if not ok:
-            raise InputError(f"recipe {r.name}: {msg}")
 
 
 def _specaugment_checks(sa: SpecAugmentConfig | None) -> list[tuple[bool, str]]:
@@ -577,7 +662,10 @@ def _specaugment_checks(sa: SpecAugmentConfig | None) -> list[tuple[bool, str]]:
         return []
     p = "features.specaugment"
     return [
-        (min(sa.freq_masks, sa.freq_width, sa.time_masks) >= 0, f"{p}: freq_masks, freq_width and time_masks must be >= 0"),
+        (
+            min(sa.freq_masks, sa.freq_width, sa.time_masks) >= 0,
+            f"{p}: freq_masks, freq_width and time_masks must be >= 0",
+        ),
         (0 <= sa.time_width <= 1, f"{p}.time_width must be in [0, 1] (a fraction of the utterance)"),
     ]
 
@@ -586,12 +674,21 @@ def _speech_commands_checks(sc: SpeechCommandsConfig) -> list[tuple[bool, str]]:
     p = "data.speech_commands"
     return [
         (bool(sc.classes), f"{p}.classes must not be empty: ['all'], ['12'] or a list of words"),
-        (len(sc.classes) == 1 or not {"all", "12"} & set(sc.classes), f"{p}.classes: 'all' and '12' stand alone, not in a list"),
+        (
+            len(sc.classes) == 1 or not {"all", "12"} & set(sc.classes),
+            f"{p}.classes: 'all' and '12' stand alone, not in a list",
+        ),
         (sc.clip_seconds > 0, f"{p}.clip_seconds must be positive"),
-        (sc.silence_fraction >= 0 and sc.unknown_fraction >= 0, f"{p}: silence_fraction and unknown_fraction must be >= 0"),
+        (
+            sc.silence_fraction >= 0 and sc.unknown_fraction >= 0,
+            f"{p}: silence_fraction and unknown_fraction must be >= 0",
+        ),
         (sc.augment_copies >= 0, f"{p}.augment_copies must be >= 0"),
         (0 <= sc.noise_prob <= 1, f"{p}.noise_prob must be in [0, 1]"),
-        (len(sc.noise_snr) == 2 and sc.noise_snr[0] <= sc.noise_snr[1], f"{p}.noise_snr must be [low, high] dB with low <= high"),
+        (
+            len(sc.noise_snr) == 2 and sc.noise_snr[0] <= sc.noise_snr[1],
+            f"{p}.noise_snr must be [low, high] dB with low <= high",
+        ),
         (sc.shift_ms >= 0, f"{p}.shift_ms must be >= 0"),
         (sc.version in ("v0.01", "v0.02"), f"{p}.version must be v0.01 or v0.02"),
     ]
@@ -603,24 +700,42 @@ DIGIT_SOURCES = ("fsdd", "speech_commands", "tts", "an4")
 def _digits_checks(d: DigitsConfig) -> list[tuple[bool, str]]:
     p = "data.digits"
     return [
-        (bool(d.sources) and set(d.sources) <= set(DIGIT_SOURCES), f"{p}.sources must be a non-empty list of {', '.join(DIGIT_SOURCES)}"),
+        (
+            bool(d.sources) and set(d.sources) <= set(DIGIT_SOURCES),
+            f"{p}.sources must be a non-empty list of {', '.join(DIGIT_SOURCES)}",
+        ),
         ("fsdd" in d.sources, f"{p}.sources must include fsdd (its recordings make the dev and test sets)"),
-        (set(d.connected_mix) <= set(DIGIT_SOURCES) and all(w >= 0 for w in d.connected_mix.values()),
-         f"{p}.connected_mix: weights >= 0 for {', '.join(DIGIT_SOURCES)}"),
+        (
+            set(d.connected_mix) <= set(DIGIT_SOURCES) and all(w >= 0 for w in d.connected_mix.values()),
+            f"{p}.connected_mix: weights >= 0 for {', '.join(DIGIT_SOURCES)}",
+        ),
         (d.tts.voices >= 0 and 0 <= d.tts.dev_voices <= d.tts.voices, f"{p}.tts: need 0 <= dev_voices <= voices"),
         (set(d.tts.engines) <= {"espeak-ng", "flite", "festival"}, f"{p}.tts.engines: espeak-ng, flite or festival"),
-        (not d.pitch_shift or (len(d.pitch_shift) == 2 and -12 <= d.pitch_shift[0] <= d.pitch_shift[1] <= 12),
-         f"{p}.pitch_shift must be [low, high] semitones within [-12, 12]"),
+        (
+            not d.pitch_shift or (len(d.pitch_shift) == 2 and -12 <= d.pitch_shift[0] <= d.pitch_shift[1] <= 12),
+            f"{p}.pitch_shift must be [low, high] semitones within [-12, 12]",
+        ),
         (d.speech_commands_max >= 0, f"{p}.speech_commands_max must be >= 0"),
         (d.pitch_copies >= 0, f"{p}.pitch_copies must be >= 0"),
         (d.an4_copies >= 1, f"{p}.an4_copies must be >= 1"),
         (0 <= d.mixed_voices <= 1, f"{p}.mixed_voices must be in [0, 1]"),
         (d.trim_db > 0, f"{p}.trim_db must be positive"),
-        (0 <= d.noise_prob <= 1 and 0 <= d.reverb_prob <= 1 and 0 <= d.endpoint_prob <= 1,
-         f"{p}: noise_prob, reverb_prob and endpoint_prob must be in [0, 1]"),
-        (len(d.endpoint_db) == 2 and 0 < d.endpoint_db[0] <= d.endpoint_db[1], f"{p}.endpoint_db must be [low, high] dB with 0 < low <= high"),
-        (len(d.noise_snr) == 2 and d.noise_snr[0] <= d.noise_snr[1], f"{p}.noise_snr must be [low, high] dB with low <= high"),
-        (len(d.reverb_rt60) == 2 and 0 < d.reverb_rt60[0] <= d.reverb_rt60[1] <= 2, f"{p}.reverb_rt60 must be [low, high] seconds in (0, 2]"),
+        (
+            0 <= d.noise_prob <= 1 and 0 <= d.reverb_prob <= 1 and 0 <= d.endpoint_prob <= 1,
+            f"{p}: noise_prob, reverb_prob and endpoint_prob must be in [0, 1]",
+        ),
+        (
+            len(d.endpoint_db) == 2 and 0 < d.endpoint_db[0] <= d.endpoint_db[1],
+            f"{p}.endpoint_db must be [low, high] dB with 0 < low <= high",
+        ),
+        (
+            len(d.noise_snr) == 2 and d.noise_snr[0] <= d.noise_snr[1],
+            f"{p}.noise_snr must be [low, high] dB with low <= high",
+        ),
+        (
+            len(d.reverb_rt60) == 2 and 0 < d.reverb_rt60[0] <= d.reverb_rt60[1] <= 2,
+            f"{p}.reverb_rt60 must be [low, high] seconds in (0, 2]",
+        ),
     ]
 
 

@@ -37,6 +37,7 @@ def _number(label: str) -> float | None:
 
 def class_order(labels: Iterable[str]) -> list[str]:
     """Distinct labels: digit words and numbers by value first (zero, one, ..., nine), then the rest alphabetically."""
+
     def key(label: str) -> tuple[int, float, str]:
         value = _number(label)
         return (1, 0.0, label) if value is None else (0, value, label)
@@ -64,7 +65,9 @@ def confusion_matrix(refs: dict[str, str], hyps: dict[str, str], labels: Sequenc
         if uid not in hyps:
             continue
         if ref not in index:
-            raise InputError(f"utterance {uid!r}: reference {ref!r} is not one of the {len(labels)} classes of the confusion matrix")
+            raise InputError(
+                f"utterance {uid!r}: reference {ref!r} is not one of the {len(labels)} classes of the confusion matrix"
+            )
         m[index[ref], index.get(hyps[uid], other)] += 1
     return m
 
@@ -98,7 +101,15 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: str | Path, 
         for i in range(k):
             for j in range(k + 1):
                 if m[i, j]:
-                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(int(m[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black",
+                    )
     total = m.sum()
     right = np.trace(m[:, :k])
     acc = right / total if total else 0.0

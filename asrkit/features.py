@@ -68,7 +68,9 @@ def feature_settings(cfg: FeatureConfig, sample_rate: int) -> dict:
     d.pop("vtlp", None)  # training-time augmentations: neither the features on disk nor decoding depend on them
     d.pop("channel", None)
     if not d.get("cepstra"):
-        d.pop("cepstra", None)  # no smoothing: the settings (and the feature caches keyed on them) are those from before it
+        d.pop(
+            "cepstra", None
+        )  # no smoothing: the settings (and the feature caches keyed on them) are those from before it
     d["sample_rate"] = sample_rate
     return d
 
@@ -76,11 +78,19 @@ def feature_settings(cfg: FeatureConfig, sample_rate: int) -> dict:
 def make_extractor(settings: dict) -> LogMel:
     s = settings
     return LogMel(
-        s["sample_rate"], s["n_mels"], s["win_ms"], s["hop_ms"], s.get("f_min", 0.0), s.get("f_max"), s.get("cepstra", 0)
+        s["sample_rate"],
+        s["n_mels"],
+        s["win_ms"],
+        s["hop_ms"],
+        s.get("f_min", 0.0),
+        s.get("f_max"),
+        s.get("cepstra", 0),
     )
 
 
-STD_FLOOR = 0.1  # in log-energy units: a band with no signal (above a narrow-band source's Nyquist) is not blown up into noise
+STD_FLOOR = (
+    0.1  # in log-energy units: a band with no signal (above a narrow-band source's Nyquist) is not blown up into noise
+)
 
 
 def utterance_cmvn(feats: torch.Tensor) -> torch.Tensor:
@@ -158,7 +168,11 @@ def speech_frames(feats: torch.Tensor, db: float = SPEECH_DB) -> torch.Tensor:
 
 
 def prior_cmvn(
-    feats: torch.Tensor, stats: dict, prior_frames: int = ONLINE_PRIOR_FRAMES, level: bool = False, speech_only: bool = False
+    feats: torch.Tensor,
+    stats: dict,
+    prior_frames: int = ONLINE_PRIOR_FRAMES,
+    level: bool = False,
+    speech_only: bool = False,
 ) -> torch.Tensor:
     """Per-utterance CMVN whose statistics start from the training set's, as if they were `prior_frames` frames of
     the recording (the MAP estimate): a long recording is normalised by its own statistics, a short one leans on the
@@ -211,8 +225,21 @@ class CMVNStats:
         return {"mean": mean.float(), "std": var.sqrt().clamp_min(STD_FLOOR).float(), "frames": self.n}
 
 
-CMVN_WITH_STATS = ("global", "global_level", "online", "prior", "prior_level", "prior_speech")  # the modes that need the training set's statistics (cmvn.pt)
-CMVN_PER_RECORDING = ("utterance", "prior", "prior_level", "prior_speech", "global_level")  # the modes that need the whole recording first
+CMVN_WITH_STATS = (
+    "global",
+    "global_level",
+    "online",
+    "prior",
+    "prior_level",
+    "prior_speech",
+)  # the modes that need the training set's statistics (cmvn.pt)
+CMVN_PER_RECORDING = (
+    "utterance",
+    "prior",
+    "prior_level",
+    "prior_speech",
+    "global_level",
+)  # the modes that need the whole recording first
 
 
 def normalize(feats: torch.Tensor, mode: str, stats: dict | None = None) -> torch.Tensor:
@@ -276,10 +303,17 @@ class VTLP:
     it, so that no band falls off the end. Done on the cached mel bands by linear interpolation between them,
     a batch at a time, so every epoch hears new vocal tracts at the cost of one small matrix product."""
 
-    def __init__(self, low: float, high: float, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None):
+    def __init__(
+        self, low: float, high: float, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None
+    ):
         self.low, self.high = low, high
         top = float(f_max or sample_rate / 2)
-        edges = torch.linspace(float(_hz_to_mel(torch.tensor(float(f_min)))), float(_hz_to_mel(torch.tensor(top))), n_mels + 2, dtype=torch.float64)
+        edges = torch.linspace(
+            float(_hz_to_mel(torch.tensor(float(f_min)))),
+            float(_hz_to_mel(torch.tensor(top))),
+            n_mels + 2,
+            dtype=torch.float64,
+        )
         self.centres_mel = edges[1:-1]
         self.centres_hz = _mel_to_hz(self.centres_mel)
         self.f_min, self.f_max = float(f_min), top
@@ -304,7 +338,9 @@ class VTLP:
 
     def __call__(self, feats: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A padded (B, frames, n_mels) batch, each utterance warped by its own α."""
-        alphas = self.low + (self.high - self.low) * torch.rand(feats.shape[0], generator=generator, dtype=torch.float64)
+        alphas = self.low + (self.high - self.low) * torch.rand(
+            feats.shape[0], generator=generator, dtype=torch.float64
+        )
         return torch.bmm(feats, self.matrices(alphas).transpose(1, 2).to(feats.dtype))
 
 
@@ -316,7 +352,9 @@ class ChannelResponse:
 
     def __init__(self, std: float, n_mels: int, bases: int = 6):
         self.std = std
-        self.basis = torchaudio.functional.create_dct(bases, n_mels, norm="ortho").T * math.sqrt(n_mels / bases)  # (bases, n_mels)
+        self.basis = torchaudio.functional.create_dct(bases, n_mels, norm="ortho").T * math.sqrt(
+            n_mels / bases
+        )  # (bases, n_mels)
 
     def __call__(self, feats: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A padded (B, frames, n_mels) batch, each utterance with its own response."""

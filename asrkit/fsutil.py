@@ -161,8 +161,10 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise InputError(f"{what} {self.path.parent} is in use by another run (PID {self._holder()}, lock {self.path}); "
-                                 "wait for it to finish or stop it, or use another directory") from None
+                raise InputError(
+                    f"{what} {self.path.parent} is in use by another run (PID {self._holder()}, lock {self.path}); "
+                    "wait for it to finish or stop it, or use another directory"
+                ) from None
             return  # a file system without flock (some network mounts): run unlocked rather than not at all
         os.ftruncate(self._fd, 0)
         os.write(self._fd, f"{os.getpid()}\n".encode())

@@ -28,5 +28,7 @@ def json_object_with_id(line: str, where: str, expected: str) -> dict:
         if source is not None:
             d["id"] = Path(source).stem
     if not isinstance(d.get("id"), str) or not d["id"].strip():
-        raise InputError(f"{where}: missing or empty 'id'" + ("" if d.get("id") is not None else " (and no 'audio' to take it from)"))
+        raise InputError(
+            f"{where}: missing or empty 'id'" + ("" if d.get("id") is not None else " (and no 'audio' to take it from)")
+        )
     return d

@@ -46,9 +46,30 @@ PHONEME_CHARS: dict[str, str] = {
     "UH": "u",  # b-oo-k
     "UW": "U",  # b-oo-t
     # consonants (24)
-    "B": "b", "CH": "C", "D": "d", "DH": "D", "F": "f", "G": "g", "HH": "h", "JH": "j",
-    "K": "k", "L": "l", "M": "m", "N": "n", "NG": "N", "P": "p", "R": "r", "S": "s",
-    "SH": "S", "T": "t", "TH": "T", "V": "v", "W": "w", "Y": "y", "Z": "z", "ZH": "Z",
+    "B": "b",
+    "CH": "C",
+    "D": "d",
+    "DH": "D",
+    "F": "f",
+    "G": "g",
+    "HH": "h",
+    "JH": "j",
+    "K": "k",
+    "L": "l",
+    "M": "m",
+    "N": "n",
+    "NG": "N",
+    "P": "p",
+    "R": "r",
+    "S": "s",
+    "SH": "S",
+    "T": "t",
+    "TH": "T",
+    "V": "v",
+    "W": "w",
+    "Y": "y",
+    "Z": "z",
+    "ZH": "Z",
     # silence (1)
     SIL: ".",
 }
@@ -76,7 +97,9 @@ def normalize_phone(symbol: str) -> str | None:
     if s in SILENCE_ALIASES:
         return SIL
     if s not in PHONEME_CHARS:
-        raise InputError(f"phoneme {symbol!r} is not one of the {len(PHONEMES)} ARPAbet phonemes ({' '.join(PHONEMES)})")
+        raise InputError(
+            f"phoneme {symbol!r} is not one of the {len(PHONEMES)} ARPAbet phonemes ({' '.join(PHONEMES)})"
+        )
     return s
 
 
@@ -98,7 +121,9 @@ def to_chars(phones: Sequence[str]) -> str:
     try:
         return "".join(PHONEME_CHARS[p] for p in phones)
     except KeyError as e:
-        raise InputError(f"phoneme {e.args[0]!r} has no submission character; the set is {' '.join(PHONEMES)}") from None
+        raise InputError(
+            f"phoneme {e.args[0]!r} has no submission character; the set is {' '.join(PHONEMES)}"
+        ) from None
 
 
 def write_submission(hyps: Iterable[str | Sequence[str]], path: str | Path) -> Path:
@@ -159,7 +184,11 @@ def lexicon_path(configured: str | None = None) -> Path:
     env = os.environ.get("ASRKIT_DATA")
     if env and (Path(env) / "cmudict" / "cmudict.dict").is_file():
         return Path(env) / "cmudict" / "cmudict.dict"
-    where = f"$ASRKIT_DATA/cmudict/cmudict.dict ({env}/cmudict/cmudict.dict)" if env else "$ASRKIT_DATA/cmudict/cmudict.dict"
+    where = (
+        f"$ASRKIT_DATA/cmudict/cmudict.dict ({env}/cmudict/cmudict.dict)"
+        if env
+        else "$ASRKIT_DATA/cmudict/cmudict.dict"
+    )
     raise InputError(
         f"phoneme targets need the CMU Pronouncing Dictionary: set data.phonemes.lexicon to a cmudict.dict, or put it at "
         f"{where} (python -c 'from asrkit.data.download import download_cmudict; download_cmudict(\"DIR\")' fetches it)"
@@ -171,7 +200,7 @@ def words_to_phonemes(text: str, lexicon: PronouncingDictionary) -> tuple[list[s
     phones: list[str] = []
     oov: list[str] = []
     for word in text.lower().split():
-        prons = lexicon.get(word) or lexicon.get(word.strip(".,;:!?\"()[]"))
+        prons = lexicon.get(word) or lexicon.get(word.strip('.,;:!?"()[]'))
         if not prons:
             oov.append(word)
         else:

@@ -54,7 +54,9 @@ class Progress:
         """A new bar; `completed`: work done before (a resumed epoch), shown but not counted in the rate."""
         if self._p is None:
             return 0
-        task = self._p.add_task(description, total=total, completed=completed, rate="", left=_clock_text(None), unit=unit)
+        task = self._p.add_task(
+            description, total=total, completed=completed, rate="", left=_clock_text(None), unit=unit
+        )
         self._started[task] = monotonic()
         self._before[task] = completed
         return task

@@ -209,8 +209,10 @@ def _chunks_to_ops(chunks: Sequence[Any], ref: Sequence[str], hyp: Sequence[str]
         elif op == "DEL":
             ops += [("DEL", ref[i], "") for i in range(c.ref_start_idx, c.ref_end_idx)]
         else:
-            ops += [(op, ref[i], hyp[j]) for i, j in zip(range(c.ref_start_idx, c.ref_end_idx),
-                                                         range(c.hyp_start_idx, c.hyp_end_idx))]
+            ops += [
+                (op, ref[i], hyp[j])
+                for i, j in zip(range(c.ref_start_idx, c.ref_end_idx), range(c.hyp_start_idx, c.hyp_end_idx))
+            ]
     return ops
 
 
@@ -247,11 +249,22 @@ def score(refs: dict[str, str], hyps: dict[str, str], frames: bool = False) -> S
     utts: list[UttScore] = []
     miss = set(missing)
     for u, r, h, wo, co in zip(ids, r_txt, h_txt, word_ops, char_ops):
-        utts.append(UttScore(
-            id=u, ref=r, hyp=h, hits=_count(wo, "OK"), substitutions=_count(wo, "SUB"),
-            deletions=_count(wo, "DEL"), insertions=_count(wo, "INS"), ref_words=len(r.split()),
-            char_errors=len(co) - _count(co, "OK"), ref_chars=len(r), missing=u in miss, ops=wo,
-        ))
+        utts.append(
+            UttScore(
+                id=u,
+                ref=r,
+                hyp=h,
+                hits=_count(wo, "OK"),
+                substitutions=_count(wo, "SUB"),
+                deletions=_count(wo, "DEL"),
+                insertions=_count(wo, "INS"),
+                ref_words=len(r.split()),
+                char_errors=len(co) - _count(co, "OK"),
+                ref_chars=len(r),
+                missing=u in miss,
+                ops=wo,
+            )
+        )
     flat_c = [o for co in char_ops for o in co]
     s, d, i = (sum(getattr(x, k) for x in utts) for k in ("substitutions", "deletions", "insertions"))
     cs, cd, ci = (_count(flat_c, k) for k in ("SUB", "DEL", "INS"))
@@ -261,14 +274,29 @@ def score(refs: dict[str, str], hyps: dict[str, str], frames: bool = False) -> S
     if frames:
         for u, r, h in zip(ids, r_txt, h_txt):
             if len(r) != len(h):
-                raise InputError(f"--frames: utterance {u!r} has {len(h)} hypothesis labels for {len(r)} reference frames")
+                raise InputError(
+                    f"--frames: utterance {u!r} has {len(h)} hypothesis labels for {len(r)} reference frames"
+                )
         frame_acc = sum(a == b for r, h in zip(r_txt, h_txt) for a, b in zip(r, h)) / max(ref_chars, 1)
     return ScoreReport(
-        wer=_rate(s + d + i, ref_words), cer=_rate(cs + cd + ci, ref_chars),
-        substitutions=s, deletions=d, insertions=i, hits=sum(x.hits for x in utts), ref_words=ref_words,
-        char_substitutions=cs, char_deletions=cd, char_insertions=ci, char_hits=_count(flat_c, "OK"),
-        ref_chars=ref_chars, n_utterances=len(utts), sentence_errors=sum(1 for x in utts if x.errors),
-        missing=missing, extra=extra, per_utterance=utts, frame_accuracy=frame_acc,
+        wer=_rate(s + d + i, ref_words),
+        cer=_rate(cs + cd + ci, ref_chars),
+        substitutions=s,
+        deletions=d,
+        insertions=i,
+        hits=sum(x.hits for x in utts),
+        ref_words=ref_words,
+        char_substitutions=cs,
+        char_deletions=cd,
+        char_insertions=ci,
+        char_hits=_count(flat_c, "OK"),
+        ref_chars=ref_chars,
+        n_utterances=len(utts),
+        sentence_errors=sum(1 for x in utts if x.errors),
+        missing=missing,
+        extra=extra,
+        per_utterance=utts,
+        frame_accuracy=frame_acc,
     )
 
 
@@ -277,18 +305,24 @@ def normalized(texts: dict[str, str]) -> dict[str, str]:
     return {k: normalize_text(v) for k, v in texts.items()}
 
 
-def score_warnings(refs: dict[str, str], hyps: dict[str, str], report: ScoreReport, already_normalized: bool = False) -> list[str]:
+def score_warnings(
+    refs: dict[str, str], hyps: dict[str, str], report: ScoreReport, already_normalized: bool = False
+) -> list[str]:
     """What a WER alone would hide: hypotheses that share no id with the reference, and texts that differ mostly in
     case or punctuation (the normalised WER at most half the raw one)."""
     out = []
     if hyps and not refs.keys() & hyps.keys():
-        out.append(f"the hypotheses share no id with the reference (e.g. {next(iter(hyps))!r} against {next(iter(refs))!r}): "
-                   "every reference word is scored as deleted")
+        out.append(
+            f"the hypotheses share no id with the reference (e.g. {next(iter(hyps))!r} against {next(iter(refs))!r}): "
+            "every reference word is scored as deleted"
+        )
     elif not already_normalized and report.wer > 0:
         alike = score(normalized(refs), normalized(hyps))
         if alike.wer <= report.wer / 2:
-            out.append(f"references and hypotheses differ mostly in case or punctuation: WER {_pct(report.wer)} as written, "
-                       f"{_pct(alike.wer)} with both normalised (--normalize)")
+            out.append(
+                f"references and hypotheses differ mostly in case or punctuation: WER {_pct(report.wer)} as written, "
+                f"{_pct(alike.wer)} with both normalised (--normalize)"
+            )
     return out
 
 
@@ -322,7 +356,10 @@ def format_report(report: ScoreReport) -> Table:
     rows = [
         ("WER", _pct(report.wer)),
         ("CER", _pct(report.cer)),
-        ("substitutions / deletions / insertions", f"{report.substitutions} / {report.deletions} / {report.insertions}"),
+        (
+            "substitutions / deletions / insertions",
+            f"{report.substitutions} / {report.deletions} / {report.insertions}",
+        ),
         ("reference words", str(report.ref_words)),
         ("SER (utterances with an error)", _pct(report.ser)),
         ("accuracy (exact match)", _pct(report.accuracy)),
@@ -359,7 +396,9 @@ def format_comparison(rows: list[tuple[str, ScoreReport, list[str]]], title: str
     for c in ("WER", "CER", "S / D / I", "utts"):
         t.add_column(c, justify="right", no_wrap=True)
     for name, r, _ in rows:
-        t.add_row(name, _pct(r.wer), _pct(r.cer), f"{r.substitutions} / {r.deletions} / {r.insertions}", str(r.n_utterances))
+        t.add_row(
+            name, _pct(r.wer), _pct(r.cer), f"{r.substitutions} / {r.deletions} / {r.insertions}", str(r.n_utterances)
+        )
     return t
 
 
@@ -373,10 +412,11 @@ def format_details(report: ScoreReport, limit: int = 10) -> Text:
     """The `limit` worst utterances (most word errors) with their REF/HYP alignment, as plain rich Text."""
     worst = sorted((u for u in report.per_utterance if u.errors), key=lambda u: (-u.errors, -u.wer, u.id))
     out = Text()
-    for u in worst[:max(limit, 0)]:
+    for u in worst[: max(limit, 0)]:
         tag = " (missing hypothesis)" if u.missing else ""
-        out.append(f"{u.id}{tag}: S={u.substitutions} D={u.deletions} I={u.insertions} "
-                   f"WER={_pct(u.wer)}\n", style="bold")
+        out.append(
+            f"{u.id}{tag}: S={u.substitutions} D={u.deletions} I={u.insertions} WER={_pct(u.wer)}\n", style="bold"
+        )
         out.append(u.alignment() + "\n\n")
     if not worst:
         out.append("no utterance has word errors\n")

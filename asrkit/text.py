@@ -15,8 +15,11 @@ BLANK = "<blank>"
 
 # typographic and look-alike apostrophes (’ ‘ ʼ ʹ ` ´ ′ ＇) become ', before NFKC can split ´ into a space and a mark;
 # invisible format characters (soft hyphen, zero-width (non-)joiner, word joiner, BOM) are removed; İ lower-cases to i
-_PRE = {**dict.fromkeys(map(ord, "\u2019\u2018\u02bc\u02b9`\u00b4\u2032\uff07"), "'"),
-        **dict.fromkeys(map(ord, "\u00ad\u200c\u200d\u2060\ufeff")), ord("\u0130"): "i"}
+_PRE = {
+    **dict.fromkeys(map(ord, "\u2019\u2018\u02bc\u02b9`\u00b4\u2032\uff07"), "'"),
+    **dict.fromkeys(map(ord, "\u00ad\u200c\u200d\u2060\ufeff")),
+    ord("\u0130"): "i",
+}
 
 
 def normalize_text(text: str) -> str:
@@ -209,7 +212,9 @@ class LabelSet:
     def target(self, utt) -> list[int]:
         lab = self.label_of(utt)
         if lab not in self.index:
-            raise InputError(f"utterance {utt.id!r} has label {lab!r}, which is not one of the {len(self)} training classes")
+            raise InputError(
+                f"utterance {utt.id!r} has label {lab!r}, which is not one of the {len(self)} training classes"
+            )
         return [self.index[lab]]
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -243,7 +248,9 @@ def _counts(counter) -> str:
     return ", ".join(f"{k!r} ×{n}" for k, n in counter.most_common(5)) + (", ..." if len(counter) > 5 else "")
 
 
-def filter_transcripts(manifests: dict[str, list], alphabet: str | None, policy: str = "error", log=None) -> dict[str, list]:
+def filter_transcripts(
+    manifests: dict[str, list], alphabet: str | None, policy: str = "error", log=None
+) -> dict[str, list]:
     """Check the normalised transcripts of the train and dev manifests against the character vocabulary.
 
     The vocabulary is `alphabet` plus space, else every character of the train texts. `policy` says what a
@@ -289,12 +296,18 @@ def filter_transcripts(manifests: dict[str, list], alphabet: str | None, policy:
             kept.append(u)
         total = len(manifests[name])
         if mapped:
-            print(f"prepare: {name}: mapped {sum(mapped.values())} characters outside the vocabulary ({_counts(mapped)})", file=log)
+            print(
+                f"prepare: {name}: mapped {sum(mapped.values())} characters outside the vocabulary ({_counts(mapped)})",
+                file=log,
+            )
         dropped = total - len(kept) - empty
         if dropped:
             why = "with characters outside the vocabulary" + (" and no mapping" if policy == "map" else "")
             chars = unmappable if policy == "map" else unknown
-            print(f"prepare: {name}: dropped {dropped} of {total} utterances {why} ({_counts(chars)}; data.oov: {policy})", file=log)
+            print(
+                f"prepare: {name}: dropped {dropped} of {total} utterances {why} ({_counts(chars)}; data.oov: {policy})",
+                file=log,
+            )
         if empty:
             print(f"prepare: {name}: dropped {empty} of {total} utterances with an empty transcript", file=log)
         out[name] = kept

@@ -51,7 +51,9 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def python_list_posteriors(lp: list[list[float]], targets: list[int], blank: int = 0) -> tuple[float, list[list[float]]]:
+def python_list_posteriors(
+    lp: list[list[float]], targets: list[int], blank: int = 0
+) -> tuple[float, list[list[float]]]:
     """The per-cell baseline: log-space CTC forward-backward over Python lists, one cell at a time."""
     ninf = -math.inf
 
@@ -200,8 +202,16 @@ def main() -> int:
         "posteriors_within_1e-5": check["max_abs_posterior_error_float32_vs_float64_log_space"] <= 1e-5,
     }
     out = {
-        "input": {"B": B, "T": T, "L": L, "V": V, "dtype": "float32", "log_probs": "log_softmax(3 * N(0, 1))",
-                  "targets": "uniform random ids 1..V-1", "device": "cpu"},
+        "input": {
+            "B": B,
+            "T": T,
+            "L": L,
+            "V": V,
+            "dtype": "float32",
+            "log_probs": "log_softmax(3 * N(0, 1))",
+            "targets": "uniform random ids 1..V-1",
+            "device": "cpu",
+        },
         "check": check,
         "soft_alignment": soft,
         "python_loop": loop,
@@ -210,8 +220,11 @@ def main() -> int:
         "targets_met": targets,
         "repeats": args.repeats,
         "machine": {
-            "python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
-            "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
         },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

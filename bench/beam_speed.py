@@ -91,7 +91,11 @@ def main() -> int:
     ap.add_argument("--beam", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", default=str(ROOT / "bench/results/beam.json"))
-    ap.add_argument("--model", default=str(ROOT / "exp/digits/best.pt"), help="for the agreement with pyctcdecode on real posteriors")
+    ap.add_argument(
+        "--model",
+        default=str(ROOT / "exp/digits/best.pt"),
+        help="for the agreement with pyctcdecode on real posteriors",
+    )
     ap.add_argument("--test", default=str(ROOT / "data/digits/test.jsonl"))
     args = ap.parse_args()
 
@@ -137,7 +141,9 @@ def main() -> int:
         fl_tokens = ["-", "|"] + LABELS[2:]
         em = torch.from_numpy(lp)
         for name, kw in (("flashlight", {}), ("flashlight_token10", {"beam_size_token": 10})):
-            dec = ctc_decoder(lexicon=None, tokens=fl_tokens, lm=None, beam_size=K, blank_token="-", sil_token="|", **kw)
+            dec = ctc_decoder(
+                lexicon=None, tokens=fl_tokens, lm=None, beam_size=K, blank_token="-", sil_token="|", **kw
+            )
             dec(em[:1])
             best = []
             for i in range(n):
@@ -149,13 +155,18 @@ def main() -> int:
                 "options": {"beam_size": K, **kw},
             }
 
-    from asrkit.reference import PrefixBeamSearchDecoder  # the same search as asrkit's (the handout's lecture search differs)
+    from asrkit.reference import (
+        PrefixBeamSearchDecoder,
+    )  # the same search as asrkit's (the handout's lecture search differs)
 
     # the NumPy reference is slow: 4 utterances, 3 repeats; it must find the same best path
     ref = PrefixBeamSearchDecoder(LABELS[1:], K)
     probs = [np.exp(u.astype(np.float64)).T[:, :, None] for u in utts[:4]]
     same = sum(" ".join(ref.decode(p)[0].split()) == o for p, o in zip(probs, ours[:4]))
-    res["reference"] = {"ms_per_utt": median_ms(lambda: [ref.decode(p) for p in probs], 3, 4), "same_best_as_asrkit": same / 4}
+    res["reference"] = {
+        "ms_per_utt": median_ms(lambda: [ref.decode(p) for p in probs], 3, 4),
+        "same_best_as_asrkit": same / 4,
+    }
 
     if Path(args.model).is_file() and Path(args.test).is_file():
         res["digits_agreement"] = agreement(args.model, args.test, K)
@@ -179,7 +190,13 @@ def main() -> int:
     if fl:
         targets["faster_flashlight_over_asrkit >= 10"] = ratios["faster_flashlight_over_asrkit"] >= 10
     out = {
-        "input": {"utterances": n, "frames": args.frames, "vocab": V, "beam": K, "kind": "CTC-like (peak 5 over N(0,1) logits)"},
+        "input": {
+            "utterances": n,
+            "frames": args.frames,
+            "vocab": V,
+            "beam": K,
+            "kind": "CTC-like (peak 5 over N(0,1) logits)",
+        },
         "repeats": R,
         "first_call_s": round(first_call_s, 3),
         "results": res,

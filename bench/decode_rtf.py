@@ -34,7 +34,9 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--beam", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--lexicon", default=None, help="also time lexicon-constrained decoding with this word list or manifest")
+    ap.add_argument(
+        "--lexicon", default=None, help="also time lexicon-constrained decoding with this word list or manifest"
+    )
     ap.add_argument("--lm", default=None, help="also time decoding with this word LM (ARPA or KenLM binary)")
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--out", default=str(ROOT / "bench/results/decode.json"))
@@ -53,7 +55,18 @@ def main() -> int:
         d.mkdir()
         for f in files:
             os.symlink(f, d / f.name)
-        base = [exe, "decode", "--model", args.model, "--beam", str(args.beam), "--quiet", "-o", f"{tmp}/hyp.txt", str(d)]
+        base = [
+            exe,
+            "decode",
+            "--model",
+            args.model,
+            "--beam",
+            str(args.beam),
+            "--quiet",
+            "-o",
+            f"{tmp}/hyp.txt",
+            str(d),
+        ]
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             subprocess.run(base, check=True)

@@ -138,15 +138,24 @@ def decode_and_align(recipe, batch, gpu: torch.device | None, n_utts: int) -> di
         tgt[i, : len(t)] = torch.tensor(t)
     for dev in devices:
         lp, ol = logp[dev.type]
-        secs, (ll, gamma) = timed(lambda: ctc_posteriors(lp, tgt.to(dev), input_lengths=ol, target_lengths=tl.to(dev)), dev)
+        secs, (ll, gamma) = timed(
+            lambda: ctc_posteriors(lp, tgt.to(dev), input_lengths=ol, target_lengths=tl.to(dev)), dev
+        )
         out[f"soft_alignment_seconds_{dev.type}"] = round(secs, 4)
         logp[dev.type] = (lp, ol, ll.cpu(), gamma.cpu())
-        secs, paths = timed(lambda: [forced_align(lp[i, : int(ol[i])], tgt[i, : int(tl[i])].to(dev))[0].cpu() for i in range(n_utts)], dev)
+        secs, paths = timed(
+            lambda: [forced_align(lp[i, : int(ol[i])], tgt[i, : int(tl[i])].to(dev))[0].cpu() for i in range(n_utts)],
+            dev,
+        )
         out[f"forced_alignment_seconds_{dev.type}"] = round(secs, 4)
         logp[dev.type] += (paths,)
         host = lp.cpu().numpy()
         lens = ol.cpu().tolist()
-        secs, beams = timed(lambda: [prefix_beam_search(host[i, : lens[i]], beam_size=10)[0].tokens for i in range(n_utts)], dev, repeats=1)
+        secs, beams = timed(
+            lambda: [prefix_beam_search(host[i, : lens[i]], beam_size=10)[0].tokens for i in range(n_utts)],
+            dev,
+            repeats=1,
+        )
         out[f"beam10_seconds_{dev.type}"] = round(secs, 4)
         logp[dev.type] += ([greedy_decode(host[i, : lens[i]]).tokens for i in range(n_utts)], beams)
     if gpu is not None:
@@ -196,7 +205,11 @@ def main() -> int:
         "device": device,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "batch": {"utterances": n, "seconds_each": args.utt_seconds if cuda else args.cpu_seconds, "n_mels": recipe.features.n_mels},
+        "batch": {
+            "utterances": n,
+            "seconds_each": args.utt_seconds if cuda else args.cpu_seconds,
+            "n_mels": recipe.features.n_mels,
+        },
         "train_step": train,
         "decode_align": decoding,
         "wall_seconds": round(time.time() - t0, 1),

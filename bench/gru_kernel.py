@@ -78,7 +78,9 @@ def main() -> None:
             "max_abs_output_difference": diff,
         }
         rows.append(row)
-        print(f"{name}: nn.GRU {row['nn_gru_ms']} ms, fused {row['fused_ms']} ms per forward+backward, {row['speedup']}x")
+        print(
+            f"{name}: nn.GRU {row['nn_gru_ms']} ms, fused {row['fused_ms']} ms per forward+backward, {row['speedup']}x"
+        )
     out = {
         "date": date.today().isoformat(),
         "machine": platform.processor() or platform.machine(),

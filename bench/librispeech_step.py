@@ -27,8 +27,12 @@ TRAIN_CLEAN_100_HOURS = 100.6
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default=str(ROOT / "recipes/librispeech.yaml"))
-    ap.add_argument("--corpus", default=str(ROOT.parent / "shared/data/librispeech"), help="folder holding LibriSpeech/")
-    ap.add_argument("--batch-seconds", type=float, default=None, help="audio per batch (default: the recipe's train.batch_seconds)")
+    ap.add_argument(
+        "--corpus", default=str(ROOT.parent / "shared/data/librispeech"), help="folder holding LibriSpeech/"
+    )
+    ap.add_argument(
+        "--batch-seconds", type=float, default=None, help="audio per batch (default: the recipe's train.batch_seconds)"
+    )
     ap.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up step)")
     ap.add_argument("--precision", default=None, help="fp32 | bf16 | fp16 (default: the recipe's; CPU runs fp32)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/librispeech_step.json"))
@@ -66,7 +70,9 @@ def main() -> int:
     targets = torch.nn.utils.rnn.pad_sequence([torch.tensor(t) for _, t in chosen], batch_first=True).to(device)
     tl = torch.tensor([len(t) for _, t in chosen], device=device)
 
-    model = build_model({**recipe.to_dict()["model"], "n_feats": recipe.features.n_mels, "n_tokens": len(tok)}).to(device)
+    model = build_model({**recipe.to_dict()["model"], "n_feats": recipe.features.n_mels, "n_tokens": len(tok)}).to(
+        device
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.train.lr, fused=device.type == "cuda")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
@@ -99,11 +105,17 @@ def main() -> int:
         "benchmark": "LibriSpeech recipe: one training step (forward, CTC, backward, AdamW) on a batch of real utterances",
         "date": date.today().isoformat(),
         "command": "python bench/librispeech_step.py " + " ".join(sys.argv[1:]),
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads, {platform.machine()}",
+        "device": torch.cuda.get_device_name(0)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads, {platform.machine()}",
         "torch": torch.__version__,
         "precision": precision,
         "model": f"{recipe.model.name}, {recipe.model.frontend} front-end, hidden {recipe.model.hidden} x {recipe.model.layers}, {count_parameters(model):,} parameters",
-        "batch": {"utterances": len(chosen), "audio_seconds": round(total, 1), "padded_frames": int(x.shape[0] * x.shape[1])},
+        "batch": {
+            "utterances": len(chosen),
+            "audio_seconds": round(total, 1),
+            "padded_frames": int(x.shape[0] * x.shape[1]),
+        },
         "step_seconds_median": round(per_step, 3),
         "step_seconds": [round(t, 3) for t in times],
         "audio_seconds_per_second": round(total / per_step, 1),

@@ -29,6 +29,8 @@ def rel(p: str | Path) -> str:
     """A path as written in the results: relative to the repository when inside it."""
     q = Path(p).resolve()
     return str(q.relative_to(ROOT)) if q.is_relative_to(ROOT) else str(p)
+
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -88,7 +90,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tok, lps, lm, desc = inputs(args, tmp)
         n, R, K = len(lps), args.repeats, args.beam
-        desc.update(utterances=n, frames=int(sum(len(x) for x in lps)), vocab=len(tok), alpha=args.alpha, beta=args.beta, beam=K)
+        desc.update(
+            utterances=n, frames=int(sum(len(x) for x in lps)), vocab=len(tok), alpha=args.alpha, beta=args.beta, beam=K
+        )
         labels = ["" if i == tok.blank else s for i, s in enumerate(tok.symbols)]
 
         t0 = time.perf_counter()
@@ -131,7 +135,11 @@ def main() -> int:
             "same_best_as_pyctcdecode": same,
             "ratios": {**ratios, **whole},
             "targets_met": {"asrkit_workers0 <= 1.2x pyctcdecode": ratios["asrkit_workers0_over_pyctcdecode"] <= 1.2},
-            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2)},
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "load_avg_1min": round(os.getloadavg()[0], 2),
+            },
         }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

@@ -47,7 +47,10 @@ def main() -> int:
     args = ap.parse_args()
     for p in (args.model, args.test, args.lm):
         if not Path(p).is_file():
-            print(f"bench: {p} not found (run `make digits`, then `asrkit lm build data/digits/train.jsonl -o {args.lm}`)", file=sys.stderr)
+            print(
+                f"bench: {p} not found (run `make digits`, then `asrkit lm build data/digits/train.jsonl -o {args.lm}`)",
+                file=sys.stderr,
+            )
             return 2
 
     from asrkit.decode import prefix_beam_search
@@ -62,7 +65,9 @@ def main() -> int:
         return {"wer": round(rep.wer, 5), "cer": round(rep.cer, 5), "sentence_errors": rep.sentence_errors}
 
     rows: dict[str, dict] = {}
-    rows["asrkit_beam_no_lm"] = wer([tok.decode(prefix_beam_search(lp, args.beam, tok.blank)[0].tokens).strip() for lp in lps])
+    rows["asrkit_beam_no_lm"] = wer(
+        [tok.decode(prefix_beam_search(lp, args.beam, tok.blank)[0].tokens).strip() for lp in lps]
+    )
     rows["pyctcdecode_no_lm"] = wer([h[0].text for h in LMDecoder(tok, None, beam_size=args.beam).decode_batch(lps)])
     grid = []
     for a in (float(x) for x in args.alphas.split(",")):

@@ -137,7 +137,11 @@ class TreeSampler(threading.Thread):
             if p not in self.procs:
                 self.procs[p] = ProcPeak(p, cmdline_of(p)[:200], environ_of(p).get("RANK"), round(t, 2))
             pk = self.procs[p]
-            pk.anon, pk.rss, pk.hwm = max(pk.anon, st["RssAnon"]), max(pk.rss, st.get("VmRSS", 0)), max(pk.hwm, st.get("VmHWM", 0))
+            pk.anon, pk.rss, pk.hwm = (
+                max(pk.anon, st["RssAnon"]),
+                max(pk.rss, st.get("VmRSS", 0)),
+                max(pk.hwm, st.get("VmHWM", 0)),
+            )
             anon += st["RssAnon"]
             rss += st.get("VmRSS", 0)
             if top is not None:

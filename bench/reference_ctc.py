@@ -44,8 +44,15 @@ def main() -> int:
                 ctc.get_posterior_probs(a, b)
                 times.append(time.perf_counter() - t0)
         res[name] = {"ms": round(statistics.median(times) * 1e3, 2)}
-    out = {"frames": args.frames, "labels": args.labels, "vocab": args.vocab, "repeats": args.repeats, "results": res,
-           "target_ms": 50, "met": all(v["ms"] < 50 for v in res.values())}
+    out = {
+        "frames": args.frames,
+        "labels": args.labels,
+        "vocab": args.vocab,
+        "repeats": args.repeats,
+        "results": res,
+        "target_ms": 50,
+        "met": all(v["ms"] < 50 for v in res.values()),
+    }
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out))
     return 0

@@ -61,7 +61,11 @@ MAX_SECONDS = 35.0  # LibriSpeech's longest segment, and the recipe's data.max_d
 SMALL_MODEL = ["model.hidden=32", "model.layers=1", "train.batch_seconds=60", "train.average=0"]
 PROJECT_TO = (100, 960)
 # speaker and chapter id ranges per split: disjoint, so the splits never share an id and each is drawn on its own
-ID_RANGES = {"train": ((100, 8000), (10000, 1000000)), "dev": ((8000, 9000), (1000, 5000)), "test": ((9000, 10000), (5000, 10000))}
+ID_RANGES = {
+    "train": ((100, 8000), (10000, 1000000)),
+    "dev": ((8000, 9000), (1000, 5000)),
+    "test": ((9000, 10000), (5000, 10000)),
+}
 
 
 @dataclass
@@ -144,13 +148,25 @@ def _write_chapter(job: tuple[str, list[Utt]]) -> int:
     return len(utts)
 
 
-def build_corpus(sources: list[SourceUtt], root: Path, subsets: dict[str, str], train_hours: float, dev_minutes: float,
-                 seed: int, jobs: int) -> dict:
+def build_corpus(
+    sources: list[SourceUtt],
+    root: Path,
+    subsets: dict[str, str],
+    train_hours: float,
+    dev_minutes: float,
+    seed: int,
+    jobs: int,
+) -> dict:
     """`root/LibriSpeech/<subset>/...` with `train_hours` of training audio; returns its sizes and build time."""
     global _SOURCES
     t0 = time.monotonic()
     plans = {
-        split: plan_split(sources, train_hours * 3600 if split == "train" else dev_minutes * 60, random.Random(f"{seed}-{split}"), split)
+        split: plan_split(
+            sources,
+            train_hours * 3600 if split == "train" else dev_minutes * 60,
+            random.Random(f"{seed}-{split}"),
+            split,
+        )
         for split in ("train", "dev", "test")
     }
     work = []
@@ -196,8 +212,16 @@ class Measured:
     log: str
 
 
-def run_measured(cmd: list[str], log: Path, env: dict[str, str], window: float | None = None, ranks: bool = False,
-                 grace: float = 30.0, markers: dict[str, str] | None = None, interval: float = 0.2) -> Measured:
+def run_measured(
+    cmd: list[str],
+    log: Path,
+    env: dict[str, str],
+    window: float | None = None,
+    ranks: bool = False,
+    grace: float = 30.0,
+    markers: dict[str, str] | None = None,
+    interval: float = 0.2,
+) -> Measured:
     """Run `cmd` in its own session, polling its process tree; after `window` s, SIGINT it (its ranks when `ranks`),
     SIGKILL the session `grace` s later. `markers`: regexes whose first appearance in the output is timed."""
     t0 = time.monotonic()
@@ -211,7 +235,7 @@ def run_measured(cmd: list[str], log: Path, env: dict[str, str], window: float |
         while proc.poll() is None:
             now = time.monotonic() - t0
             if window is not None and stopped_at is None and now >= window:
-                for pid in (children(proc.pid) if ranks else [proc.pid]):
+                for pid in children(proc.pid) if ranks else [proc.pid]:
                     try:
                         os.kill(pid, signal.SIGINT)
                     except ProcessLookupError:
@@ -233,8 +257,14 @@ def run_measured(cmd: list[str], log: Path, env: dict[str, str], window: float |
             pass
         proc.wait()
         sampler.stop()
-    return Measured(proc.returncode, stopped_at if stopped_at is not None else end, stopped_at is not None, sampler, seen,
-                    log.read_text(errors="replace"))
+    return Measured(
+        proc.returncode,
+        stopped_at if stopped_at is not None else end,
+        stopped_at is not None,
+        sampler,
+        seen,
+        log.read_text(errors="replace"),
+    )
 
 
 def shard_indexes(data: Path) -> list[Path]:
@@ -244,11 +274,14 @@ def shard_indexes(data: Path) -> list[Path]:
 def digest_shards(data: Path) -> dict[str, str]:
     import hashlib
 
-    return {str(p.relative_to(data)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(data.glob("feats/*/shard-*"))}
+    return {
+        str(p.relative_to(data)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(data.glob("feats/*/shard-*"))
+    }
 
 
-def jobs_and_resume(d: Path, recipe: str, set_args: list[str], corpus: dict, env: dict[str, str], exe: str, jobs: int,
-                    interval: float) -> dict:
+def jobs_and_resume(
+    d: Path, recipe: str, set_args: list[str], corpus: dict, env: dict[str, str], exe: str, jobs: int, interval: float
+) -> dict:
     """`prepare --jobs 1` against `--jobs N` on one corpus, each from nothing; then a `--jobs N` run killed (SIGKILL)
     once half its feature shards are written, and the run after it: what it computed, and whether the result is
     the uninterrupted run's."""
@@ -256,10 +289,16 @@ def jobs_and_resume(d: Path, recipe: str, set_args: list[str], corpus: dict, env
     out: dict = {}
     for j in (1, jobs):
         shutil.rmtree(data, ignore_errors=True)
-        m = run_measured([exe, "prepare", recipe, *set_args, "--jobs", str(j)], d / f"prepare-jobs{j}.log", env, interval=interval)
+        m = run_measured(
+            [exe, "prepare", recipe, *set_args, "--jobs", str(j)], d / f"prepare-jobs{j}.log", env, interval=interval
+        )
         if m.rc != 0:
             fail(f"prepare --jobs {j}", m)
-        out[f"jobs_{j}"] = {"wall_seconds": round(m.wall, 1), "audio_seconds_per_second": round(corpus["audio_seconds"] / m.wall, 1), **memory(m)}
+        out[f"jobs_{j}"] = {
+            "wall_seconds": round(m.wall, 1),
+            "audio_seconds_per_second": round(corpus["audio_seconds"] / m.wall, 1),
+            **memory(m),
+        }
     speedup = out["jobs_1"]["wall_seconds"] / out[f"jobs_{jobs}"]["wall_seconds"]
     out["speedup"] = round(speedup, 2)
     out["speedup_per_job"] = round(speedup / jobs, 2)
@@ -267,21 +306,34 @@ def jobs_and_resume(d: Path, recipe: str, set_args: list[str], corpus: dict, env
     total = len(shard_indexes(data))
     shutil.rmtree(data)
     with open(d / "prepare-killed.log", "w") as fh:
-        proc = subprocess.Popen([exe, "prepare", recipe, *set_args, "--jobs", str(jobs)], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [exe, "prepare", recipe, *set_args, "--jobs", str(jobs)],
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     while proc.poll() is None and len(shard_indexes(data / ".partial")) < total // 2:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(shard_indexes(data / ".partial"))
     t0 = time.time()
-    m = run_measured([exe, "prepare", recipe, *set_args, "--jobs", str(jobs)], d / "prepare-resumed.log", env, interval=interval)
+    m = run_measured(
+        [exe, "prepare", recipe, *set_args, "--jobs", str(jobs)], d / "prepare-resumed.log", env, interval=interval
+    )
     if m.rc != 0:
         fail("the resumed prepare", m)
     redone = sum(p.stat().st_mtime >= t0 for p in shard_indexes(data))
-    out["resume"] = {"shards": total, "written_when_killed": done, "written_by_the_next_run": redone,
-                     "next_run_wall_seconds": round(m.wall, 1), "uninterrupted_wall_seconds": out[f"jobs_{jobs}"]["wall_seconds"],
-                     "same_shards_as_uninterrupted": digest_shards(data) == whole}
+    out["resume"] = {
+        "shards": total,
+        "written_when_killed": done,
+        "written_by_the_next_run": redone,
+        "next_run_wall_seconds": round(m.wall, 1),
+        "uninterrupted_wall_seconds": out[f"jobs_{jobs}"]["wall_seconds"],
+        "same_shards_as_uninterrupted": digest_shards(data) == whole,
+    }
     return out
 
 
@@ -290,7 +342,9 @@ def memory(m: Measured) -> dict:
     return {
         "peak_rss_anon_mb": round(anon / MB, 1),
         "peak_rss_mb": round(rss / MB, 1),
-        "peak_vmhwm_mb": round(max((p.hwm for p in m.sampler.procs.values()), default=0) / MB, 1),  # the largest process's
+        "peak_vmhwm_mb": round(
+            max((p.hwm for p in m.sampler.procs.values()), default=0) / MB, 1
+        ),  # the largest process's
         "processes": len(m.sampler.procs),
     }
 
@@ -323,7 +377,8 @@ def growth(points: list[tuple[float, float]]) -> dict:
     pts = sorted(points)
     steps = [
         {"from_hours": a[0], "to_hours": b[0], "mb_per_hour": round((b[1] - a[1]) / (b[0] - a[0]), 1)}
-        for a, b in zip(pts, pts[1:]) if b[0] > a[0]
+        for a, b in zip(pts, pts[1:])
+        if b[0] > a[0]
     ]
     if not steps:
         return {"per_hour": [], "projection_mb": None}
@@ -336,24 +391,48 @@ def growth(points: list[tuple[float, float]]) -> dict:
 
 
 def machine() -> dict:
-    mem = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")), 0)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.machine())
+    mem = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        ),
+        0,
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
     versions = {}
     for pkg in ("asrkit", "torch"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gb": round(mem / 1024**2, 1), "python": platform.python_version(),
-            **versions, "commit": commit or None}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(mem / 1024**2, 1),
+        "python": platform.python_version(),
+        **versions,
+        "commit": commit or None,
+    }
 
 
 def table(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"peaks of the process tree (MB = 2^20 B); train: its first {result['train_seconds']:g} s", padding=(0, 1))
+    t = Table(
+        title=f"peaks of the process tree (MB = 2^20 B); train: its first {result['train_seconds']:g} s", padding=(0, 1)
+    )
     t.add_column("")
     for s in result["sizes"]:
         t.add_column(f"{s['corpus']['hours']['train']:.2f} h", justify="right", no_wrap=True)
@@ -378,22 +457,32 @@ def table(result: dict) -> None:
     con.print(t)
     for stage in ("prepare", "train"):
         g = result["growth"][stage]
-        steps = ", ".join(f"{x['from_hours']:g}→{x['to_hours']:g} h: {x['mb_per_hour']:+.0f} MB/h" for x in g["per_hour"]) or "one size only"
+        steps = (
+            ", ".join(f"{x['from_hours']:g}→{x['to_hours']:g} h: {x['mb_per_hour']:+.0f} MB/h" for x in g["per_hour"])
+            or "one size only"
+        )
         proj = g["projection_mb"]
-        con.print(f"{stage}: peak RssAnon growth {steps}" + (f"; projected {', '.join(f'{k}: {v:,} MB' for k, v in proj.items())}" if proj else ""))
+        con.print(
+            f"{stage}: peak RssAnon growth {steps}"
+            + (f"; projected {', '.join(f'{k}: {v:,} MB' for k, v in proj.items())}" if proj else "")
+        )
     pj = result.get("prepare_jobs") or {}
     if pj:
         n = next(k for k in pj if k.startswith("jobs_") and k != "jobs_1")
         r = pj["resume"]
-        con.print(f"prepare at {pj['train_hours']:.2f} h: --jobs 1 {pj['jobs_1']['wall_seconds']} s, --{n.replace('_', ' ')} "
-                  f"{pj[n]['wall_seconds']} s: {pj['speedup']}× ({pj['speedup_per_job']} per job); killed with {r['written_when_killed']} of "
-                  f"{r['shards']} shards written, the next run wrote {r['written_by_the_next_run']} in {r['next_run_wall_seconds']} s, "
-                  f"same shards as uninterrupted: {r['same_shards_as_uninterrupted']}")
+        con.print(
+            f"prepare at {pj['train_hours']:.2f} h: --jobs 1 {pj['jobs_1']['wall_seconds']} s, --{n.replace('_', ' ')} "
+            f"{pj[n]['wall_seconds']} s: {pj['speedup']}× ({pj['speedup_per_job']} per job); killed with {r['written_when_killed']} of "
+            f"{r['shards']} shards written, the next run wrote {r['written_by_the_next_run']} in {r['next_run_wall_seconds']} s, "
+            f"same shards as uninterrupted: {r['same_shards_as_uninterrupted']}"
+        )
     tr = result["torchrun"]
     if "ranks" in tr:
         per = ", ".join(f"rank {r['rank']}: {r['peak_rss_anon_mb']:.0f} MB" for r in tr["ranks"])
-        con.print(f"torchrun, 2 gloo ranks at {tr['train_hours']:.2f} h: peak RssAnon {per}; launcher {tr['launcher_peak_rss_anon_mb']:.0f} MB; "
-                  f"tree {tr['peak_rss_anon_mb']:.0f} MB (one process: {tr['single_process_peak_rss_anon_mb']:.0f} MB)")
+        con.print(
+            f"torchrun, 2 gloo ranks at {tr['train_hours']:.2f} h: peak RssAnon {per}; launcher {tr['launcher_peak_rss_anon_mb']:.0f} MB; "
+            f"tree {tr['peak_rss_anon_mb']:.0f} MB (one process: {tr['single_process_peak_rss_anon_mb']:.0f} MB)"
+        )
     else:
         con.print(f"torchrun: {tr.get('skipped')}")
 
@@ -402,17 +491,31 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hours", type=float, nargs="+", default=[2, 8, 32], help="training hours of each corpus")
     ap.add_argument("--train-seconds", type=float, default=75.0, help="how long each training run goes before Ctrl-C")
-    ap.add_argument("--dev-minutes", type=float, default=3.0, help="audio of dev-clean and of test-clean, at every size")
+    ap.add_argument(
+        "--dev-minutes", type=float, default=3.0, help="audio of dev-clean and of test-clean, at every size"
+    )
     ap.add_argument("--recipe", default="recipes/librispeech.yaml")
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="more recipe overrides (after the small model's)")
+    ap.add_argument(
+        "--set", dest="sets", action="append", default=[], help="more recipe overrides (after the small model's)"
+    )
     ap.add_argument("--source", default=str(SOURCE), help="folder holding the real LibriSpeech/ utterances")
-    ap.add_argument("--work", default=None, help="where corpora, prepared data and runs go (default: a temporary folder)")
+    ap.add_argument(
+        "--work", default=None, help="where corpora, prepared data and runs go (default: a temporary folder)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the corpora, prepared data, runs and logs")
     ap.add_argument("--no-torchrun", action="store_true", help="skip the two-rank torchrun run")
-    ap.add_argument("--torchrun-hours", type=float, default=None, help="the size torchrun trains on (default: the smallest)")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes writing FLAC, and prepare's --jobs")
-    ap.add_argument("--jobs-hours", type=float, default=None,
-                    help="the size at which prepare --jobs 1 and --jobs N, and a killed and resumed prepare, are timed (default: the largest)")
+    ap.add_argument(
+        "--torchrun-hours", type=float, default=None, help="the size torchrun trains on (default: the smallest)"
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="processes writing FLAC, and prepare's --jobs"
+    )
+    ap.add_argument(
+        "--jobs-hours",
+        type=float,
+        default=None,
+        help="the size at which prepare --jobs 1 and --jobs N, and a killed and resumed prepare, are timed (default: the largest)",
+    )
     ap.add_argument("--grace", type=float, default=30.0, help="seconds a run gets to stop after Ctrl-C before SIGKILL")
     ap.add_argument("--interval", type=float, default=0.2, help="seconds between memory samples")
     ap.add_argument("--seed", type=int, default=0)
@@ -432,7 +535,10 @@ def main() -> int:
     if tr_hours is not None and tr_hours not in hours:
         raise SystemExit(f"scale: --torchrun-hours {tr_hours} is not one of --hours {hours}")
     splits = (yaml.safe_load((ROOT / args.recipe).read_text()).get("data") or {}).get("splits") or {}
-    subsets = {s: (splits.get(s) or [d])[0] for s, d in (("train", "train-clean-100"), ("dev", "dev-clean"), ("test", "test-clean"))}
+    subsets = {
+        s: (splits.get(s) or [d])[0]
+        for s, d in (("train", "train-clean-100"), ("dev", "dev-clean"), ("test", "test-clean"))
+    }
     bindir = Path(sys.executable).parent
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     temp = args.work is None
@@ -447,48 +553,133 @@ def main() -> int:
             d.mkdir(parents=True)
             print(f"scale: {h:g} h: building the corpus in {d}", file=sys.stderr, flush=True)
             corpus = build_corpus(sources, d / "corpus", subsets, h, args.dev_minutes, args.seed, args.jobs)
-            sets = [f"data.root={d / 'corpus'}", f"data.out_dir={d / 'data'}", f"train.exp_dir={d / 'exp'}", *SMALL_MODEL, *args.sets]
+            sets = [
+                f"data.root={d / 'corpus'}",
+                f"data.out_dir={d / 'data'}",
+                f"train.exp_dir={d / 'exp'}",
+                *SMALL_MODEL,
+                *args.sets,
+            ]
             set_args = [a for s in sets for a in ("--set", s)]
-            print(f"scale: {h:g} h: {corpus['audio_seconds'] / 3600:.2f} h of FLAC in {corpus['build_seconds']} s; prepare", file=sys.stderr, flush=True)
-            m = run_measured([str(bindir / "asrkit"), "prepare", args.recipe, *set_args, "--jobs", str(args.jobs)], d / "prepare.log", env,
-                             interval=args.interval)
+            print(
+                f"scale: {h:g} h: {corpus['audio_seconds'] / 3600:.2f} h of FLAC in {corpus['build_seconds']} s; prepare",
+                file=sys.stderr,
+                flush=True,
+            )
+            m = run_measured(
+                [str(bindir / "asrkit"), "prepare", args.recipe, *set_args, "--jobs", str(args.jobs)],
+                d / "prepare.log",
+                env,
+                interval=args.interval,
+            )
             if m.rc != 0:
                 fail(f"prepare at {h:g} h", m)
-            prepare = {"wall_seconds": round(m.wall, 1), "audio_seconds_per_second": round(corpus["audio_seconds"] / m.wall, 1), **memory(m),
-                       "feats_mb": round(du(d / "data" / "feats") / MB, 1), "timeline": m.sampler.timeline()}
-            print(f"scale: {h:g} h: prepare {m.wall:.0f} s, peak RssAnon {prepare['peak_rss_anon_mb']:.0f} MB; train {args.train_seconds:g} s",
-                  file=sys.stderr, flush=True)
+            prepare = {
+                "wall_seconds": round(m.wall, 1),
+                "audio_seconds_per_second": round(corpus["audio_seconds"] / m.wall, 1),
+                **memory(m),
+                "feats_mb": round(du(d / "data" / "feats") / MB, 1),
+                "timeline": m.sampler.timeline(),
+            }
+            print(
+                f"scale: {h:g} h: prepare {m.wall:.0f} s, peak RssAnon {prepare['peak_rss_anon_mb']:.0f} MB; train {args.train_seconds:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
             loaded = {"data_loaded": r"^\S+: \d+ train utts \("}
-            m = run_measured([str(bindir / "asrkit"), "train", args.recipe, "--fresh", *set_args], d / "train.log", env,
-                             window=args.train_seconds, grace=args.grace, markers=loaded, interval=args.interval)
+            m = run_measured(
+                [str(bindir / "asrkit"), "train", args.recipe, "--fresh", *set_args],
+                d / "train.log",
+                env,
+                window=args.train_seconds,
+                grace=args.grace,
+                markers=loaded,
+                interval=args.interval,
+            )
             if not m.stopped and m.rc != 0:
                 fail(f"train at {h:g} h", m)
             at = m.markers.get("data_loaded")
-            train = {"window_seconds": round(m.wall, 1), "stopped_by_sigint": m.stopped, **memory(m),
-                     "data_loaded_at_s": at[0] if at else None, "rss_anon_at_data_loaded_mb": round(at[1] / MB, 1) if at else None,
-                     **train_progress(m, corpus["hours"]["train"] * 3600), "timeline": m.sampler.timeline()}
+            train = {
+                "window_seconds": round(m.wall, 1),
+                "stopped_by_sigint": m.stopped,
+                **memory(m),
+                "data_loaded_at_s": at[0] if at else None,
+                "rss_anon_at_data_loaded_mb": round(at[1] / MB, 1) if at else None,
+                **train_progress(m, corpus["hours"]["train"] * 3600),
+                "timeline": m.sampler.timeline(),
+            }
             sizes.append({"hours": h, "corpus": corpus, "prepare": prepare, "train": train})
-            print(json.dumps({k: v for k, v in sizes[-1].items() if k != "corpus"} | {"prepare": {k: v for k, v in prepare.items() if k != "timeline"},
-                                                                                        "train": {k: v for k, v in train.items() if k != "timeline"}}), flush=True)
+            print(
+                json.dumps(
+                    {k: v for k, v in sizes[-1].items() if k != "corpus"}
+                    | {
+                        "prepare": {k: v for k, v in prepare.items() if k != "timeline"},
+                        "train": {k: v for k, v in train.items() if k != "timeline"},
+                    }
+                ),
+                flush=True,
+            )
             if h == tr_hours:
                 print(f"scale: {h:g} h: torchrun, 2 gloo ranks, {args.train_seconds:g} s", file=sys.stderr, flush=True)
                 tr_sets = [a for s in [*sets, f"train.exp_dir={d / 'exp-ddp'}"] for a in ("--set", s)]
-                m = run_measured([str(bindir / "torchrun"), "--standalone", "--nproc-per-node", "2", "-m", "asrkit", "train", args.recipe,
-                                  "--fresh", *tr_sets], d / "torchrun.log", {"OMP_NUM_THREADS": "1", **env}, window=args.train_seconds,
-                                 ranks=True, grace=args.grace, markers=loaded, interval=args.interval)
+                m = run_measured(
+                    [
+                        str(bindir / "torchrun"),
+                        "--standalone",
+                        "--nproc-per-node",
+                        "2",
+                        "-m",
+                        "asrkit",
+                        "train",
+                        args.recipe,
+                        "--fresh",
+                        *tr_sets,
+                    ],
+                    d / "torchrun.log",
+                    {"OMP_NUM_THREADS": "1", **env},
+                    window=args.train_seconds,
+                    ranks=True,
+                    grace=args.grace,
+                    markers=loaded,
+                    interval=args.interval,
+                )
                 if not m.stopped and m.rc != 0:
                     fail(f"torchrun at {h:g} h", m)
                 s = m.sampler
-                ranks = sorted(({"rank": int(s.procs[g].env_rank) if s.procs[g].env_rank else None, "pid": g,
-                                 "peak_rss_anon_mb": round(v / MB, 1), "peak_vmhwm_mb": round(s.procs[g].hwm / MB, 1)}
-                                for g, v in s.groups.items() if g in s.procs), key=lambda r: (r["rank"] is None, r["rank"] or 0))
-                torchrun = {"train_hours": corpus["hours"]["train"], "window_seconds": round(m.wall, 1), **memory(m), "ranks": ranks,
-                            "launcher_peak_rss_anon_mb": round(s.procs[s.pid].anon / MB, 1) if s.pid in s.procs else None,
-                            "single_process_peak_rss_anon_mb": train["peak_rss_anon_mb"], "timeline": s.timeline()}
+                ranks = sorted(
+                    (
+                        {
+                            "rank": int(s.procs[g].env_rank) if s.procs[g].env_rank else None,
+                            "pid": g,
+                            "peak_rss_anon_mb": round(v / MB, 1),
+                            "peak_vmhwm_mb": round(s.procs[g].hwm / MB, 1),
+                        }
+                        for g, v in s.groups.items()
+                        if g in s.procs
+                    ),
+                    key=lambda r: (r["rank"] is None, r["rank"] or 0),
+                )
+                torchrun = {
+                    "train_hours": corpus["hours"]["train"],
+                    "window_seconds": round(m.wall, 1),
+                    **memory(m),
+                    "ranks": ranks,
+                    "launcher_peak_rss_anon_mb": round(s.procs[s.pid].anon / MB, 1) if s.pid in s.procs else None,
+                    "single_process_peak_rss_anon_mb": train["peak_rss_anon_mb"],
+                    "timeline": s.timeline(),
+                }
             if h == jobs_hours:
-                print(f"scale: {h:g} h: prepare --jobs 1 and --jobs {args.jobs}, then killed at half and resumed", file=sys.stderr, flush=True)
-                jobs = {"train_hours": corpus["hours"]["train"], **jobs_and_resume(d, args.recipe, set_args, corpus, env, str(bindir / "asrkit"),
-                                                                                  args.jobs, args.interval)}
+                print(
+                    f"scale: {h:g} h: prepare --jobs 1 and --jobs {args.jobs}, then killed at half and resumed",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                jobs = {
+                    "train_hours": corpus["hours"]["train"],
+                    **jobs_and_resume(
+                        d, args.recipe, set_args, corpus, env, str(bindir / "asrkit"), args.jobs, args.interval
+                    ),
+                }
                 print(json.dumps({"prepare_jobs": jobs}), flush=True)
             if not args.keep:
                 shutil.rmtree(d, ignore_errors=True)
@@ -498,7 +689,7 @@ def main() -> int:
     th = [s["corpus"]["hours"]["train"] for s in sizes]
     result = {
         "benchmark": "asrkit prepare and the first seconds of asrkit train on LibriSpeech-layout corpora of growing size "
-                     "(real sample utterances joined at random); peak private memory (RssAnon) and RSS of the process tree, polled",
+        "(real sample utterances joined at random); peak private memory (RssAnon) and RSS of the process tree, polled",
         "date": datetime.now().isoformat(timespec="seconds"),
         "machine": machine(),
         "recipe": args.recipe,
@@ -507,7 +698,11 @@ def main() -> int:
         "dev_minutes": args.dev_minutes,
         "seed": args.seed,
         "poll_seconds": args.interval,
-        "source": {"folder": str(source), "utterances": len(sources), "seconds": round(sum(len(x.audio) for x in sources) / RATE, 1)},
+        "source": {
+            "folder": str(source),
+            "utterances": len(sources),
+            "seconds": round(sum(len(x.audio) for x in sources) / RATE, 1),
+        },
         "units": "MB = 2^20 bytes; growth per hour of training audio; projections linear",
         "sizes": sizes,
         "growth": {

@@ -47,7 +47,10 @@ def sources(manifest: Path) -> dict:
         hours[src] += u["duration"] / 3600
         utts[src] += 1
         voices[src].add(u.get("speaker"))
-    return {s: {"hours": round(hours[s], 4), "utterances": utts[s], "voices": len(voices[s] - {"sc-mixed"})} for s in sorted(hours)}
+    return {
+        s: {"hours": round(hours[s], 4), "utterances": utts[s], "voices": len(voices[s] - {"sc-mixed"})}
+        for s in sorted(hours)
+    }
 
 
 def decodings(exp: Path) -> list[tuple[str, list[str]]]:
@@ -59,8 +62,14 @@ def decodings(exp: Path) -> list[tuple[str, list[str]]]:
 def fold(recipe: str, speaker: str, extra: list[str], work: Path, tts_cache: Path) -> dict:
     data, exp = work / "data" / speaker, work / "exp" / speaker
     sets = [
-        "--set", f"data.test_speakers=[{speaker}]",
-        "--set", f"data.out_dir={data}", "--set", f"train.exp_dir={exp}", "--set", f"data.digits.tts.cache={tts_cache}",
+        "--set",
+        f"data.test_speakers=[{speaker}]",
+        "--set",
+        f"data.out_dir={data}",
+        "--set",
+        f"train.exp_dir={exp}",
+        "--set",
+        f"data.digits.tts.cache={tts_cache}",
     ]
     for e in extra:
         sets += ["--set", e]
@@ -81,12 +90,27 @@ def fold(recipe: str, speaker: str, extra: list[str], work: Path, tts_cache: Pat
         "held_out_absent_from_train_and_dev": True,
     }
     run("lm", "build", str(data / "train.jsonl"), "-o", str(exp / "lm.arpa"), "--order", "3")
-    for split in ("test", "test_isolated", "test_unseen"):  # test_unseen: Speech Commands testing-list clips, when a source
+    for split in (
+        "test",
+        "test_isolated",
+        "test_unseen",
+    ):  # test_unseen: Speech Commands testing-list clips, when a source
         if not (data / f"{split}.jsonl").is_file():
             continue
         for mode, extra_args in decodings(exp):
             hyp = exp / f"{split}.{mode}.hyp"
-            run("decode", "--model", str(exp / "best.pt"), "--beam", "10", "--quiet", *extra_args, "-o", str(hyp), str(data / f"{split}.jsonl"))
+            run(
+                "decode",
+                "--model",
+                str(exp / "best.pt"),
+                "--beam",
+                "10",
+                "--quiet",
+                *extra_args,
+                "-o",
+                str(hyp),
+                str(data / f"{split}.jsonl"),
+            )
             rep = json.loads(run("score", "--ref", str(data / f"{split}.jsonl"), "--hyp", str(hyp), "--json"))
             out.setdefault(split, {})[mode] = {"wer": rep["wer"], "cer": rep["cer"], "utterances": rep["n_utterances"]}
     out["decode_seconds"] = round(time.time() - t2, 1)
@@ -99,7 +123,9 @@ def main() -> int:
     ap.add_argument("--speakers", nargs="*", default=list(SPEAKERS))
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra recipe overrides for every fold")
     ap.add_argument("--work", default="bench/work/speakers", help="where the folds' data and experiments go")
-    ap.add_argument("--tts-cache", default="data/tts-cache", help="rendered synthetic voices, shared by the folds and recipes")
+    ap.add_argument(
+        "--tts-cache", default="data/tts-cache", help="rendered synthetic voices, shared by the folds and recipes"
+    )
     ap.add_argument("--out", default=str(ROOT / "bench/results/speakers.json"))
     args = ap.parse_args()
     work, cache = ROOT / args.work, ROOT / args.tts_cache
@@ -110,13 +136,14 @@ def main() -> int:
         print(json.dumps(folds[-1]), flush=True)
     mean = {
         split: {mode: sum(f[split][mode]["wer"] for f in folds) / len(folds) for mode in folds[0][split]}
-        for split in ("test", "test_isolated", "test_unseen") if all(split in f for f in folds)
+        for split in ("test", "test_isolated", "test_unseen")
+        if all(split in f for f in folds)
     }
     result = {
         "benchmark": "digits recipe, leave-one-speaker-out: train without one FSDD speaker, test on that speaker "
-                     "(connected digits: test; isolated digits: test_isolated; beam 10; open vocabulary, open vocabulary with test-time VTLN "
-                     "(open_vtln), and a word trigram of the training texts); "
-                     "test_unseen: the Speech Commands testing-list digit clips (voices no source contains)",
+        "(connected digits: test; isolated digits: test_isolated; beam 10; open vocabulary, open vocabulary with test-time VTLN "
+        "(open_vtln), and a word trigram of the training texts); "
+        "test_unseen: the Speech Commands testing-list digit clips (voices no source contains)",
         "recipe": args.recipe,
         "overrides": args.sets,
         "folds": folds,

@@ -123,7 +123,12 @@ def naive_epoch(recipe, utts, tok, batch_size: int, seed: int) -> dict:
             feats.append(x[0].T)
         lengths = torch.tensor([f.shape[0] for f in feats])
         targets = [torch.tensor(t) for _, t in items]
-        return nn.utils.rnn.pad_sequence(feats, batch_first=True), lengths, torch.cat(targets), torch.tensor([len(t) for t in targets])
+        return (
+            nn.utils.rnn.pad_sequence(feats, batch_first=True),
+            lengths,
+            torch.cat(targets),
+            torch.tensor([len(t) for t in targets]),
+        )
 
     torch.manual_seed(seed)
     m = recipe.model
@@ -144,7 +149,12 @@ def naive_epoch(recipe, utts, tok, batch_size: int, seed: int) -> dict:
         padded += int(lengths.max()) * len(lengths)
         real += int(lengths.sum())
     seconds = time.perf_counter() - t0
-    return {"audio_seconds": round(audio, 1), "seconds": round(seconds, 2), "audio_seconds_per_second": round(audio / seconds, 1), "padding_overhead": round(padded / real - 1, 4)}
+    return {
+        "audio_seconds": round(audio, 1),
+        "seconds": round(seconds, 2),
+        "audio_seconds_per_second": round(audio / seconds, 1),
+        "padding_overhead": round(padded / real - 1, 4),
+    }
 
 
 def main() -> int:
@@ -169,13 +179,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         subset_data_dir(recipe.data_dir, data, args.utts, seed=0)
-        sets = [f"data.out_dir={data}", f"train.exp_dir={tmp}/exp", "train.epochs=1", "train.sortagrad=false", "train.save_every=0", "model.name=bilstm"]
+        sets = [
+            f"data.out_dir={data}",
+            f"train.exp_dir={tmp}/exp",
+            "train.epochs=1",
+            "train.sortagrad=false",
+            "train.save_every=0",
+            "model.name=bilstm",
+        ]
         sub = load_recipe(args.recipe, sets)
         utts = read_manifest(data / "train.jsonl")
         tok = CharTokenizer.load(data / "vocab.txt")
         feats = FeatureStore(data / "feats" / "train")
         frames = [feats.frames(u.id) for u in utts]
-        sampler = BucketBatchSampler(frames, int(sub.train.batch_seconds / (sub.features.hop_ms / 1000)), seed=sub.train.seed)
+        sampler = BucketBatchSampler(
+            frames, int(sub.train.batch_seconds / (sub.features.hop_ms / 1000)), seed=sub.train.seed
+        )
         sampler.set_epoch(0)
         batches = sampler.batches()
         mean_batch = len(utts) / len(batches)
@@ -186,7 +205,9 @@ def main() -> int:
         def engine_epoch(r) -> float:
             shutil.rmtree(Path(tmp) / "exp", ignore_errors=True)
             train(r, quiet=True)
-            return json.loads((Path(tmp) / "exp" / "metrics.jsonl").read_text().splitlines()[0])["train_audio_seconds_per_second"]
+            return json.loads((Path(tmp) / "exp" / "metrics.jsonl").read_text().splitlines()[0])[
+                "train_audio_seconds_per_second"
+            ]
 
         engine_runs, bf16_runs, naive_runs = [], [], []
         for k in range(args.repeats):  # alternate the loops so that machine noise hits all alike

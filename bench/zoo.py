@@ -61,7 +61,12 @@ def main() -> int:
         wall = time.time() - t0
         if proc.returncode != 0:
             print(proc.stderr[-2000:], file=sys.stderr)
-            rows.append({"model": name, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"})
+            rows.append(
+                {
+                    "model": name,
+                    "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}",
+                }
+            )
             continue
         rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
         metrics = [json.loads(x) for x in (exp / "metrics.jsonl").read_text().splitlines()]
@@ -73,7 +78,9 @@ def main() -> int:
             "epochs": len(metrics),
             "best_epoch": ckpt["epoch"],
             "epoch_seconds": round(sum(m["seconds"] for m in metrics) / len(metrics), 1),
-            "train_audio_seconds_per_second": round(sum(m["train_audio_seconds_per_second"] for m in metrics) / len(metrics), 1),
+            "train_audio_seconds_per_second": round(
+                sum(m["train_audio_seconds_per_second"] for m in metrics) / len(metrics), 1
+            ),
             "train_wall_seconds": round(wall, 1),
             "peak_rss_mb": round(rss_kb / 1024, 1),
             "best_dev_wer": ckpt["metric"]["dev_wer"],

@@ -32,7 +32,9 @@ def asrkit_cmd() -> list[str]:
     return [found]
 
 
-def run_cli(*args: str, cwd: Path | None = None, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the installed asrkit command; on failure show its stderr."""
     proc = subprocess.run(
         [*asrkit_cmd(), *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600
@@ -66,7 +68,9 @@ def digits_recipe_dict() -> dict:
     base["features"].pop("vtlp", None)
     base["features"]["cmvn"] = "utterance"
     base["train"].pop("consistency", None)  # two views per batch would double the small tests' training time
-    base["model"].update(frontend="stack", dropout=0.1)  # stacked frames learn fastest: the small tests train for seconds
+    base["model"].update(
+        frontend="stack", dropout=0.1
+    )  # stacked frames learn fastest: the small tests train for seconds
     return base
 
 
@@ -100,7 +104,12 @@ def tiny_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         test_speakers=["george"],
         dev_indices=[5],
         speed_perturb=[],
-        connected={"per_split": {"train": 150, "dev": 5, "test": 1}, "min_words": 2, "max_words": 5, "gap_seconds": [0.05, 0.5]},
+        connected={
+            "per_split": {"train": 150, "dev": 5, "test": 1},
+            "min_words": 2,
+            "max_words": 5,
+            "gap_seconds": [0.05, 0.5],
+        },
     )
     base["features"].update(specaugment=None)
     base["model"].update(name="bilstm", frontend="stack", hidden=64, layers=1, subsample=3, dropout=0.0)

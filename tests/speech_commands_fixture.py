@@ -39,7 +39,9 @@ def _write(path: Path, wav: np.ndarray) -> None:
     sf.write(path, np.clip(wav, -1, 1), RATE, subtype="PCM_16")
 
 
-def add_fsdd(dest: Path, fsdd: Path, digits: Iterable[int], speakers: Iterable[str], indices: Iterable[int], split_of) -> dict[str, str]:
+def add_fsdd(
+    dest: Path, fsdd: Path, digits: Iterable[int], speakers: Iterable[str], indices: Iterable[int], split_of
+) -> dict[str, str]:
     """FSDD recordings resampled to 16 kHz as `<word>/<hash>_nohash_<index>.wav`; returns {list entry: split}."""
     import torch
 
@@ -72,7 +74,11 @@ def add_espeak(dest: Path, words: Iterable[str], voices: list[tuple[str, int, in
         def synth(job) -> tuple[str, str]:
             word, k, (voice, speed, pitch) = job
             raw = Path(tmp) / f"{word}_{k}.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), word], check=True, capture_output=True)
+            subprocess.run(
+                ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), word],
+                check=True,
+                capture_output=True,
+            )
             wav, sr = read_audio(raw)
             name = f"{word}/{speaker_hash(f'{voice}-{speed}-{pitch}')}_nohash_0.wav"
             _write(dest / name, resample(torch.from_numpy(wav), sr, RATE).numpy())
@@ -128,10 +134,14 @@ def merge_real(dest: Path, real: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
-    ap.add_argument("--fsdd", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings")
+    ap.add_argument(
+        "--fsdd", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+    )
     ap.add_argument("--merge", type=Path, help="a real Speech Commands folder whose clips and lists are kept")
     ap.add_argument("--voices", type=int, default=48, help="espeak-ng voices per word")
-    ap.add_argument("--words", nargs="*", help="espeak-ng words (default: the merged corpus's words, else the 10 commands)")
+    ap.add_argument(
+        "--words", nargs="*", help="espeak-ng words (default: the merged corpus's words, else the 10 commands)"
+    )
     args = ap.parse_args()
     out: Path = args.out
     if out.exists():
@@ -140,11 +150,19 @@ def main() -> None:
     # with a real corpus merged, its official test clips stay the only test set: synthetic clips go to train/dev
     test_idx = () if args.merge else (0, 1, 2, 3, 4)
     entries = add_fsdd(out, args.fsdd, range(10), FSDD_SPEAKERS, range(50), by_index(test_idx, (5, 6, 7, 8, 9)))
-    words = args.words or (sorted(p.name for p in args.merge.iterdir() if p.is_dir() and not p.name.startswith("_")) if args.merge else list(
-        ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")))
+    words = args.words or (
+        sorted(p.name for p in args.merge.iterdir() if p.is_dir() and not p.name.startswith("_"))
+        if args.merge
+        else list(("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"))
+    )
     if espeak_available():
         k = args.voices
-        entries |= add_espeak(out, words, voice_grid(k), lambda j: "test" if not args.merge and j % 10 == 0 else "dev" if j % 10 == 1 else "train")
+        entries |= add_espeak(
+            out,
+            words,
+            voice_grid(k),
+            lambda j: "test" if not args.merge and j % 10 == 0 else "dev" if j % 10 == 1 else "train",
+        )
     add_noise(out)
     if args.merge:
         merge_real(out, args.merge)

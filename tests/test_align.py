@@ -85,7 +85,7 @@ def test_loglik_matches_torch_ctc_loss(T, V, targets):
 
 @pytest.mark.parametrize("T,V,targets", SHAPES)
 def test_token_occupancy_matches_ctc_loss_gradient(T, V, targets):
-    logits = (torch.randn(T, V, generator=torch.Generator().manual_seed(T + 7 * V), dtype=torch.float64) * 2)
+    logits = torch.randn(T, V, generator=torch.Generator().manual_seed(T + 7 * V), dtype=torch.float64) * 2
     logits.requires_grad_(True)
     lp = logits.log_softmax(-1)
     tg = torch.tensor(targets, dtype=torch.long)
@@ -108,7 +108,9 @@ def test_token_occupancy_matches_ctc_loss_gradient_wrt_log_probs(T, V, targets):
     # torch 2.11, float64, CPU; with reduction='none' and a sum of the losses). So occ = exp(lp) - grad.
     lp = _random_log_probs(T, V, seed=3 * T + V).requires_grad_(True)
     tg = torch.tensor(targets, dtype=torch.long)
-    loss = F.ctc_loss(lp.unsqueeze(1), tg.unsqueeze(0), torch.tensor([T]), torch.tensor([len(targets)]), reduction="none")
+    loss = F.ctc_loss(
+        lp.unsqueeze(1), tg.unsqueeze(0), torch.tensor([T]), torch.tensor([len(targets)]), reduction="none"
+    )
     assert loss.shape == (1,)
     (grad,) = torch.autograd.grad(loss.sum(), lp)
     occ_ref = lp.detach().exp() - grad
@@ -152,8 +154,9 @@ def test_float32_recursion_loses_that_mass_and_the_check_catches_it():
     tab = core._scaled_forward_backward(lp, tg, *lens, 0, torch.float32, torch.float32)
     assert tab.fallback.all()
     # A short utterance fits float32's range and passes.
-    tab = core._scaled_forward_backward(lp[:, :40], tg[:, :10], torch.tensor([40, 40]), torch.tensor([10, 10]), 0,
-                                        torch.float32, torch.float32)
+    tab = core._scaled_forward_backward(
+        lp[:, :40], tg[:, :10], torch.tensor([40, 40]), torch.tensor([10, 10]), 0, torch.float32, torch.float32
+    )
     assert not tab.fallback.any()
 
 
@@ -390,7 +393,9 @@ def test_forced_align_equals_torchaudio():
         lp = _random_log_probs(T, V, seed=T * 3 + V)
         for dtype in (torch.float64, torch.float32):
             path, scores = forced_align(lp.to(dtype), targets)
-            ref_path, ref_scores = taf.forced_align(lp.to(dtype).unsqueeze(0), torch.tensor([targets], dtype=torch.int32))
+            ref_path, ref_scores = taf.forced_align(
+                lp.to(dtype).unsqueeze(0), torch.tensor([targets], dtype=torch.int32)
+            )
             assert path.dtype == torch.int64 and path.shape == (T,) and scores.dtype == dtype
             assert path.tolist() == ref_path[0].tolist()
             torch.testing.assert_close(scores, ref_scores[0], rtol=0, atol=0)
@@ -440,7 +445,9 @@ def test_segments_on_a_peaky_input():
     got = [(t.label, t.first_frame, t.n_frames) for t in tokens]
     assert got == [("a", 1, 2), ("b", 4, 1), (" ", 6, 2), ("b", 9, 3), ("a", 12, 1)]
     for t, (start, dur) in zip(tokens, [(0.02, 0.04), (0.08, 0.02), (0.12, 0.04), (0.18, 0.06), (0.24, 0.02)]):
-        assert t.start == pytest.approx(start) and t.duration == pytest.approx(dur) and t.end == pytest.approx(start + dur)
+        assert (
+            t.start == pytest.approx(start) and t.duration == pytest.approx(dur) and t.end == pytest.approx(start + dur)
+        )
     assert [t.conf for t in tokens] == pytest.approx([0.9, 0.6, 0.9, 0.9, 0.9])
     assert [(w.label, w.first_frame, w.n_frames) for w in words] == [("ab", 1, 4), ("ba", 9, 4)]
     assert [w.start for w in words] == pytest.approx([0.02, 0.18])

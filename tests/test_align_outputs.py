@@ -71,13 +71,27 @@ def test_textgrid_for_hand_made_path(tmp_path: Path) -> None:
     assert grid["xmin"] == 0 and grid["xmax"] == pytest.approx(0.2)
     assert list(grid["tiers"]) == ["words", "tokens"]
     assert grid["tiers"]["tokens"] == [
-        (0.0, 0.04, ""), (0.04, 0.08, "a"), (0.08, 0.1, ""), (0.1, 0.12, "␣"), (0.12, 0.14, ""), (0.14, 0.18, 'b"'),
+        (0.0, 0.04, ""),
+        (0.04, 0.08, "a"),
+        (0.08, 0.1, ""),
+        (0.1, 0.12, "␣"),
+        (0.12, 0.14, ""),
+        (0.14, 0.18, 'b"'),
         (0.18, 0.2, ""),
     ]
-    assert grid["tiers"]["words"] == [(0.0, 0.04, ""), (0.04, 0.08, "a"), (0.08, 0.14, ""), (0.14, 0.18, 'b"'), (0.18, 0.2, "")]
+    assert grid["tiers"]["words"] == [
+        (0.0, 0.04, ""),
+        (0.04, 0.08, "a"),
+        (0.08, 0.14, ""),
+        (0.14, 0.18, 'b"'),
+        (0.18, 0.2, ""),
+    ]
     text = out.read_text(encoding="utf-8")
     assert 'text = "b"""' in text  # a double quote inside a label is doubled, as Praat writes it
-    assert "    item [2]:\n        class = \"IntervalTier\" \n        name = \"tokens\" \n        xmin = 0 \n        xmax = 0.2 \n" in text
+    assert (
+        '    item [2]:\n        class = "IntervalTier" \n        name = "tokens" \n        xmin = 0 \n        xmax = 0.2 \n'
+        in text
+    )
 
 
 def test_ctm_for_peaky_input() -> None:
@@ -115,7 +129,9 @@ def test_statistics_on_hand_made_alignments() -> None:
     a = UttAlignment("u", [1, 2], [], post_a, np.array(path_a), 0.01, -1.0)
     # model B: 20 ms frames, tokens start at 20 ms and 40 ms (A: 10 ms and 40 ms); uniform outputs over 4 symbols
     path_b = [0, 1, 3, 4]
-    b = UttAlignment("u", [1, 2], [], _one_hot(path_b, 5), np.array(path_b), 0.02, -1.0, log_probs=torch.full((4, 4), math.log(0.25)))
+    b = UttAlignment(
+        "u", [1, 2], [], _one_hot(path_b, 5), np.array(path_b), 0.02, -1.0, log_probs=torch.full((4, 4), math.log(0.25))
+    )
     bad = UttAlignment("v", [1, 2], [], np.zeros((1, 5)), None, 0.02)  # too short to align: skipped
 
     sa = alignment_stats([a], reference=[a])
@@ -153,8 +169,15 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, P
                 shutil.copy(src / f"{d}_{spk}_{i}.wav", rec)
     base = digits_recipe_dict()
     base["data"].update(
-        root=str(rec.parent), out_dir=str(tmp / "data"), dev_indices=[5, 6],
-        connected={"per_split": {"train": 60, "dev": 4, "test": 6}, "min_words": 2, "max_words": 3, "gap_seconds": [0.05, 0.2]},
+        root=str(rec.parent),
+        out_dir=str(tmp / "data"),
+        dev_indices=[5, 6],
+        connected={
+            "per_split": {"train": 60, "dev": 4, "test": 6},
+            "min_words": 2,
+            "max_words": 3,
+            "gap_seconds": [0.05, 0.2],
+        },
     )
     base["model"].update(name="bilstm", hidden=32, layers=1, subsample=3)
     base["train"].update(exp_dir=str(tmp / "bilstm"), epochs=3, batch_seconds=30, lr=0.005, threads=1)
@@ -163,7 +186,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, P
     # in-process: the command's own code without three more interpreter start-ups
     assert main(["prepare", str(recipe), "--quiet"]) == 0
     assert main(["train", str(recipe), "--quiet"]) == 0
-    assert main(["train", str(recipe), "--quiet", "--set", "model.name=dnn", "--set", f"train.exp_dir={tmp / 'dnn'}"]) == 0
+    assert (
+        main(["train", str(recipe), "--quiet", "--set", "model.name=dnn", "--set", f"train.exp_dir={tmp / 'dnn'}"]) == 0
+    )
     return tmp / "data", tmp / "bilstm" / "best.pt", tmp / "dnn" / "best.pt"
 
 
@@ -176,7 +201,9 @@ def test_cli_align_writes_npz_png_textgrid_ctm(tiny_models: tuple[Path, Path, Pa
     for u in utts:
         z = np.load(out / f"{u['id']}.npz")
         T, S = z["posteriors"].shape
-        assert S == 2 * len(u["text"]) + 1 and z["path"].shape == (T,) and float(z["frame_shift"]) == pytest.approx(0.03)
+        assert (
+            S == 2 * len(u["text"]) + 1 and z["path"].shape == (T,) and float(z["frame_shift"]) == pytest.approx(0.03)
+        )
         assert np.allclose(z["posteriors"].sum(axis=1), 1.0, atol=1e-4)
         assert (out / f"{u['id']}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         grid = parse_textgrid((out / f"{u['id']}.TextGrid").read_text(encoding="utf-8"))
@@ -192,10 +219,28 @@ def test_cli_align_writes_npz_png_textgrid_ctm(tiny_models: tuple[Path, Path, Pa
 
     # audio plus --text; an unknown token is one line naming it, exit 2, no traceback
     wav = str(data / utts[0]["audio"])
-    assert main(["align", "-m", str(bilstm), "-o", str(tmp_path / "one"), "--text", utts[0]["text"], "--no-plots", "--quiet", wav]) == 0
+    assert (
+        main(
+            [
+                "align",
+                "-m",
+                str(bilstm),
+                "-o",
+                str(tmp_path / "one"),
+                "--text",
+                utts[0]["text"],
+                "--no-plots",
+                "--quiet",
+                wav,
+            ]
+        )
+        == 0
+    )
     stem = Path(wav).stem
     assert (tmp_path / "one" / f"{stem}.TextGrid").is_file() and not (tmp_path / "one" / f"{stem}.png").exists()
-    bad = run_cli("align", "-m", str(bilstm), "-o", str(tmp_path / "bad"), "--text", "one yes", "--quiet", wav, check=False)
+    bad = run_cli(
+        "align", "-m", str(bilstm), "-o", str(tmp_path / "bad"), "--text", "one yes", "--quiet", wav, check=False
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "'y'" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -206,7 +251,19 @@ def test_cli_compare_writes_figure_and_table(tiny_models: tuple[Path, Path, Path
     second = json.loads(manifest.read_text().splitlines()[1])["id"]
     out = tmp_path / "cmp"
     capsys.readouterr()
-    args = ["align", "--compare", str(bilstm), "-m", str(dnn), str(manifest), "-o", str(out), "--utt", second, "--quiet"]
+    args = [
+        "align",
+        "--compare",
+        str(bilstm),
+        "-m",
+        str(dnn),
+        str(manifest),
+        "-o",
+        str(out),
+        "--utt",
+        second,
+        "--quiet",
+    ]
     assert main([*args, "--name", "DNN", "--name", "BiLSTM"]) == 0
     stdout = capsys.readouterr().out
     assert "blank" in stdout and "BiLSTM" in stdout and "DNN" in stdout
@@ -219,14 +276,40 @@ def test_cli_compare_writes_figure_and_table(tiny_models: tuple[Path, Path, Path
     n_utts = len(manifest.read_text().splitlines())
     for r in rows:
         assert r["utterances"] + r["skipped"] == n_utts
-        assert 0 < r["blank_fraction"] < 1 and 0 < r["peakiness"] <= 1 and r["state_entropy"] >= 0 and r["output_entropy"] > 0
+        assert (
+            0 < r["blank_fraction"] < 1
+            and 0 < r["peakiness"] <= 1
+            and r["state_entropy"] >= 0
+            and r["output_entropy"] > 0
+        )
     table = list(csv.DictReader((out / "compare.csv").open()))
     assert [t["name"] for t in table] == ["DNN", "BiLSTM"]
     assert float(table[1]["blank_fraction"]) == pytest.approx(rows[1]["blank_fraction"])
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # an unknown utterance for the figure is a usage error
-    assert main(["align", "--compare", str(bilstm), str(dnn), str(manifest), "-o", str(out), "--utt", "nope", "--quiet"]) == 2
+    assert (
+        main(["align", "--compare", str(bilstm), str(dnn), str(manifest), "-o", str(out), "--utt", "nope", "--quiet"])
+        == 2
+    )
     assert "'nope'" in capsys.readouterr().err
     # one that --limit cuts off says so
-    assert main(["align", "--compare", str(bilstm), str(dnn), str(manifest), "-o", str(out), "--utt", second, "--limit", "1", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "align",
+                "--compare",
+                str(bilstm),
+                str(dnn),
+                str(manifest),
+                "-o",
+                str(out),
+                "--utt",
+                second,
+                "--limit",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert f"utterance {second!r} is input number 2, beyond --limit 1: raise the limit" in capsys.readouterr().err

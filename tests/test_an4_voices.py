@@ -52,7 +52,9 @@ def test_vocoded_cepstra_give_the_cepstra_back():
     assert abs(len(back) - len(c)) <= 1
     assert min(_corr(c, back, k) for k in (0, 1, 2, 3)) > 0.85
     # against a control: another word's envelope matches far worse
-    other = vocoder.sphinx_cepstra(load_audio(fsdd_root() / "recordings" / "6_george_11.flac", vocoder.SAMPLE_RATE).numpy())
+    other = vocoder.sphinx_cepstra(
+        load_audio(fsdd_root() / "recordings" / "6_george_11.flac", vocoder.SAMPLE_RATE).numpy()
+    )
     assert _corr(c, back, 1) > _corr(other, back, 1) + 0.3
 
 
@@ -104,13 +106,19 @@ LINES = {
 def test_an4_reader_keeps_the_digit_strings_it_can_read(tmp_path):
     _an4_fixture(tmp_path / "an4", LINES, missing=("cen5-mxyz-b",))
     got = digits.an4_utterances(tmp_path / "an4")
-    assert [(u.uid, u.speaker, u.text) for u in got] == [("cen1-fabc-b", "an4-fabc", "one two three"), ("cen4-mdef-b", "an4-mdef", "nine eight")]
+    assert [(u.uid, u.speaker, u.text) for u in got] == [
+        ("cen1-fabc-b", "an4-fabc", "one two three"),
+        ("cen4-mdef-b", "an4-mdef", "nine eight"),
+    ]
     assert all(u.path.suffix == ".mfc" and u.path.is_file() for u in got)
 
 
 def _recipe(tmp_path, **digits_cfg):
-    data = {"out_dir": str(tmp_path / "data"), "connected": {"per_split": {"train": 4, "dev": 2, "test": 2}},
-            "digits": {"sources": ["fsdd", "an4"], **digits_cfg}}
+    data = {
+        "out_dir": str(tmp_path / "data"),
+        "connected": {"per_split": {"train": 4, "dev": 2, "test": 2}},
+        "digits": {"sources": ["fsdd", "an4"], **digits_cfg},
+    }
     return recipe_from_dict({"name": "an4_voices", "data": data, "features": {"n_mels": 40, "f_max": 4000}})
 
 
@@ -138,8 +146,12 @@ def test_an4_strings_train_in_several_voices_and_nowhere_else(tmp_path, monkeypa
     recipe = _recipe(tmp_path, an4_root=str(tmp_path / "an4"), an4_copies=3)
     prepare(recipe, quiet=True)
     train = [u for u in read_manifest(tmp_path / "data" / "train.jsonl") if u.extra.get("source") == "an4"]
-    assert sorted(u.id for u in train) == sorted(f"{uid}_v{k}" for uid in ("cen1-fabc-b", "cen4-mdef-b", "cen5-mxyz-b") for k in range(3))
-    assert {u.text for u in train} == {"one two three", "nine eight", "seven"} and all(u.extra["kind"] == "connected" for u in train)
+    assert sorted(u.id for u in train) == sorted(
+        f"{uid}_v{k}" for uid in ("cen1-fabc-b", "cen4-mdef-b", "cen5-mxyz-b") for k in range(3)
+    )
+    assert {u.text for u in train} == {"one two three", "nine eight", "seven"} and all(
+        u.extra["kind"] == "connected" for u in train
+    )
     # three copies, three different voices: the audio differs
     a, b = [load_audio(u.audio, 16000) for u in sorted(train, key=lambda u: u.id) if u.id.startswith("cen1")][:2]
     assert not torch.equal(a[: min(len(a), len(b))], b[: min(len(a), len(b))])

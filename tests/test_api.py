@@ -149,13 +149,20 @@ def test_classify_with_a_classifier_checkpoint(tiny_digits_model: Path, joined, 
     labels = ["zero", "one", "two"]
     cfg = {**state["model_config"], "head": "classifier", "pool": "mean", "n_tokens": len(labels)}
     torch.manual_seed(0)
-    state = {**state, "model_config": cfg, "tokenizer": {"kind": "labels", "symbols": labels}, "model": build_model(cfg).state_dict()}
+    state = {
+        **state,
+        "model_config": cfg,
+        "tokenizer": {"kind": "labels", "symbols": labels},
+        "model": build_model(cfg).state_dict(),
+    }
     rec = asrkit.api.Recognizer(AcousticModel(state, "cpu"))
     wav, _ = joined
     c = rec.classify(wav, sample_rate=8000, top=3)
     lp = rec.model.classify([rec.features(wav, sample_rate=8000)])[0]
     assert c.label == labels[int(lp.argmax())] and c.probability == pytest.approx(float(lp.max().exp()))
-    assert sorted(p for _, p in c.top) == pytest.approx(sorted(lp.exp().tolist()), abs=1e-6) and sum(p for _, p in c.top) == pytest.approx(1.0, abs=1e-5)
+    assert sorted(p for _, p in c.top) == pytest.approx(sorted(lp.exp().tolist()), abs=1e-6) and sum(
+        p for _, p in c.top
+    ) == pytest.approx(1.0, abs=1e-5)
     assert [x.label for x in rec.classify([wav, wav[:4000]], sample_rate=8000)][0] == c.label
     with pytest.raises(InputError, match="transcribe\\(\\) decodes CTC models"):
         rec.transcribe(wav, sample_rate=8000)
@@ -172,7 +179,18 @@ def test_vtln_decodes_through_the_api_and_the_cli(rec, joined, tiny_digits_model
     hyp = rec.transcribe(wav, sample_rate=8000, beam=1, vtln=True)
     assert hyp.text == rec.tokenizer.decode(greedy_decode(lps[0]).tokens)
     out = tmp_path / "hyp.txt"
-    run_cli("decode", "--model", str(tiny_digits_model), "--beam", "1", "--vtln", "--output", str(out), str(path), env=_same_threads())
+    run_cli(
+        "decode",
+        "--model",
+        str(tiny_digits_model),
+        "--beam",
+        "1",
+        "--vtln",
+        "--output",
+        str(out),
+        str(path),
+        env=_same_threads(),
+    )
     assert out.read_text().split("\t", 1)[1].strip() == hyp.text
     bad = run_cli("decode", "--model", str(tiny_digits_model), "--stream", "--vtln", str(path), check=False)
     assert bad.returncode != 0 and "--vtln" in bad.stderr and "Traceback" not in bad.stderr

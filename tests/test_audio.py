@@ -35,7 +35,9 @@ def test_stereo_is_downmixed_to_mean(tmp_path):
     np.testing.assert_allclose(wav, (left + right) / 2, atol=1e-7)
 
 
-@pytest.mark.parametrize(("subtype", "atol"), [("PCM_U8", 1 / 128), ("PCM_16", 1 / 32768), ("PCM_24", 1 / 2**23), ("FLOAT", 0.0)])
+@pytest.mark.parametrize(
+    ("subtype", "atol"), [("PCM_U8", 1 / 128), ("PCM_16", 1 / 32768), ("PCM_24", 1 / 2**23), ("FLOAT", 0.0)]
+)
 def test_bit_depths_scale_to_unit_range(tmp_path, subtype, atol):
     x = _sine(4000, 16000, amp=0.9)
     p = tmp_path / f"{subtype}.wav"

@@ -15,7 +15,11 @@ def _run(tmp_path: Path) -> tuple[Path, Path]:
     data.mkdir()
     exp.mkdir()
     for split, durs in {"train": [1.5, 2.5, 3.6], "dev": [1.8]}.items():
-        (data / f"{split}.jsonl").write_text("".join(json.dumps({"id": f"{split}{i}", "audio": "x.wav", "duration": d}) + "\n" for i, d in enumerate(durs)))
+        (data / f"{split}.jsonl").write_text(
+            "".join(
+                json.dumps({"id": f"{split}{i}", "audio": "x.wav", "duration": d}) + "\n" for i, d in enumerate(durs)
+            )
+        )
     rows = [
         {"epoch": 1, "train_loss": 2.5, "dev_loss": 2.0, "dev_wer": 0.9, "dev_cer": 0.5, "seconds": 60.0},
         {"epoch": 2, "train_loss": 1.5, "dev_loss": 1.0, "dev_wer": 0.25, "dev_cer": 0.1, "seconds": 62.0},
@@ -28,7 +32,9 @@ def _run(tmp_path: Path) -> tuple[Path, Path]:
 def test_card_holds_data_results_and_commands(tmp_path: Path) -> None:
     data, exp = _run(tmp_path)
     r = load_recipe(ROOT / "recipes" / "digits.yaml", [f"data.out_dir={data}", f"train.exp_dir={exp}"])
-    card = model_card(r, exp, 123456, "cpu", "wer", False, 1, ["asrkit", "train", "recipes/digits.yaml", "--set", "train.lr=0.01"])
+    card = model_card(
+        r, exp, 123456, "cpu", "wer", False, 1, ["asrkit", "train", "recipes/digits.yaml", "--set", "train.lr=0.01"]
+    )
     assert "**123,456 parameters.**" in card and "Zoo entry `bigru`" in card
     assert "| train | 3 | 0.00 |" in card and "| dev | 1 | 0.00 |" in card
     assert "**Training time 3.0 min** on cpu" in card
@@ -43,5 +49,7 @@ def test_write_model_card_is_written_atomically_where_train_puts_it(tmp_path: Pa
     data, exp = _run(tmp_path)
     r = load_recipe(ROOT / "recipes" / "echo.yaml", [f"data.out_dir={data}", f"train.exp_dir={exp}"])
     path = write_model_card(r, exp, 42, "cpu", "accuracy", True)
-    assert path == exp / "MODEL_CARD.md" and "best by dev accuracy" not in path.read_text()  # these rows have no accuracy
+    assert (
+        path == exp / "MODEL_CARD.md" and "best by dev accuracy" not in path.read_text()
+    )  # these rows have no accuracy
     assert not list(exp.glob(".*.tmp"))

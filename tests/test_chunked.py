@@ -143,6 +143,7 @@ def test_sliding_cmvn_matches_windowed_statistics() -> None:
 
 # ---- a real (tiny) model -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_model(tiny_digits_model: Path) -> Path:
     """The shared tiny BiLSTM digits model (tests/conftest.py)."""
@@ -223,7 +224,11 @@ def test_ten_minutes_decode_under_the_memory_limit(recipe_name: str, tiny_model:
 
     recipe = recipe_from_dict(yaml.safe_load((ROOT / "recipes" / f"{recipe_name}.yaml").read_text()))
     state = load_checkpoint(tiny_model)
-    cfg = {**recipe.to_dict()["model"], "n_feats": recipe.features.n_mels, "n_tokens": state["model_config"]["n_tokens"]}
+    cfg = {
+        **recipe.to_dict()["model"],
+        "n_feats": recipe.features.n_mels,
+        "n_tokens": state["model_config"]["n_tokens"],
+    }
     torch.manual_seed(0)
     features = feature_settings(recipe.features, recipe.data.sample_rate)
     state.update(model_config=cfg, model=build_model(cfg).state_dict(), features=features)

@@ -85,16 +85,29 @@ def test_models_lists_the_zoo_sized_for_a_recipe(tmp_path) -> None:
     assert [r["name"] for r in rows] == list(MODELS)
     assert [r["name"] for r in rows if r["selected"]] == ["gru"]
     for r in rows:
-        cfg = {"name": r["name"], "frontend": "stack", "subsample": 2, "hidden": 32, "layers": 1, "n_feats": 24, "n_tokens": 29}
+        cfg = {
+            "name": r["name"],
+            "frontend": "stack",
+            "subsample": 2,
+            "hidden": 32,
+            "layers": 1,
+            "n_feats": 24,
+            "n_tokens": 29,
+        }
         assert r["parameters"] == count_parameters(build_model(cfg))
     # --set changes the sizes the table is built with
-    wider = [json.loads(line) for line in run_cli("models", str(recipe), "--json", "--set", "model.hidden=64").stdout.splitlines()]
+    wider = [
+        json.loads(line)
+        for line in run_cli("models", str(recipe), "--json", "--set", "model.hidden=64").stdout.splitlines()
+    ]
     assert all(w["parameters"] > r["parameters"] for w, r in zip(wider, rows))
     bad = run_cli("models", str(recipe), "--set", "model.hiden=3", check=False)
     assert bad.returncode == 2 and "did you mean 'model.hidden'" in bad.stderr
 
 
-@pytest.mark.parametrize("command", ["prepare", "train", "decode", "align", "score", "models", "export", "average", "lm build"])
+@pytest.mark.parametrize(
+    "command", ["prepare", "train", "decode", "align", "score", "models", "export", "average", "lm build"]
+)
 def test_help_shows_plain_metavars_and_flags_without_values(command: str) -> None:
     import re
 
@@ -107,7 +120,9 @@ def test_help_shows_plain_metavars_and_flags_without_values(command: str) -> Non
     assert not re.search(r"<(bool|int|float|str|list|path)", res.output), res.output  # Python types
     assert not re.search(r"\{[a-z_]+\}", res.output), res.output  # typer's {argument} in the usage line
     quiet = [line for line in res.output.splitlines() if "--quiet" in line or "--help" in line]
-    assert quiet and all(not re.search(r"(TEXT|INTEGER|NUMBER|PATH|VALUE)\s", line.split("--")[1]) for line in quiet), quiet
+    assert quiet and all(not re.search(r"(TEXT|INTEGER|NUMBER|PATH|VALUE)\s", line.split("--")[1]) for line in quiet), (
+        quiet
+    )
 
 
 def test_small_usage_mistakes_get_a_line_that_says_what_to_do(tmp_path: Path) -> None:
@@ -117,10 +132,14 @@ def test_small_usage_mistakes_get_a_line_that_says_what_to_do(tmp_path: Path) ->
     from cli_inproc import assert_one_line_error, cli
 
     assert_one_line_error(cli("decode", "-"), "needs --stream (asrkit decode --stream -)")
-    assert_one_line_error(cli("decode", "--alpha", "0.8", "x.wav"), "--alpha and --beta weigh the LM", "give an --lm too")
+    assert_one_line_error(
+        cli("decode", "--alpha", "0.8", "x.wav"), "--alpha and --beta weigh the LM", "give an --lm too"
+    )
     assert_one_line_error(cli("decode", "--beta", "2", "x.wav"), "give an --lm too")
-    assert_one_line_error(cli("export", "-m", "m.pt", "-f", "torchscript", "-o", str(tmp_path / "x.onnx")),
-                          "has the suffix of onnx files, but --format is torchscript")
+    assert_one_line_error(
+        cli("export", "-m", "m.pt", "-f", "torchscript", "-o", str(tmp_path / "x.onnx")),
+        "has the suffix of onnx files, but --format is torchscript",
+    )
     assert not (tmp_path / "x.onnx").exists()
 
 

@@ -156,7 +156,12 @@ def test_malformed_override_without_equals(tmp_path):
 
 
 def test_parse_overrides_values():
-    assert parse_overrides(["a.b=3", "c=x=y", "d=", "e=[1, 2]"]) == [("a.b", 3), ("c", "x=y"), ("d", None), ("e", [1, 2])]
+    assert parse_overrides(["a.b=3", "c=x=y", "d=", "e=[1, 2]"]) == [
+        ("a.b", 3),
+        ("c", "x=y"),
+        ("d", None),
+        ("e", [1, 2]),
+    ]
     assert parse_overrides(None) == []
 
 

@@ -39,7 +39,9 @@ def test_every_corpus_defines_the_protocol_with_its_signature(corpus: str, membe
     module = get_corpus(corpus)
     fn = getattr(module, member, None)
     assert inspect.isfunction(fn), f"asrkit.data.corpora.{corpus} has no function {member}()"
-    assert _signature(fn, vars(module)) == _expected(member), f"{corpus}.{member}: its signature differs from the Corpus protocol"
+    assert _signature(fn, vars(module)) == _expected(member), (
+        f"{corpus}.{member}: its signature differs from the Corpus protocol"
+    )
 
 
 def test_a_drifted_signature_is_caught() -> None:
@@ -66,8 +68,16 @@ def test_prepare_uses_only_the_protocol() -> None:
     import asrkit.data.prepare as prep
 
     tree = ast.parse(Path(prep.__file__).read_text(encoding="utf-8"))
-    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "corpus"}
-    probes = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "hasattr")]
+    used = {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "corpus"
+    }
+    probes = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "hasattr")
+    ]
     assert used and used <= set(MEMBERS), used - set(MEMBERS)
     assert not [ast.unparse(p) for p in probes if "corpus" in ast.unparse(p)]
 

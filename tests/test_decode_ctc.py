@@ -37,9 +37,7 @@ def brute_force(lp: np.ndarray, blank: int = 0) -> dict[tuple[int, ...], float]:
     return dict(totals)
 
 
-def naive_prefix_beam(
-    lp: np.ndarray, beam: int, blank: int = 0
-) -> list[tuple[tuple[int, ...], float]]:
+def naive_prefix_beam(lp: np.ndarray, beam: int, blank: int = 0) -> list[tuple[tuple[int, ...], float]]:
     """Textbook prefix beam search in probability space (float64), no token or score pruning."""
     p = np.exp(lp.astype(np.float64))
     T, V = p.shape
@@ -110,9 +108,7 @@ def test_bad_shapes_rejected():
 # ---------------------------------------------------------------- beam search vs brute force
 
 
-@pytest.mark.parametrize(
-    "T,V,seed", [(1, 2, 0), (2, 3, 1), (3, 2, 2), (3, 3, 3), (4, 3, 4), (5, 3, 5), (5, 2, 6)]
-)
+@pytest.mark.parametrize("T,V,seed", [(1, 2, 0), (2, 3, 1), (3, 2, 2), (3, 3, 3), (4, 3, 4), (5, 3, 5), (5, 2, 6)])
 @pytest.mark.parametrize("scale", [1.0, 3.0])
 def test_beam_equals_brute_force(T, V, seed, scale):
     rng = np.random.default_rng(seed)

@@ -36,7 +36,10 @@ def test_a_recipe_decode_section_holds_every_setting_and_is_checked_when_it_load
     d = load_recipe(recipe).decode
     assert (d.beam, d.lm, d.alpha, d.hotwords, d.chunk_seconds, d.lexicon) == (4, "lm.arpa", 1.0, ["six"], 30.0, None)
     for text, needle in [
-        ("decode:\n  hotwords: [six]\n", "recipe r: decode.hotwords boosts words in the LM beam search: give an decode.lm too"),
+        (
+            "decode:\n  hotwords: [six]\n",
+            "recipe r: decode.hotwords boosts words in the LM beam search: give an decode.lm too",
+        ),
         ("decode:\n  lm: a.arpa\n  lexicon: w.txt\n", "decode.lm and decode.lexicon both restrict the words"),
         ("decode:\n  bem: 3\n", "unknown recipe key 'decode.bem'; did you mean 'decode.beam'?"),
         ("decode:\n  workers: two\n", "decode.workers: expected an integer"),
@@ -51,7 +54,9 @@ def test_given_settings_win_over_the_recipe_which_wins_over_the_checkpoint(tmp_p
     stored = {"decode": {"beam": 3, "alpha": 2.0, "setting_of_a_newer_version": 1}}
     assert resolve_options({}, None, stored) == DecodeOptions(beam=3, alpha=2.0)
     assert resolve_options({"beam": 7}, None, stored) == DecodeOptions(beam=7, alpha=2.0)
-    assert resolve_options({}, DecodeOptions(beta=0.5), stored) == DecodeOptions(beta=0.5)  # a recipe replaces the stored one
+    assert resolve_options({}, DecodeOptions(beta=0.5), stored) == DecodeOptions(
+        beta=0.5
+    )  # a recipe replaces the stored one
     assert resolve_options({}, None, None) == DecodeOptions()
     with pytest.raises(InputError, match="decode.beam: expected an integer"):
         resolve_options({}, None, {"decode": {"beam": "wide"}})

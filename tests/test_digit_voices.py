@@ -168,7 +168,9 @@ def test_vtlp_is_the_identity_at_one_and_moves_a_band_the_right_way():
     v = VTLP(0.9, 1.1, 40, 16000, 0.0, 4000.0)
     w = v.matrices(torch.tensor([1.0, 0.85, 1.15]))
     assert torch.allclose(w[0], torch.eye(40), atol=1e-6)
-    assert torch.allclose(w.sum(-1), torch.ones(3, 40), atol=1e-5)  # each output band mixes input bands, weights sum to 1
+    assert torch.allclose(
+        w.sum(-1), torch.ones(3, 40), atol=1e-5
+    )  # each output band mixes input bands, weights sum to 1
     x = torch.zeros(3, 1, 40)
     x[:, 0, 20] = 1.0
     y = torch.bmm(x, w.transpose(1, 2))
@@ -224,10 +226,19 @@ def test_cepstral_smoothing_keeps_the_envelope_and_drops_the_pitch_harmonics():
     sr, t = 16000, torch.arange(8000) / 16000
     pulses = (torch.remainder(t * 120, 1.0) < 120 / sr).float()
     k = torch.arange(400) / sr
-    wav = torch.nn.functional.conv1d(pulses[None, None], (torch.exp(-k * 300) * torch.sin(2 * torch.pi * 700 * k)).flip(0)[None, None], padding=399)[0, 0, :8000]
+    wav = torch.nn.functional.conv1d(
+        pulses[None, None], (torch.exp(-k * 300) * torch.sin(2 * torch.pi * 700 * k)).flip(0)[None, None], padding=399
+    )[0, 0, :8000]
     raw = LogMel(sr, 40, f_max=4000)(wav)[10:-10].mean(0)
     smooth = LogMel(sr, 40, f_max=4000, cepstra=13)(wav)[10:-10].mean(0)
-    ripple = lambda x: (x[:20] - torch.nn.functional.avg_pool1d(x[None, None, :20], 3, 1, 1, count_include_pad=False)[0, 0]).abs().mean()  # noqa: E731
+
+    def ripple(x):
+        return (
+            (x[:20] - torch.nn.functional.avg_pool1d(x[None, None, :20], 3, 1, 1, count_include_pad=False)[0, 0])
+            .abs()
+            .mean()
+        )
+
     assert ripple(smooth) < 0.5 * ripple(raw)  # the low bands resolve single harmonics; the envelope does not
     assert int(smooth.argmax()) in range(int(raw.argmax()) - 2, int(raw.argmax()) + 3)  # the resonance stays put
     assert torch.equal(LogMel(sr, 40, cepstra=0)(wav), LogMel(sr, 40)(wav))
@@ -294,10 +305,16 @@ def test_a_leave_one_speaker_out_fold_never_hears_the_held_out_speaker(tmp_path,
     sc = tmp_path / "sc"
     shutil.copytree(speech_commands_root(), sc)
     data = {
-        "root": str(tmp_path / "fsdd"), "out_dir": str(tmp_path / "data"), "test_speakers": ["nicolas"],
+        "root": str(tmp_path / "fsdd"),
+        "out_dir": str(tmp_path / "data"),
+        "test_speakers": ["nicolas"],
         "connected": {"per_split": {"train": 20, "dev": 4, "test": 4}},
-        "digits": {"sources": ["fsdd", "speech_commands", "tts"], "speech_commands_root": str(sc), "pitch_shift": [-2.0, 2.0],
-                   "tts": {"voices": 6, "dev_voices": 1, "cache": str(tmp_path / "tts")}},
+        "digits": {
+            "sources": ["fsdd", "speech_commands", "tts"],
+            "speech_commands_root": str(sc),
+            "pitch_shift": [-2.0, 2.0],
+            "tts": {"voices": 6, "dev_voices": 1, "cache": str(tmp_path / "tts")},
+        },
     }
     recipe = recipe_from_dict({"name": "fold", "data": data, "features": {"n_mels": 40, "f_max": 4000}})
     prepare(recipe, quiet=True)
@@ -323,7 +340,9 @@ def test_a_leave_one_speaker_out_fold_never_hears_the_held_out_speaker(tmp_path,
     recipe.data.seed = 1  # a new fingerprint, so prepare runs again
     with pytest.raises(InputError, match="3_nicolas_0.flac"):
         prepare(recipe, quiet=True)
-    assert json.loads((out / "prepare.json").read_text())["counts"]["test_isolated"]["utterances"] == 30  # the earlier preparation is intact
+    assert (
+        json.loads((out / "prepare.json").read_text())["counts"]["test_isolated"]["utterances"] == 30
+    )  # the earlier preparation is intact
 
 
 def test_synthetic_rir_decays_by_60_db_at_rt60():
@@ -385,8 +404,13 @@ def test_the_test_sets_do_not_change_with_the_training_material(tmp_path, monkey
                 shutil.copy(src / f"{d}_{spk}_{i}.flac", fsdd)
 
     def test_texts(name: str, **digits_cfg) -> list[str]:
-        data = {"root": str(tmp_path / "fsdd"), "out_dir": str(tmp_path / name), "dev_indices": [13],
-                "connected": {"per_split": {"train": 30, "dev": 3, "test": 12}}, "digits": digits_cfg}
+        data = {
+            "root": str(tmp_path / "fsdd"),
+            "out_dir": str(tmp_path / name),
+            "dev_indices": [13],
+            "connected": {"per_split": {"train": 30, "dev": 3, "test": 12}},
+            "digits": digits_cfg,
+        }
         prepare(recipe_from_dict({"name": name, "data": data, "features": {"n_mels": 40, "f_max": 4000}}), quiet=True)
         return [u.text for u in read_manifest(tmp_path / name / "test.jsonl")]
 
@@ -413,6 +437,7 @@ def test_vtln_keeps_the_warp_whose_best_path_is_surest():
     settings = {"type": "logmel", "n_mels": 40, "sample_rate": 16000, "f_min": 0.0, "f_max": 4000.0}
     ws = dict(warpers(settings))
     assert torch.allclose(ws[1.0], torch.eye(40), atol=1e-6)
+
     # a "model" that is sure of itself only when the energy peak sits in band 20
     def model(feats: list[torch.Tensor]) -> list[torch.Tensor]:
         out = []
@@ -422,7 +447,9 @@ def test_vtln_keeps_the_warp_whose_best_path_is_surest():
             out.append(torch.log_softmax(torch.cat([sure * 0, sure], -1), -1))
         return out
 
-    peak_at = lambda band: torch.zeros(30, 40).index_fill_(1, torch.tensor([band]), 5.0)  # noqa: E731
+    def peak_at(band):
+        return torch.zeros(30, 40).index_fill_(1, torch.tensor([band]), 5.0)
+
     lps, chosen = vtln_log_probs(model, [peak_at(20), peak_at(17), peak_at(23)], settings)
     assert chosen[0] == 1.0
     assert chosen[1] > 1.0 > chosen[2]  # a low formant is warped up, a high one down

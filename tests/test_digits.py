@@ -158,7 +158,12 @@ def test_prepare_writes_all_outputs(prepared):
     for name in ("vocab.txt", "cmvn.pt", "prepare.json"):
         assert (prepared / name).is_file()
     counts = json.loads((prepared / "prepare.json").read_text())["counts"]
-    assert {k: v["utterances"] for k, v in counts.items()} == {"train": 12 + 3, "dev": 30 + 2, "test": 2, "test_isolated": 30}
+    assert {k: v["utterances"] for k, v in counts.items()} == {
+        "train": 12 + 3,
+        "dev": 30 + 2,
+        "test": 2,
+        "test_isolated": 30,
+    }
 
 
 def test_prepare_manifests(prepared):
@@ -358,7 +363,10 @@ def test_locate_with_download(tmp_path, monkeypatch):
     z = _zip_fixture(tmp_path, ["0_george_0.wav"])
     monkeypatch.setattr(digits, "ARCHIVE_URL", z.as_uri())
     root = tmp_path / "root"
-    assert digits.locate(_recipe(root), allow_download=True, quiet=True) == root / "free-spoken-digit-dataset-x" / "recordings"
+    assert (
+        digits.locate(_recipe(root), allow_download=True, quiet=True)
+        == root / "free-spoken-digit-dataset-x" / "recordings"
+    )
 
 
 def test_download_archive_without_recordings(tmp_path, monkeypatch):

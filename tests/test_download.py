@@ -219,7 +219,9 @@ def test_missing_local_file_is_input_error(tmp_path):
         fetch((tmp_path / "nope.zip").as_uri(), tmp_path / "dl.zip", quiet=True)
 
 
-@pytest.mark.parametrize("bad", ["../evil.txt", "/abs/evil.txt", "corpus/../../evil.txt", "..\\evil.txt", "C:/evil.txt"])
+@pytest.mark.parametrize(
+    "bad", ["../evil.txt", "/abs/evil.txt", "corpus/../../evil.txt", "..\\evil.txt", "C:/evil.txt"]
+)
 @pytest.mark.parametrize("maker,name", [(_make_zip, "bad.zip"), (_make_tgz, "bad.tar.gz")])
 def test_path_traversal_is_refused(tmp_path, bad, maker, name):
     archive = maker(tmp_path / name, {"corpus/ok.txt": b"ok", bad: b"pwned"})

@@ -20,7 +20,12 @@ def _tiny_recipe(tmp: Path, root: Path) -> Path:
         root=str(root),
         out_dir=str(tmp / "data"),
         dev_indices=[5, 6, 7, 8, 9],
-        connected={"per_split": {"train": 120, "dev": 10, "test": 10}, "min_words": 2, "max_words": 4, "gap_seconds": [0.05, 0.2]},
+        connected={
+            "per_split": {"train": 120, "dev": 10, "test": 10},
+            "min_words": 2,
+            "max_words": 4,
+            "gap_seconds": [0.05, 0.2],
+        },
     )
     base["features"]["n_mels"] = 40
     base["model"].update(name="bilstm", hidden=64, layers=1, conv_channels=8, subsample=3)
@@ -55,13 +60,29 @@ def test_digits_pipeline_end_to_end(tmp_path: Path, fsdd_slice: Path) -> None:
     assert len((exp / "metrics.jsonl").read_text().splitlines()) == 4
 
     hyp = tmp_path / "test.hyp"
-    run_cli("decode", "--model", str(exp / "best.pt"), "--beam", "10", "--output", str(hyp), "--quiet", str(data / "test.jsonl"))
+    run_cli(
+        "decode",
+        "--model",
+        str(exp / "best.pt"),
+        "--beam",
+        "10",
+        "--output",
+        str(hyp),
+        "--quiet",
+        str(data / "test.jsonl"),
+    )
     lines = hyp.read_text().splitlines()
     assert [line.split("\t")[0] for line in lines] == test_ids
     assert all(len(line.split("\t")) == 2 for line in lines)
 
     lex = run_cli(
-        "decode", "--model", str(exp / "best.pt"), "--lexicon", str(data / "train.jsonl"), "--quiet", str(data / "test.jsonl")
+        "decode",
+        "--model",
+        str(exp / "best.pt"),
+        "--lexicon",
+        str(data / "train.jsonl"),
+        "--quiet",
+        str(data / "test.jsonl"),
     ).stdout
     words = {w for line in (data / "train.jsonl").read_text().splitlines() for w in json.loads(line)["text"].split()}
     assert [line.split("\t")[0] for line in lex.splitlines()] == test_ids
@@ -71,9 +92,13 @@ def test_digits_pipeline_end_to_end(tmp_path: Path, fsdd_slice: Path) -> None:
     # JSON lines: the n-best (best first, the first one is the answer), token and word times in
     # seconds inside the utterance; the CTM holds the same words
     ctm = tmp_path / "test.ctm"
-    out = run_cli("decode", "--model", str(exp / "best.pt"), "--json", "--ctm", str(ctm), "--quiet", str(data / "test.jsonl")).stdout
+    out = run_cli(
+        "decode", "--model", str(exp / "best.pt"), "--json", "--ctm", str(ctm), "--quiet", str(data / "test.jsonl")
+    ).stdout
     recs = [json.loads(line) for line in out.splitlines()]
-    durations = {json.loads(line)["id"]: json.loads(line)["duration"] for line in (data / "test.jsonl").read_text().splitlines()}
+    durations = {
+        json.loads(line)["id"]: json.loads(line)["duration"] for line in (data / "test.jsonl").read_text().splitlines()
+    }
     assert [r["id"] for r in recs] == test_ids
     assert dict(line.split("\t") for line in lines) == {r["id"]: r["text"] for r in recs}
     ctm_rows = [row.split() for row in ctm.read_text().splitlines()]
@@ -86,17 +111,30 @@ def test_digits_pipeline_end_to_end(tmp_path: Path, fsdd_slice: Path) -> None:
         assert [t["label"] for t in r["token_times"]] == r["tokens"]
         times = [x for w in r["words"] for x in (w["start"], w["end"])]
         assert times == sorted(times) and all(0 <= x <= durations[r["id"]] + 0.05 for x in times)
-        assert [(row[2], row[4]) for row in ctm_rows if row[0] == r["id"]] == [(f"{w['start']:.3f}", w["label"]) for w in r["words"]]
+        assert [(row[2], row[4]) for row in ctm_rows if row[0] == r["id"]] == [
+            (f"{w['start']:.3f}", w["label"]) for w in r["words"]
+        ]
 
     # a word LM built from the training texts, fused by the LM beam search (JSON output included)
     lm = tmp_path / "lm.arpa"
     run_cli("lm", "build", str(data / "train.jsonl"), "-o", str(lm), "--order", "3")
     with_lm = run_cli(
-        "decode", "--model", str(exp / "best.pt"), "--lm", str(lm), "--alpha", "1.0", "--json", "--quiet", str(data / "test.jsonl")
+        "decode",
+        "--model",
+        str(exp / "best.pt"),
+        "--lm",
+        str(lm),
+        "--alpha",
+        "1.0",
+        "--json",
+        "--quiet",
+        str(data / "test.jsonl"),
     ).stdout
     lm_recs = [json.loads(line) for line in with_lm.splitlines()]
     assert [r["id"] for r in lm_recs] == test_ids
-    assert all(r["nbest"][0]["text"] == r["text"] and [w["label"] for w in r["words"]] == r["text"].split() for r in lm_recs)
+    assert all(
+        r["nbest"][0]["text"] == r["text"] and [w["label"] for w in r["words"]] == r["text"].split() for r in lm_recs
+    )
     for bad, msg in (
         (["--lm", str(lm), "--lexicon", str(data / "train.jsonl")], "give one of them"),
         (["--hotword", "nine"], "give an --lm too"),
@@ -105,11 +143,15 @@ def test_digits_pipeline_end_to_end(tmp_path: Path, fsdd_slice: Path) -> None:
         res = run_cli("decode", "--model", str(exp / "best.pt"), *bad, "--quiet", str(data / "test.jsonl"), check=False)
         assert res.returncode == 2 and msg in res.stderr and "Traceback" not in res.stderr, res.stderr
 
-    greedy = run_cli("decode", "--model", str(exp / "best.pt"), "--beam", "1", "--quiet", str(data / "test.jsonl")).stdout
+    greedy = run_cli(
+        "decode", "--model", str(exp / "best.pt"), "--beam", "1", "--quiet", str(data / "test.jsonl")
+    ).stdout
     assert [line.split("\t")[0] for line in greedy.splitlines()] == test_ids
 
     out = tmp_path / "align"
-    run_cli("align", "--model", str(exp / "best.pt"), "--out", str(out), "--limit", "3", "--quiet", str(data / "test.jsonl"))
+    run_cli(
+        "align", "--model", str(exp / "best.pt"), "--out", str(out), "--limit", "3", "--quiet", str(data / "test.jsonl")
+    )
     npz = sorted(out.glob("*.npz"))
     assert len(npz) == 3 and len(list(out.glob("*.png"))) == 3
     with np.load(npz[0]) as z:

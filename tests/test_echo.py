@@ -37,7 +37,10 @@ def test_inputs_are_one_hot_letters_then_one_hot_delay() -> None:
 @pytest.mark.parametrize("variable", [False, True])
 def test_prepare_writes_inputs_and_targets_that_agree(tmp_path: Path, variable: bool) -> None:
     name = "echo_variable" if variable else "echo"
-    r = load_recipe(ROOT / "recipes" / f"{name}.yaml", [f"data.out_dir={tmp_path}", "data.echo.per_split={train: 300, dev: 20, test: 200}"])
+    r = load_recipe(
+        ROOT / "recipes" / f"{name}.yaml",
+        [f"data.out_dir={tmp_path}", "data.echo.per_split={train: 300, dev: 20, test: 200}"],
+    )
     prepare(r, quiet=True)
     splits = {s: read_manifest(tmp_path / f"{s}.jsonl") for s in ("train", "dev", "test")}
     assert [len(v) for v in splits.values()] == [300, 20, 200]
@@ -57,9 +60,14 @@ def test_prepare_writes_inputs_and_targets_that_agree(tmp_path: Path, variable: 
 
 def test_recipe_settings_that_cannot_work_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="features.n_mels: 36"):
-        prepare(load_recipe(ROOT / "recipes" / "echo.yaml", [f"data.out_dir={tmp_path}", "data.echo.variable=true"]), quiet=True)
+        prepare(
+            load_recipe(ROOT / "recipes" / "echo.yaml", [f"data.out_dir={tmp_path}", "data.echo.variable=true"]),
+            quiet=True,
+        )
     with pytest.raises(InputError, match="leaves nothing to echo"):
-        prepare(load_recipe(ROOT / "recipes" / "echo.yaml", [f"data.out_dir={tmp_path}", "data.echo.delay=15"]), quiet=True)
+        prepare(
+            load_recipe(ROOT / "recipes" / "echo.yaml", [f"data.out_dir={tmp_path}", "data.echo.delay=15"]), quiet=True
+        )
 
 
 def test_gru_frame_head_learns_the_echo_end_to_end(tmp_path: Path) -> None:
@@ -88,6 +96,8 @@ def test_gru_frame_head_learns_the_echo_end_to_end(tmp_path: Path) -> None:
 def test_models_sizes_the_frame_head_without_a_blank(tmp_path: Path) -> None:
     from asrkit.models.describe import recipe_outputs
 
-    r = load_recipe(ROOT / "recipes" / "echo.yaml", [f"data.out_dir={tmp_path}", "data.echo.per_split={train: 50, dev: 5}"])
+    r = load_recipe(
+        ROOT / "recipes" / "echo.yaml", [f"data.out_dir={tmp_path}", "data.echo.per_split={train: 50, dev: 5}"]
+    )
     prepare(r, quiet=True)
     assert recipe_outputs(r)[0] == len(SYMBOLS) == 27

@@ -64,7 +64,9 @@ def digits_fields() -> dict:
 @pytest.fixture(scope="module")
 def digits_feats(digits_fields: dict, tmp_path_factory: pytest.TempPathFactory) -> list[torch.Tensor]:
     """Normalised features of 6 recordings, 3 of them joined, and that cut to 60 and 61 frames (a multiple of 2, 3, 4; of none)."""
-    ck = _checkpoint(tmp_path_factory.mktemp("feats") / "m.pt", {"name": "dnn", "frontend": "none", "subsample": 1}, digits_fields)
+    ck = _checkpoint(
+        tmp_path_factory.mktemp("feats") / "m.pt", {"name": "dnn", "frontend": "none", "subsample": 1}, digits_fields
+    )
     am = AcousticModel.load(ck, "cpu")
     names = ["0_george_21", "3_jackson_30", "7_nicolas_12", "1_nicolas_40", "8_yweweler_7", "5_yweweler_33"]
     wavs = [load_audio(RECORDINGS / f"{n}.flac", 8000) for n in names]
@@ -79,7 +81,15 @@ def digits_feats(digits_fields: dict, tmp_path_factory: pytest.TempPathFactory) 
 def _config(entry: dict, fields: dict) -> dict:
     """A small model config for a zoo entry (`entry` overrides name/frontend/subsample/head/...)."""
     tok = fields["labels"] if entry.get("head") == "classifier" else fields["chars"]
-    base = {"hidden": 24, "layers": 2, "conv_channels": 6, "cnn_blocks": 1, "context": 2, "dropout": 0.1, "projection": 0}
+    base = {
+        "hidden": 24,
+        "layers": 2,
+        "conv_channels": 6,
+        "cnn_blocks": 1,
+        "context": 2,
+        "dropout": 0.1,
+        "projection": 0,
+    }
     return {**base, **entry, "n_feats": fields["features"]["n_mels"], "n_tokens": len(tok)}
 
 
@@ -91,7 +101,13 @@ def _checkpoint(path: Path, entry: dict, fields: dict) -> Path:
     tok = fields["labels"] if cfg.get("head") == "classifier" else fields["chars"]
     save_checkpoint(
         path,
-        {"model_config": cfg, "tokenizer": tok.to_dict(), "features": fields["features"], "cmvn": fields["cmvn"], "model": model.state_dict()},
+        {
+            "model_config": cfg,
+            "tokenizer": tok.to_dict(),
+            "features": fields["features"],
+            "cmvn": fields["cmvn"],
+            "model": model.state_dict(),
+        },
     )
     return path
 
@@ -117,7 +133,12 @@ def _check_export(tmp: Path, entry: dict, fields: dict, feats: list[torch.Tensor
     for fmt in formats:
         exp = load_acoustic_model(export_model(ck, fmt, tmp / f"model{SUFFIX[fmt]}"))
         assert type(exp) is {"onnx": OnnxAcousticModel, "torchscript": TorchScriptAcousticModel}[fmt]
-        assert (exp.task, exp.subsample, exp.frame_shift, exp.sample_rate) == (ref.task, ref.subsample, ref.frame_shift, ref.sample_rate)
+        assert (exp.task, exp.subsample, exp.frame_shift, exp.sample_rate) == (
+            ref.task,
+            ref.subsample,
+            ref.frame_shift,
+            ref.sample_rate,
+        )
         diffs[fmt] = _max_diff(ref, exp, feats)
         assert diffs[fmt] <= TOL, (entry, fmt, diffs[fmt])
     return diffs
@@ -160,10 +181,18 @@ def test_default_cases_cover_the_zoo() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("head", ["ctc", "classifier", "frame"])
 @pytest.mark.parametrize("name", MODELS)
-def test_export_equals_pytorch_full_product(name: str, head: str, digits_fields: dict, digits_feats: list, tmp_path: Path) -> None:
+def test_export_equals_pytorch_full_product(
+    name: str, head: str, digits_fields: dict, digits_feats: list, tmp_path: Path
+) -> None:
     """Every zoo entry × front-end × head, both formats."""
     for frontend, sub in (("none", 1), ("stack", 3), ("conv", 2), ("resnet", 4)):
-        entry = {"name": name, "frontend": frontend, "subsample": sub, "head": head, "pool": "last" if name.startswith("bi") else "mean"}
+        entry = {
+            "name": name,
+            "frontend": frontend,
+            "subsample": sub,
+            "head": head,
+            "pool": "last" if name.startswith("bi") else "mean",
+        }
         _check_export(tmp_path / frontend, entry, digits_fields, digits_feats)
 
 
@@ -186,7 +215,9 @@ def test_exports_carry_the_decoding_settings(digits_fields: dict, tmp_path: Path
 
     from asrkit import __version__
 
-    ck = _checkpoint(tmp_path / "m.pt", {"name": "gru", "frontend": "stack", "subsample": 3, "layers": 1}, digits_fields)
+    ck = _checkpoint(
+        tmp_path / "m.pt", {"name": "gru", "frontend": "stack", "subsample": 3, "layers": 1}, digits_fields
+    )
     ref = AcousticModel.load(ck, "cpu")
     onnx_path = export_model(ck, "onnx", tmp_path / "m.onnx")
     props = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
@@ -208,7 +239,9 @@ def test_exports_carry_the_decoding_settings(digits_fields: dict, tmp_path: Path
             ref.sample_rate,
             ref.precomputed,
         )
-        assert torch.equal(m.cmvn_stats["mean"], ref.cmvn_stats["mean"]) and torch.equal(m.cmvn_stats["std"], ref.cmvn_stats["std"])
+        assert torch.equal(m.cmvn_stats["mean"], ref.cmvn_stats["mean"]) and torch.equal(
+            m.cmvn_stats["std"], ref.cmvn_stats["std"]
+        )
         wav = RECORDINGS / "4_george_22.flac"
         assert torch.equal(m.item_features(str(wav), None), ref.item_features(str(wav), None))
     assert type(load_acoustic_model(ck)) is AcousticModel
@@ -227,7 +260,9 @@ def test_onnx_runtime_runs_no_pytorch_model(digits_fields: dict, digits_feats: l
             self.names.add(getattr(func, "__name__", str(func)))
             return func(*args, **(kwargs or {}))
 
-    ck = _checkpoint(tmp_path / "m.pt", {"name": "bilstm", "frontend": "conv", "subsample": 2, "layers": 1}, digits_fields)
+    ck = _checkpoint(
+        tmp_path / "m.pt", {"name": "bilstm", "frontend": "conv", "subsample": 2, "layers": 1}, digits_fields
+    )
     m = load_acoustic_model(export_model(ck, "onnx", tmp_path / "m.onnx"))
     assert m.model is None
     assert [k for k, v in vars(m).items() if isinstance(v, torch.nn.Module)] == ["extractor"]
@@ -277,7 +312,9 @@ def test_exported_tiny_model_decodes_like_pytorch(tiny_digits_model: Path, tmp_p
     models = {"pytorch": ref}
     for fmt in FORMATS:
         models[fmt] = load_acoustic_model(export_model(tiny_digits_model, fmt, tmp_path / f"tiny{SUFFIX[fmt]}"))
-    wavs = [RECORDINGS / f"{d}_george_{i}.flac" for d in range(10) for i in (1, 2)]  # held out: george is the test speaker
+    wavs = [
+        RECORDINGS / f"{d}_george_{i}.flac" for d in range(10) for i in (1, 2)
+    ]  # held out: george is the test speaker
     feats = [ref.item_features(str(w), None) for w in wavs]
     lps, nbests = {}, {}
     for name, m in models.items():
@@ -306,7 +343,10 @@ def _one_line_error(call, match: str) -> None:
 
 def test_export_errors(digits_fields: dict, tmp_path: Path) -> None:
     ck = _checkpoint(tmp_path / "m.pt", {"name": "dnn", "frontend": "none", "subsample": 1, "layers": 1}, digits_fields)
-    _one_line_error(lambda: export_model(ck, "tflite", tmp_path / "m.tflite"), "unknown export format 'tflite'; choose one of: onnx, torchscript")
+    _one_line_error(
+        lambda: export_model(ck, "tflite", tmp_path / "m.tflite"),
+        "unknown export format 'tflite'; choose one of: onnx, torchscript",
+    )
     _one_line_error(lambda: export_model(tmp_path / "absent.pt", "onnx", tmp_path / "m.onnx"), "not found")
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
@@ -340,14 +380,18 @@ def test_load_errors(digits_fields: dict, tmp_path: Path) -> None:
 
 
 def test_export_command(digits_fields: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    ck = _checkpoint(tmp_path / "m.pt", {"name": "gru", "frontend": "stack", "subsample": 2, "layers": 1}, digits_fields)
+    ck = _checkpoint(
+        tmp_path / "m.pt", {"name": "gru", "frontend": "stack", "subsample": 2, "layers": 1}, digits_fields
+    )
     out = export_command(str(ck), "onnx", str(tmp_path / "out" / "m.onnx"))
     assert out.is_file() and "wrote" in capsys.readouterr().err
     with pytest.raises(AsrkitError):
         export_command(str(ck), "pickle", str(tmp_path / "m.pkl"))
 
 
-def test_cli_export_then_decode_and_the_api_read_the_onnx_file(tiny_digits_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_export_then_decode_and_the_api_read_the_onnx_file(
+    tiny_digits_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """`asrkit export` → `asrkit decode --model x.onnx` gives the checkpoint's transcripts; asrkit.load reads it too."""
     import sys
 
@@ -358,7 +402,10 @@ def test_cli_export_then_decode_and_the_api_read_the_onnx_file(tiny_digits_model
     from cli_inproc import assert_one_line_error, cli
 
     onnx_path = tmp_path / "tiny.onnx"
-    assert main(["export", "--model", str(tiny_digits_model), "--format", "onnx", "-o", str(onnx_path)]) == 0 and onnx_path.is_file()
+    assert (
+        main(["export", "--model", str(tiny_digits_model), "--format", "onnx", "-o", str(onnx_path)]) == 0
+        and onnx_path.is_file()
+    )
     clips = [str(p) for p in sorted((fsdd_root() / "recordings").glob("*_george_2.flac"))[:4]]
     outs = {}
     for name, model in (("pt", tiny_digits_model), ("onnx", onnx_path)):
@@ -373,4 +420,6 @@ def test_cli_export_then_decode_and_the_api_read_the_onnx_file(tiny_digits_model
     assert sum(clear) >= 3, clear  # measured: all 4 clear, by over 50x the needed margin
     first = next(i for i, c in enumerate(clear) if c)
     assert asrkit.load(onnx_path).transcribe(clips[first]).text == outs["pt"][first]["text"]
-    assert_one_line_error(cli("decode", "--stream", "--model", str(onnx_path), clips[0]), "stream the training checkpoint")
+    assert_one_line_error(
+        cli("decode", "--stream", "--model", str(onnx_path), clips[0]), "stream the training checkpoint"
+    )

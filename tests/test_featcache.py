@@ -16,8 +16,15 @@ def save_features(path: Path, feats: dict[str, torch.Tensor]) -> None:
     dims = {tuple(f.shape[1:]) for f in feats.values()}
     data = torch.cat(list(feats.values())) if feats else torch.zeros((0, 5), dtype=torch.float16)
     assert len(dims) <= 1
-    torch.save({"format": FORMAT, "ids": list(feats), "lengths": torch.tensor([len(f) for f in feats.values()], dtype=torch.long),
-                "data": data}, path)
+    torch.save(
+        {
+            "format": FORMAT,
+            "ids": list(feats),
+            "lengths": torch.tensor([len(f) for f in feats.values()], dtype=torch.long),
+            "data": data,
+        },
+        path,
+    )
 
 
 def _feats() -> dict[str, torch.Tensor]:

@@ -195,7 +195,9 @@ def test_a_workers_error_is_one_line_and_keeps_the_finished_shards(tmp_path, fsd
     with pytest.raises(InputError, match=bad.stem):  # raised in a worker process, reported here
         prep.prepare(_recipe(fsdd_words, data), quiet=True, jobs=2)
     assert not (data / "prepare.json").exists()
-    assert (data / ".partial" / "feats" / "dev" / "shard-00000.json").is_file() or list((data / ".partial" / "feats").rglob("shard-*.json"))
+    assert (data / ".partial" / "feats" / "dev" / "shard-00000.json").is_file() or list(
+        (data / ".partial" / "feats").rglob("shard-*.json")
+    )
 
 
 def test_jobs_below_one_are_refused(tmp_path, fsdd_words) -> None:
@@ -207,8 +209,15 @@ def test_a_data_dir_prepared_before_the_store_still_loads(tmp_path) -> None:
     """feats/<split>.pt, the packed format before the store, is read into memory as it was."""
     feats = _feats()
     (tmp_path / "feats").mkdir()
-    torch.save({"format": "asrkit-features-1", "ids": list(feats), "lengths": torch.tensor([len(v) for v in feats.values()]),
-                "data": torch.cat(list(feats.values()))}, tmp_path / "feats" / "train.pt")
+    torch.save(
+        {
+            "format": "asrkit-features-1",
+            "ids": list(feats),
+            "lengths": torch.tensor([len(v) for v in feats.values()]),
+            "data": torch.cat(list(feats.values())),
+        },
+        tmp_path / "feats" / "train.pt",
+    )
     from asrkit.data.manifest import write_manifest
 
     write_manifest(tmp_path / "train.jsonl", _utts(feats))

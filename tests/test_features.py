@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from asrkit.config import FeatureConfig, SpecAugmentConfig
-from asrkit.features import CMVNStats, LogMel, feature_settings, make_extractor, normalize, spec_augment_batch, utterance_cmvn
+from asrkit.features import (
+    CMVNStats,
+    LogMel,
+    feature_settings,
+    make_extractor,
+    normalize,
+    spec_augment_batch,
+    utterance_cmvn,
+)
 
 SR = 16000
 
@@ -70,7 +78,16 @@ def test_feature_settings_and_make_extractor():
     cfg = FeatureConfig(n_mels=64, win_ms=20, hop_ms=10)
     s = feature_settings(cfg, 8000)
     assert "specaugment" not in s
-    assert s == {"type": "logmel", "n_mels": 64, "win_ms": 20.0, "hop_ms": 10.0, "f_min": 0.0, "f_max": None, "cmvn": "utterance", "sample_rate": 8000}
+    assert s == {
+        "type": "logmel",
+        "n_mels": 64,
+        "win_ms": 20.0,
+        "hop_ms": 10.0,
+        "f_min": 0.0,
+        "f_max": None,
+        "cmvn": "utterance",
+        "sample_rate": 8000,
+    }
     ex = make_extractor(s)
     assert ex(torch.randn(8000)).shape == (1 + 8000 // 80, 64)
 
@@ -179,7 +196,9 @@ def test_prior_cmvn_leans_on_the_global_statistics_for_short_input_and_on_its_ow
     assert torch.allclose(prior_cmvn(short, stats, prior_frames=100_000), glob, atol=1e-3)
     assert torch.allclose(prior_cmvn(short, stats, prior_frames=0), utterance_cmvn(short), atol=1e-5)
     y = prior_cmvn(long, stats)  # 100 prior frames against 20,000 of its own: close to per-utterance CMVN
-    assert torch.allclose(y, utterance_cmvn(long), rtol=0.1, atol=0.05) and not torch.allclose(y, normalize(long, "global", stats), atol=1.0)
+    assert torch.allclose(y, utterance_cmvn(long), rtol=0.1, atol=0.05) and not torch.allclose(
+        y, normalize(long, "global", stats), atol=1.0
+    )
     assert float(prior_cmvn(short, stats).mean()) > 0.5  # a short input keeps most of its offset from the training set
     # the same statistics as the causal online CMVN reaches at the last frame
     assert torch.allclose(prior_cmvn(short, stats)[-1], OnlineCMVN(stats).push(short)[-1], atol=1e-5)
@@ -221,7 +240,9 @@ def test_prior_speech_cmvn_normalises_a_word_alike_alone_and_between_long_pauses
     alone = normalize(word, "prior_speech", stats)
     assert torch.allclose(normalize(padded, "prior_speech", stats)[150:190], alone, atol=1e-5)
     # prior_level counts the pauses as part of the recording: its word frames move by nats
-    assert not torch.allclose(normalize(padded, "prior_level", stats)[150:190], normalize(word, "prior_level", stats), atol=1.0)
+    assert not torch.allclose(
+        normalize(padded, "prior_level", stats)[150:190], normalize(word, "prior_level", stats), atol=1.0
+    )
     assert torch.allclose(alone, normalize(word - 4.0, "prior_speech", stats), atol=1e-5)  # gain-invariant too
     with pytest.raises(ValueError, match="prior_speech CMVN needs statistics"):
         normalize(word, "prior_speech", None)
@@ -239,7 +260,11 @@ def test_prepare_takes_prior_speech_statistics_over_the_training_speech(tmp_path
     stats = {}
     for mode in ("prior_level", "prior_speech"):
         base = digits_recipe_dict()
-        base["data"].update(root=str(fsdd_slice), out_dir=str(tmp_path / mode), connected={"per_split": {"train": 20, "dev": 4, "test": 4}})
+        base["data"].update(
+            root=str(fsdd_slice),
+            out_dir=str(tmp_path / mode),
+            connected={"per_split": {"train": 20, "dev": 4, "test": 4}},
+        )
         base["features"]["cmvn"] = mode
         prepare(recipe_from_dict(base), quiet=True)
         stats[mode] = torch.load(tmp_path / mode / "cmvn.pt")
@@ -252,7 +277,9 @@ def test_prepare_takes_prior_speech_statistics_over_the_training_speech(tmp_path
     assert abs(stats["prior_speech"]["frames"] - want.n) <= 0.01 * want.n and want.n < 0.95 * every.n
     assert every.n == stats["prior_level"]["frames"]
     assert torch.allclose(stats["prior_speech"]["mean"], want.to_dict()["mean"], atol=0.05)
-    assert float(stats["prior_speech"]["mean"].mean()) > float(stats["prior_level"]["mean"].mean()) + 0.5  # pauses excluded
+    assert (
+        float(stats["prior_speech"]["mean"].mean()) > float(stats["prior_level"]["mean"].mean()) + 0.5
+    )  # pauses excluded
 
 
 def test_spec_augment_time_masks_follow_the_longest_utterance_not_the_padding():

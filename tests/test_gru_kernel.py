@@ -25,7 +25,11 @@ def _both(batch: int, steps: int, n_in: int, hid: int, scale: float = 1.0, with_
         gru.zero_grad()
         y, h = run()
         ((y * wy).sum() + (h * wh).sum()).backward()
-        grads = [x.grad.clone()] + ([h0.grad.clone()] if h0 is not None else []) + [p.grad.clone() for p in gru.parameters()]
+        grads = (
+            [x.grad.clone()]
+            + ([h0.grad.clone()] if h0 is not None else [])
+            + [p.grad.clone() for p in gru.parameters()]
+        )
         results.append([y.detach(), h.detach()] + grads)
     return results
 

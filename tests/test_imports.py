@@ -25,8 +25,20 @@ PENDING: tuple[str, ...] = ()
 LAZY = re.compile(r"#\s*lazy:\s*\S")
 
 # what `import asrkit` and `asrkit --help` must not load: seconds of start-up between them
-HEAVY = ("torch", "torchaudio", "numba", "scipy", "librosa", "matplotlib", "pyctcdecode", "kenlm", "onnx", "onnxruntime",
-         "soundfile", "jiwer")
+HEAVY = (
+    "torch",
+    "torchaudio",
+    "numba",
+    "scipy",
+    "librosa",
+    "matplotlib",
+    "pyctcdecode",
+    "kenlm",
+    "onnx",
+    "onnxruntime",
+    "soundfile",
+    "jiwer",
+)
 
 
 def unmarked_imports(source: str) -> list[tuple[int, str]]:
@@ -53,7 +65,10 @@ def test_imports_inside_functions_say_why_they_are_lazy():
         if not pending(path)
         for line, text in unmarked_imports(path.read_text(encoding="utf-8"))
     ]
-    assert bad == [], "move these imports to the top of their module, or give the reason on the line (# lazy: ...):\n" + "\n".join(bad)
+    assert bad == [], (
+        "move these imports to the top of their module, or give the reason on the line (# lazy: ...):\n"
+        + "\n".join(bad)
+    )
 
 
 @pytest.mark.parametrize("entry", PENDING)
@@ -88,8 +103,9 @@ def test_the_check_sees_unmarked_imports_at_any_depth():
     ]
 
 
-@pytest.mark.parametrize(("module", "absent"), [("asrkit", HEAVY), ("asrkit.cli", HEAVY),
-                                               ("asrkit.commands.score", ("torch", "matplotlib"))])
+@pytest.mark.parametrize(
+    ("module", "absent"), [("asrkit", HEAVY), ("asrkit.cli", HEAVY), ("asrkit.commands.score", ("torch", "matplotlib"))]
+)
 def test_the_lazy_imports_keep_heavy_libraries_out(module, absent):
     """`import asrkit` and `asrkit --help` load none of HEAVY; `asrkit score` draws with matplotlib only for --confusion."""
     code = f"import sys, {module}; print(sorted(m for m in {absent!r} if m in sys.modules))"

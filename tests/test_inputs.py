@@ -23,7 +23,9 @@ def test_numpy_and_torch_decode_alike():
     arr = lp.numpy()
     assert greedy_decode(arr) == greedy_decode(lp)
     assert prefix_beam_search(arr, 5) == prefix_beam_search(lp, 5)
-    assert prefix_beam_search_batch(arr[None], np.array([20]), 5) == prefix_beam_search_batch(lp[None], torch.tensor([20]), 5)
+    assert prefix_beam_search_batch(arr[None], np.array([20]), 5) == prefix_beam_search_batch(
+        lp[None], torch.tensor([20]), 5
+    )
     assert ctc_sequence_logprob(arr, [1, 2]) == ctc_sequence_logprob(lp, [1, 2])
 
 
@@ -36,7 +38,9 @@ def test_numpy_and_torch_align_alike():
     for a, b in zip(forced_align(lp, targets), forced_align(lp.numpy(), targets)):
         assert torch.equal(a, b)
     symbols = ["-", "a", "b", " ", "c", "d"]
-    assert timestamps(lp.numpy(), targets, symbols, 0, 0.02, space=3) == timestamps(lp, targets, symbols, 0, 0.02, space=3)
+    assert timestamps(lp.numpy(), targets, symbols, 0, 0.02, space=3) == timestamps(
+        lp, targets, symbols, 0, 0.02, space=3
+    )
 
 
 def test_non_contiguous_inputs_align_and_decode_like_contiguous_ones():
@@ -53,12 +57,15 @@ def test_non_contiguous_inputs_align_and_decode_like_contiguous_ones():
     assert torch.equal(forced_align(reversed_np, targets)[0], forced_align(lp, targets)[0])
 
 
-@pytest.mark.parametrize("call", [
-    lambda x: forced_align(x, [1]),
-    lambda x: ctc_posteriors(x, [1]),
-    lambda x: prefix_beam_search(x),
-    lambda x: greedy_decode(x),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: forced_align(x, [1]),
+        lambda x: ctc_posteriors(x, [1]),
+        lambda x: prefix_beam_search(x),
+        lambda x: greedy_decode(x),
+    ],
+)
 def test_bad_shape_is_one_line_input_error(call):
     with pytest.raises(InputError) as info:
         call(np.zeros(7, np.float32))

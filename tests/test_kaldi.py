@@ -27,7 +27,13 @@ def _kaldi_dir(folder: Path, utts) -> Path:
 
 
 def _recipe(tmp: Path, splits: dict):
-    return recipe_from_dict({"name": "k", "data": {"corpus": "kaldi", "root": str(tmp / "kaldi"), "out_dir": str(tmp / "out"), "splits": splits}, "features": {"n_mels": 40}})
+    return recipe_from_dict(
+        {
+            "name": "k",
+            "data": {"corpus": "kaldi", "root": str(tmp / "kaldi"), "out_dir": str(tmp / "out"), "splits": splits},
+            "features": {"n_mels": 40},
+        }
+    )
 
 
 def test_plain_data_dirs_become_manifests_with_texts_speakers_and_durations(tmp_path: Path) -> None:
@@ -66,7 +72,9 @@ def test_export_then_import_gives_the_same_utterances(tmp_path: Path) -> None:
     folder = export_data_dir(utts, tmp_path / "exported")
     assert (folder / "spk2utt").read_text().splitlines()[0].split()[0] == sorted({u.speaker for u in utts})[0]
     back = {u.id: u for u in read_data_dir(folder, tmp_path / "out", "x")}
-    assert {k: (v.audio, v.text, v.speaker) for k, v in back.items()} == {u.id: (u.audio, u.text, u.speaker) for u in utts}
+    assert {k: (v.audio, v.text, v.speaker) for k, v in back.items()} == {
+        u.id: (u.audio, u.text, u.speaker) for u in utts
+    }
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,33 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "asrkit"
 
 LAYERS = ("core", "data", "models", "kernels", "train/export", "api", "commands", "cli")
-CORE = {"errors", "config", "text", "audio", "phonemes", "score", "fsutil", "progress", "features", "confusion",
-        "version", "jsonlines", "assets", "reference"}
-SUBPACKAGES = {"data": "data", "models": "models", "decode": "kernels", "align": "kernels", "stream": "kernels",
-               "train": "train/export", "export": "train/export", "api": "api", "commands": "commands"}
+CORE = {
+    "errors",
+    "config",
+    "text",
+    "audio",
+    "phonemes",
+    "score",
+    "fsutil",
+    "progress",
+    "features",
+    "confusion",
+    "version",
+    "jsonlines",
+    "assets",
+    "reference",
+}
+SUBPACKAGES = {
+    "data": "data",
+    "models": "models",
+    "decode": "kernels",
+    "align": "kernels",
+    "stream": "kernels",
+    "train": "train/export",
+    "export": "train/export",
+    "api": "api",
+    "commands": "commands",
+}
 CLI = {"cli", "cli_help", "__main__"}
 
 # (importer, imported): the imports that still run up a layer, each with why it is allowed (none today)
@@ -56,7 +79,12 @@ def import_graph(mods: dict[str, Path]) -> dict[str, set[str]]:
     edges: dict[str, set[str]] = defaultdict(set)
     for name, path in mods.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] == "asrkit":
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and node.module
+                and node.module.split(".")[0] == "asrkit"
+            ):
                 subs = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in mods]
                 targets = subs if len(subs) == len(node.names) else [node.module, *subs]
             elif isinstance(node, ast.Import):
@@ -141,7 +169,11 @@ def test_imports_run_down_but_for_the_listed_few(graph):
 
 def test_the_checks_see_a_circle_and_an_import_that_runs_up():
     """The checks on a made-up graph: they would fail the package if it had either."""
-    made_up = {"asrkit.models.a": {"asrkit.train.b"}, "asrkit.train.b": {"asrkit.models.a"}, "asrkit.text": {"asrkit.data.x"}}
+    made_up = {
+        "asrkit.models.a": {"asrkit.train.b"},
+        "asrkit.train.b": {"asrkit.models.a"},
+        "asrkit.text": {"asrkit.data.x"},
+    }
     assert cycles(made_up) == [["asrkit.models.a", "asrkit.train.b"]]
     assert runs_up(made_up) == {("asrkit.models.a", "asrkit.train.b"), ("asrkit.text", "asrkit.data.x")}
     with pytest.raises(AssertionError, match="not in any layer"):

@@ -21,7 +21,13 @@ from asrkit.errors import InputError, WorkError
 def _recipe(tmp: Path, root: Path, splits: dict, *sets: str):
     return load_recipe(
         ROOT / "recipes" / "librispeech.yaml",
-        [f"data.root={root}", f"data.out_dir={tmp / 'data'}", f"data.splits={json.dumps(splits)}", f"train.exp_dir={tmp / 'exp'}", *sets],
+        [
+            f"data.root={root}",
+            f"data.out_dir={tmp / 'data'}",
+            f"data.splits={json.dumps(splits)}",
+            f"train.exp_dir={tmp / 'exp'}",
+            *sets,
+        ],
     )
 
 
@@ -70,7 +76,9 @@ def test_missing_subset_and_broken_transcripts_are_clear_errors(tmp_path: Path) 
         librispeech.scan_subset(root / "LibriSpeech" / "test-clean")
 
 
-def test_download_fetches_checks_and_unpacks_each_missing_subset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_fetches_checks_and_unpacks_each_missing_subset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = shared("librispeech") / "LibriSpeech"
     server = tmp_path / "server"
     server.mkdir()
@@ -82,14 +90,20 @@ def test_download_fetches_checks_and_unpacks_each_missing_subset(tmp_path: Path,
     monkeypatch.setitem(librispeech.CHECKSUMS, "test-clean", digest)
     test_clean = _recipe(tmp_path, tmp_path, {"train": ["test-clean"], "dev": ["test-clean"]})
     corpus = librispeech.download(tmp_path / "dl", test_clean, quiet=True)
-    assert sorted(p.name for p in (corpus / "test-clean").rglob("*.flac")) == sorted(p.name for p in (src / "test-clean").rglob("*.flac"))
+    assert sorted(p.name for p in (corpus / "test-clean").rglob("*.flac")) == sorted(
+        p.name for p in (src / "test-clean").rglob("*.flac")
+    )
     # a corrupted archive fails its checksum and leaves nothing behind
     monkeypatch.setitem(librispeech.CHECKSUMS, "test-clean", "0" * 64)
     with pytest.raises(WorkError, match="checksum mismatch"):
         librispeech.download(tmp_path / "dl2", test_clean, quiet=True)
     assert not (tmp_path / "dl2" / "LibriSpeech").exists()
     with pytest.raises(InputError, match="unknown LibriSpeech subset 'train-clean-99'"):
-        librispeech.download(tmp_path / "dl3", _recipe(tmp_path, tmp_path, {"train": ["train-clean-99"], "dev": ["dev-clean"]}), quiet=True)
+        librispeech.download(
+            tmp_path / "dl3",
+            _recipe(tmp_path, tmp_path, {"train": ["train-clean-99"], "dev": ["dev-clean"]}),
+            quiet=True,
+        )
 
 
 def test_recipe_end_to_end_learns_the_real_utterances(tmp_path: Path) -> None:
@@ -102,16 +116,41 @@ def test_recipe_end_to_end_learns_the_real_utterances(tmp_path: Path) -> None:
     """
     root = shared("librispeech")
     base = yaml.safe_load((ROOT / "recipes" / "librispeech.yaml").read_text())
-    base["data"].update(root=str(root), out_dir=str(tmp_path / "data"), splits={"train": ["dev-clean-2"], "dev": ["test-clean"]})
+    base["data"].update(
+        root=str(root), out_dir=str(tmp_path / "data"), splits={"train": ["dev-clean-2"], "dev": ["test-clean"]}
+    )
     base["model"].update(hidden=96, layers=2, frontend="stack", subsample=3, dropout=0.0)
     base["features"].update(n_mels=40, specaugment=None)
-    base["train"].update(exp_dir=str(tmp_path / "exp"), epochs=40, batch_seconds=7, lr=0.01, average=0, weight_decay=0.0, warmup=0.2, threads=1)
+    base["train"].update(
+        exp_dir=str(tmp_path / "exp"),
+        epochs=40,
+        batch_seconds=7,
+        lr=0.01,
+        average=0,
+        weight_decay=0.0,
+        warmup=0.2,
+        threads=1,
+    )
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(base))
     run_cli("prepare", str(recipe), "--quiet")
     run_cli("train", str(recipe), "--quiet")
     hyp = tmp_path / "train.hyp"
-    run_cli("decode", "--model", str(tmp_path / "exp" / "last.pt"), "--beam", "4", "--output", str(hyp), "--quiet", str(tmp_path / "data" / "train.jsonl"))
-    rep = json.loads(run_cli("score", "--ref", str(tmp_path / "data" / "train.jsonl"), "--hyp", str(hyp), "--json").stdout)
-    assert rep["n_utterances"] == len(list((root / "LibriSpeech" / "dev-clean-2").rglob("*.flac"))) and not rep["missing"]
+    run_cli(
+        "decode",
+        "--model",
+        str(tmp_path / "exp" / "last.pt"),
+        "--beam",
+        "4",
+        "--output",
+        str(hyp),
+        "--quiet",
+        str(tmp_path / "data" / "train.jsonl"),
+    )
+    rep = json.loads(
+        run_cli("score", "--ref", str(tmp_path / "data" / "train.jsonl"), "--hyp", str(hyp), "--json").stdout
+    )
+    assert (
+        rep["n_utterances"] == len(list((root / "LibriSpeech" / "dev-clean-2").rglob("*.flac"))) and not rep["missing"]
+    )
     assert rep["cer"] < 0.6, rep["cer"]

@@ -35,9 +35,15 @@ def _read_arpa(text: str) -> dict[tuple[str, ...], tuple[float, float | None]]:
 #   context a:   total 1, gamma = 0.5: p(b|a) = 0.5 + 0.5·0.425 = 0.7125
 #   context b:   total 3, gamma = (0.5·1 + 1.0·1)/3 = 0.5: p(</s>|b) = 1/3 + 0.5·0.225, p(b|b) = 0.5/3 + 0.5·0.425
 HAND = {
-    ("a",): (0.225, 0.5), ("b",): (0.425, 0.5), ("</s>",): (0.225, None), ("<unk>",): (0.125, None),
-    ("<s>", "a"): (0.3625, None), ("<s>", "b"): (0.4625, None), ("a", "b"): (0.7125, None),
-    ("b", "</s>"): (1 / 3 + 0.1125, None), ("b", "b"): (0.5 / 3 + 0.2125, None),
+    ("a",): (0.225, 0.5),
+    ("b",): (0.425, 0.5),
+    ("</s>",): (0.225, None),
+    ("<unk>",): (0.125, None),
+    ("<s>", "a"): (0.3625, None),
+    ("<s>", "b"): (0.4625, None),
+    ("a", "b"): (0.7125, None),
+    ("b", "</s>"): (1 / 3 + 0.1125, None),
+    ("b", "b"): (0.5 / 3 + 0.2125, None),
 }
 
 
@@ -76,7 +82,9 @@ def test_kenlm_loads_the_file_and_scores_sentences_as_the_table_says(tmp_path: P
     assert "order 2, 2 sentences, vocabulary 4" in proc.stdout
     model = kenlm.Model(str(out))
     assert model.order == 2
-    assert model.score("a b", bos=True, eos=True) == pytest.approx(math.log10(0.3625 * 0.7125 * (1 / 3 + 0.1125)), abs=1e-5)
+    assert model.score("a b", bos=True, eos=True) == pytest.approx(
+        math.log10(0.3625 * 0.7125 * (1 / 3 + 0.1125)), abs=1e-5
+    )
     # an unseen bigram backs off: p(a|b) = gamma(b) · p(a)
     assert model.score("b a", bos=False, eos=False) == pytest.approx(math.log10(0.425 * 0.5 * 0.225), abs=1e-5)
     assert model.score("zzz", bos=False, eos=False) == pytest.approx(math.log10(0.125), abs=1e-5)
@@ -129,4 +137,6 @@ def test_lm_build_normalises_the_corpus_unless_told_to_keep_it(tmp_path: Path) -
     words = {g[0] for g in _read_arpa((tmp_path / "n.arpa").read_text()) if len(g) == 1}
     assert words == {"hello", "world", "the", "world's", "end", "<s>", "</s>", "<unk>"}
     run_cli("lm", "build", str(corpus), "-o", str(tmp_path / "k.arpa"), "--keep-text")
-    assert {"Hello,", "World.", "WORLD’S"} <= {g[0] for g in _read_arpa((tmp_path / "k.arpa").read_text()) if len(g) == 1}
+    assert {"Hello,", "World.", "WORLD’S"} <= {
+        g[0] for g in _read_arpa((tmp_path / "k.arpa").read_text()) if len(g) == 1
+    }

@@ -74,7 +74,9 @@ def test_words_carry_frames_and_the_acoustic_score(arpa: Path) -> None:
     r = LMDecoder(TOK, arpa).decode_with_words(THA_CAT)[0]
     assert r.words == [("the", 0, 5), ("cat", 8, 13)]
     # "the" is not the acoustic best path: the combined score holds the LM, the logit score only the acoustics
-    assert r.logit_score == pytest.approx(float(THA_CAT[np.arange(len(THA_CAT)), THA_CAT.argmax(1)].sum()) + np.log(0.4 / 0.6), abs=1e-3)
+    assert r.logit_score == pytest.approx(
+        float(THA_CAT[np.arange(len(THA_CAT)), THA_CAT.argmax(1)].sum()) + np.log(0.4 / 0.6), abs=1e-3
+    )
     assert r.hypothesis.score != pytest.approx(r.logit_score)
 
 
@@ -117,7 +119,9 @@ def test_an_upper_case_lm_is_refused_with_the_reason(tmp_path: Path) -> None:
     build_lm(corpus, tmp_path / "raw.arpa", order=2, normalize=False)
     with pytest.raises(InputError, match="another vocabulary .its words are upper-case or carry punctuation"):
         LMDecoder(TOK, tmp_path / "raw.arpa")
-    build_lm(corpus, tmp_path / "lm.arpa", order=2)  # normalised as decode reads text: the same model as the clean corpus
+    build_lm(
+        corpus, tmp_path / "lm.arpa", order=2
+    )  # normalised as decode reads text: the same model as the clean corpus
     clean = tmp_path / "clean.txt"
     clean.write_text("\n".join(CORPUS) + "\n")
     build_lm(clean, tmp_path / "clean.arpa", order=2)
@@ -156,7 +160,9 @@ def test_batch_with_workers_matches_one_by_one(arpa: Path) -> None:
 
 
 def test_non_character_tokenizer_is_refused(arpa: Path) -> None:
-    with pytest.raises(InputError, match="--lm needs a character model; this checkpoint was trained on phoneme targets"):
+    with pytest.raises(
+        InputError, match="--lm needs a character model; this checkpoint was trained on phoneme targets"
+    ):
         LMDecoder(PhonemeTokenizer(["AA", "B", "K"]), arpa)
     with pytest.raises(InputError, match="not a single character"):
         LMDecoder(["<blank>", "AA", "B"], arpa)
@@ -222,7 +228,12 @@ def test_digits_lm_keeps_or_lowers_wer_of_a_small_model(tmp_path: Path, fsdd_sli
     recipe["data"].update(
         root=str(fsdd_slice),
         out_dir=str(tmp_path / "data"),
-        connected={"per_split": {"train": 400, "dev": 10, "test": 20}, "min_words": 2, "max_words": 4, "gap_seconds": [0.05, 0.2]},
+        connected={
+            "per_split": {"train": 400, "dev": 10, "test": 20},
+            "min_words": 2,
+            "max_words": 4,
+            "gap_seconds": [0.05, 0.2],
+        },
     )
     recipe["model"].update(name="bigru", hidden=96, layers=1)
     recipe["train"].update(exp_dir=str(tmp_path / "exp"), epochs=20, threads=1)

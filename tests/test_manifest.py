@@ -101,7 +101,7 @@ def test_malformed_json_names_file_and_line(tmp_path):
 
 def test_non_object_line(tmp_path):
     m = tmp_path / "bad.jsonl"
-    m.write_text('[1, 2]\n')
+    m.write_text("[1, 2]\n")
     with pytest.raises(InputError, match=r":1: expected a JSON object"):
         read_manifest(m)
 
@@ -124,7 +124,9 @@ def test_streaming_yields_lines_before_the_error(tmp_path):
         next(it)
 
 
-@pytest.mark.parametrize("line", ['{"text": "no audio to name it"}', '{"id": "", "audio": "a.wav"}', '{"id": 7, "audio": "a.wav"}'])
+@pytest.mark.parametrize(
+    "line", ['{"text": "no audio to name it"}', '{"id": "", "audio": "a.wav"}', '{"id": 7, "audio": "a.wav"}']
+)
 def test_missing_or_bad_id(tmp_path, line):
     m = tmp_path / "m.jsonl"
     m.write_text('{"id": "ok", "audio": "a.wav"}\n' + line + "\n")
@@ -167,14 +169,25 @@ def test_missing_manifest(tmp_path):
 
 def test_extra_fields_preserved_and_written_back(tmp_path):
     m = tmp_path / "m.jsonl"
-    m.write_text(json.dumps({"id": "u", "audio": "a.wav", "text": "hi", "kind": "connected", "snr": 12.5, "tags": ["x"]}) + "\n")
+    m.write_text(
+        json.dumps({"id": "u", "audio": "a.wav", "text": "hi", "kind": "connected", "snr": 12.5, "tags": ["x"]}) + "\n"
+    )
     (u,) = read_manifest(m, resolve=False)
     assert u.extra == {"kind": "connected", "snr": 12.5, "tags": ["x"]}
     assert u.text == "hi"
     out = tmp_path / "out.jsonl"
     write_manifest(out, [u])
     (d,) = _lines(out)
-    assert d == {"id": "u", "audio": "a.wav", "duration": 0.0, "sample_rate": 0, "text": "hi", "kind": "connected", "snr": 12.5, "tags": ["x"]}
+    assert d == {
+        "id": "u",
+        "audio": "a.wav",
+        "duration": 0.0,
+        "sample_rate": 0,
+        "text": "hi",
+        "kind": "connected",
+        "snr": 12.5,
+        "tags": ["x"],
+    }
     (u2,) = read_manifest(out, resolve=False)
     assert u2.extra == u.extra
 
@@ -189,7 +202,9 @@ def test_non_ascii_text_round_trips(tmp_path):
 
 def test_a_line_without_an_id_takes_its_files_stem(tmp_path):
     m = tmp_path / "m.jsonl"
-    m.write_text('{"audio": "clips/one/0a7c_nohash_0.wav", "text": "one"}\n{"features": "f/utt9.npy"}\n{"id": "given", "audio": "a.wav"}\n')
+    m.write_text(
+        '{"audio": "clips/one/0a7c_nohash_0.wav", "text": "one"}\n{"features": "f/utt9.npy"}\n{"id": "given", "audio": "a.wav"}\n'
+    )
     assert [u.id for u in iter_manifest(m, resolve=False)] == ["0a7c_nohash_0", "utt9", "given"]
     m.write_text('{"text": "one"}\n')
     with pytest.raises(InputError, match=r":1: missing or empty 'id' \(and no 'audio' to take it from\)"):

@@ -48,7 +48,10 @@ def test_the_default_model_skips_runs_still_training_and_models_that_cannot_read
     assert resolve_model(None, lambda p: unfit.get(p)) == (Path("exp/training/best.pt"), "the newest exp/*/best.pt")
     with pytest.raises(InputError, match=r"no model in exp/ can be used: .*digits/best.pt \(nope\).*; pass --model"):
         resolve_model(None, lambda p: "nope")
-    assert resolve_model("given.pt", lambda p: "nope") == (Path("given.pt"), None)  # an explicit model is never second-guessed
+    assert resolve_model("given.pt", lambda p: "nope") == (
+        Path("given.pt"),
+        None,
+    )  # an explicit model is never second-guessed
 
 
 def test_pick_model_loads_what_it_checks_once_and_skips_feature_models_for_audio(tmp_path, monkeypatch):

@@ -138,7 +138,13 @@ def test_entry_structure(name, head):
         assert len(linears) == 2 and all(layer.out_features == HIDDEN for layer in linears)
     else:
         assert isinstance(m, RecurrentModel)
-        expected = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "bilstm": torch.nn.LSTM, "gru": torch.nn.GRU, "bigru": torch.nn.GRU}[name]
+        expected = {
+            "rnn": torch.nn.RNN,
+            "lstm": torch.nn.LSTM,
+            "bilstm": torch.nn.LSTM,
+            "gru": torch.nn.GRU,
+            "bigru": torch.nn.GRU,
+        }[name]
         assert isinstance(m.rnn, StackedRecurrent)
         assert m.rnn.num_layers == 2 and m.rnn.hidden_size == HIDDEN and m.rnn.bidirectional is BIDIRECTIONAL[name]
         cells = [*m.rnn.fwd, *m.rnn.bwd]
@@ -175,7 +181,13 @@ def test_padding_invariance_every_subsample(name, frontend, subsample):
 @pytest.mark.parametrize("pool", ["last", "mean", "attention"])
 @pytest.mark.parametrize(
     ("name", "extra"),
-    [(n, {}) for n in ZOO_NAMES] + [("bilstm", {"projection": 8}), ("lstm", {"projection": 8}), ("bigru", {"projection": 12}), ("rnn", {"projection": 8})],
+    [(n, {}) for n in ZOO_NAMES]
+    + [
+        ("bilstm", {"projection": 8}),
+        ("lstm", {"projection": 8}),
+        ("bigru", {"projection": 12}),
+        ("rnn", {"projection": 8}),
+    ],
 )
 def test_padding_invariance_classifier_pools(name, extra, pool):
     m = _model(name, head="classifier", pool=pool, frontend="conv", **extra)
@@ -198,7 +210,11 @@ def test_padding_check_catches_a_leak(monkeypatch):
 def test_frontend_output_lengths_formula(subsample):
     lengths = torch.tensor([1, 2, 3, 4, 5, 7, 8, 9, 100, 101])
     expected = _ceil(lengths.tolist(), subsample)
-    fes = [ConvSubsample(N_FEATS, 4, 8, subsample), StackSubsample(N_FEATS, 8, subsample), ResNetSubsample(N_FEATS, 4, 8, subsample, 1)]
+    fes = [
+        ConvSubsample(N_FEATS, 4, 8, subsample),
+        StackSubsample(N_FEATS, 8, subsample),
+        ResNetSubsample(N_FEATS, 4, 8, subsample, 1),
+    ]
     for fe in fes:
         assert fe.output_lengths(lengths).tolist() == expected
         x = torch.randn(len(lengths), int(lengths.max()), N_FEATS)
@@ -208,7 +224,9 @@ def test_frontend_output_lengths_formula(subsample):
 
 
 @pytest.mark.parametrize("head", HEADS)
-@pytest.mark.parametrize(("frontend", "subsample"), [("none", 1)] + [(f, s) for f in ("stack", "conv", "resnet") for s in (1, 2, 3, 4)])
+@pytest.mark.parametrize(
+    ("frontend", "subsample"), [("none", 1)] + [(f, s) for f in ("stack", "conv", "resnet") for s in (1, 2, 3, 4)]
+)
 def test_forward_shapes_lengths_and_normalisation(frontend, subsample, head):
     m = _model("gru" if subsample % 2 else "bilstm", head=head, frontend=frontend, subsample=subsample)
     lengths = [37, 50, 9]
@@ -319,7 +337,16 @@ def test_gru_rnn_projection_parameter_formula_and_width(name, gates, projection)
     assert count_parameters(m) != count_parameters(_model(name, projection=0 if projection else 6, frontend="stack"))
 
 
-@pytest.mark.parametrize(("name", "extra"), [("lstm", {}), ("gru", {}), ("rnn", {"nonlinearity": "relu"}), ("gru", {"projection": 8}), ("lstm", {"projection": 8})])
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("lstm", {}),
+        ("gru", {}),
+        ("rnn", {"nonlinearity": "relu"}),
+        ("gru", {"projection": 8}),
+        ("lstm", {"projection": 8}),
+    ],
+)
 def test_initial_state_continues_the_recurrence(name, extra):
     # room for streaming: feeding chunk 2 with chunk 1's final state == running the whole utterance
     m = _model(name, frontend="none", subsample=1, **extra)
@@ -349,7 +376,9 @@ def test_last_pool_takes_forward_last_valid_and_backward_first():
     assert torch.equal(LastPool(ends=True)(y, lengths)[0], torch.cat([y[0, 2], y[0, 0]]))
 
 
-@pytest.mark.parametrize(("name", "projection"), [("lstm", 0), ("bilstm", 0), ("gru", 0), ("bigru", 0), ("rnn", 0), ("bilstm", 6)])
+@pytest.mark.parametrize(
+    ("name", "projection"), [("lstm", 0), ("bilstm", 0), ("gru", 0), ("bigru", 0), ("rnn", 0), ("bilstm", 6)]
+)
 def test_last_pool_equals_final_recurrent_states(name, projection):
     # PyTorch's own final states: forward at the last valid frame, backward at t=0
     m = _model(name, head="classifier", pool="last", frontend="stack", projection=projection)
@@ -445,7 +474,16 @@ OLD_KEYS = {
 @pytest.mark.parametrize("frontend", ["conv", "stack", None])
 def test_old_checkpoints_load_and_compute_what_they_computed(frontend):
     """Checkpoints from before the zoo hold one packed multi-layer nn.LSTM (rnn.weight_ih_l1_reverse, ...)."""
-    old = {"name": "bilstm", "conv_channels": 4, "subsample": 2, "hidden": 16, "layers": 2, "dropout": 0.1, "n_feats": N_FEATS, "n_tokens": N_TOKENS}
+    old = {
+        "name": "bilstm",
+        "conv_channels": 4,
+        "subsample": 2,
+        "hidden": 16,
+        "layers": 2,
+        "dropout": 0.1,
+        "n_feats": N_FEATS,
+        "n_tokens": N_TOKENS,
+    }
     if frontend:
         old["frontend"] = frontend
     m = build_model(old).eval()

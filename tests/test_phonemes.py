@@ -50,7 +50,9 @@ def _an4_subset(dst: Path, speakers=FIXTURE_SPEAKERS) -> Path:
     (dst / "etc").mkdir(parents=True)
     for f in ("an4.dic", "an4.filler", "an4.phone"):
         shutil.copy(src / "etc" / f, dst / "etc" / f)
-    lines = [ln for ln in (src / "etc" / "an4_train.transcription").read_text().splitlines() if ln.split("-")[-2] in speakers]
+    lines = [
+        ln for ln in (src / "etc" / "an4_train.transcription").read_text().splitlines() if ln.split("-")[-2] in speakers
+    ]
     (dst / "etc" / "an4_train.transcription").write_text("\n".join(lines) + "\n")
     for s in speakers:
         shutil.copytree(src / "feat" / "an4_clstk" / s, dst / "feat" / "an4_clstk" / s)
@@ -59,7 +61,9 @@ def _an4_subset(dst: Path, speakers=FIXTURE_SPEAKERS) -> Path:
 
 def _recipe(**data):
     features = data.pop("features", {"type": "precomputed", "n_mels": 13})
-    return recipe_from_dict({"name": "ph", "data": {"corpus": "phonemes", "targets": "phonemes", **data}, "features": features})
+    return recipe_from_dict(
+        {"name": "ph", "data": {"corpus": "phonemes", "targets": "phonemes", **data}, "features": features}
+    )
 
 
 # ---------------------------------------------------------------- Sphinx .mfc
@@ -120,7 +124,7 @@ def test_read_transcription(tmp_path):
 def test_phoneme_set_and_characters():
     assert len(PHONEMES) == 40 and len(CMUDICT_PHONEMES) == 39 and "SIL" in PHONEMES
     chars = list(PHONEME_CHARS.values())
-    assert len(set(chars)) == 40 and all(len(c) == 1 and c.isascii() and c not in ',"\' ' for c in chars)
+    assert len(set(chars)) == 40 and all(len(c) == 1 and c.isascii() and c not in ",\"' " for c in chars)
     assert strip_stress("AH0") == "AH" and strip_stress("ER2") == "ER" and strip_stress("NG") == "NG"
     assert normalize_phones(["<sos>", "[SIL]", "ah1", "B", "<eos>"]) == ["SIL", "AH", "B"]
     with pytest.raises(InputError, match="XX"):
@@ -155,8 +159,12 @@ def test_download_cmudict_from_a_file_url(tmp_path):
 
 def test_derive_phonemes_and_oov_report():
     lex = {"one": [["W", "AH", "N"]], "two": [["T", "UW"]]}
-    utts = [Utterance("a", "a.wav", text="one two"), Utterance("b", "b.wav", text="two three"),
-            Utterance("c", "c.wav", text="three three four"), Utterance("d", features="d.npy")]
+    utts = [
+        Utterance("a", "a.wav", text="one two"),
+        Utterance("b", "b.wav", text="two three"),
+        Utterance("c", "c.wav", text="three three four"),
+        Utterance("d", features="d.npy"),
+    ]
     kept, oov = derive_phonemes(utts, lex)
     assert [u.id for u in kept] == ["a", "d"] and kept[0].phonemes == ["W", "AH", "N", "T", "UW"]
     assert oov == Counter({"three": 3, "four": 1})
@@ -284,14 +292,21 @@ def test_an4_download_from_a_file_url(an4_subset, tmp_path, monkeypatch):
 
 def _hw3p2_fixture(root: Path, dim: int = 15) -> Path:
     rng = np.random.default_rng(0)
-    splits = {"train-clean-100": ["103-1240-0000", "103-1240-0001"], "dev-clean": ["84-121123-0000"], "test-clean": ["1089-134686-0000", "1089-134686-0001"]}
+    splits = {
+        "train-clean-100": ["103-1240-0000", "103-1240-0001"],
+        "dev-clean": ["84-121123-0000"],
+        "test-clean": ["1089-134686-0000", "1089-134686-0001"],
+    }
     for split, ids in splits.items():
         (root / split / "mfcc").mkdir(parents=True)
         for i, uid in enumerate(ids):
             np.save(root / split / "mfcc" / f"{uid}.npy", rng.normal(size=(50 + 10 * i, dim)).astype(np.float32))
             if split != "test-clean":
                 (root / split / "transcript").mkdir(exist_ok=True)
-                np.save(root / split / "transcript" / f"{uid}.npy", np.array(["<sos>", "[SIL]", "HH", "AH0", "L", "OW", "<eos>"]))
+                np.save(
+                    root / split / "transcript" / f"{uid}.npy",
+                    np.array(["<sos>", "[SIL]", "HH", "AH0", "L", "OW", "<eos>"]),
+                )
     return root
 
 
@@ -314,10 +329,16 @@ def test_hw3p2_reader(tmp_path):
 
 def test_hw3p2_splits_from_the_recipe(tmp_path):
     root = _hw3p2_fixture(tmp_path / "hw3p2")
-    r = _recipe(root=str(root), splits={"train": ["dev-clean"], "dev": ["train-clean-100"]}, features={"type": "precomputed", "n_mels": 15})
+    r = _recipe(
+        root=str(root),
+        splits={"train": ["dev-clean"], "dev": ["train-clean-100"]},
+        features={"type": "precomputed", "n_mels": 15},
+    )
     m = corpus.prepare(root, tmp_path / "out", r)
     assert sorted(m) == ["dev", "train"] and len(m["train"]) == 1
-    bad = _recipe(root=str(root), splits={"train": ["nope"], "dev": ["dev-clean"]}, features={"type": "precomputed", "n_mels": 15})
+    bad = _recipe(
+        root=str(root), splits={"train": ["nope"], "dev": ["dev-clean"]}, features={"type": "precomputed", "n_mels": 15}
+    )
     with pytest.raises(InputError, match="data.splits.train"):
         corpus.prepare(root, tmp_path / "o2", bad)
     np.save(root / "train-clean-100" / "transcript" / "103-1240-0000.npy", np.array([1, 2, 3]))
@@ -340,11 +361,20 @@ def test_digits_prepare_derives_phonemes_from_cmudict(tmp_path):
     lexicon = shared("cmudict") / "cmudict.dict"
 
     def recipe(lex: Path, out: str):
-        return recipe_from_dict({
-            "name": "dph", "data": {"corpus": "digits", "root": str(rec.parent), "out_dir": str(tmp_path / out), "targets": "phonemes",
-                                    "phonemes": {"lexicon": str(lex)}, "connected": {"per_split": {"train": 3, "dev": 1, "test": 1}}},
-            "features": {"n_mels": 40},
-        })
+        return recipe_from_dict(
+            {
+                "name": "dph",
+                "data": {
+                    "corpus": "digits",
+                    "root": str(rec.parent),
+                    "out_dir": str(tmp_path / out),
+                    "targets": "phonemes",
+                    "phonemes": {"lexicon": str(lex)},
+                    "connected": {"per_split": {"train": 3, "dev": 1, "test": 1}},
+                },
+                "features": {"n_mels": 40},
+            }
+        )
 
     out = prepare(recipe(lexicon, "ok"), quiet=True)
     train = read_manifest(out / "train.jsonl")
@@ -388,8 +418,20 @@ def test_phonemes_recipe_end_to_end(an4_subset, tmp_path):
     # the CLI decodes with this process's torch thread count, so that the in-process decode below rounds the same way
     threads = str(torch.get_num_threads())
     hyp, sub = tmp_path / "test.hyp", tmp_path / "submission.csv"
-    run_cli("decode", "--model", str(exp / "best.pt"), "--beam", "10", "--output", str(hyp), "--submission", str(sub),
-            "--quiet", str(data / "test.jsonl"), env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+    run_cli(
+        "decode",
+        "--model",
+        str(exp / "best.pt"),
+        "--beam",
+        "10",
+        "--output",
+        str(hyp),
+        "--submission",
+        str(sub),
+        "--quiet",
+        str(data / "test.jsonl"),
+        env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+    )
     lines = [line.split("\t") for line in hyp.read_text().splitlines()]
     assert [x[0] for x in lines] == test_ids
     rows_csv = list(csv.reader(sub.open()))

@@ -106,7 +106,9 @@ class TtyStderr(io.StringIO):
 def test_rate_is_completed_over_elapsed(monkeypatch):
     """A burst of completions after a long wait shows the average rate, not rich's per-update speed."""
     clock = FakeClock()
-    monkeypatch.setattr(progress, "monotonic", clock, raising=False)  # a module without this clock must fail on the rate, not here
+    monkeypatch.setattr(
+        progress, "monotonic", clock, raising=False
+    )  # a module without this clock must fail on the rate, not here
     monkeypatch.setattr(sys, "stderr", TtyStderr())
     with progress.Progress() as prog:
         task = prog.add("decode", total=200, unit="utt")

@@ -79,8 +79,12 @@ def test_rnn_cell_accumulates_over_time_steps(nonlinearity):
     _, dh1 = cell.backward(d2, h2, x1, h1)
     _, dh0 = cell.backward(d1 + dh1, h1, x0, h0)
     close(dh0 / B, ht0.grad, "dh_0")
-    for ours, theirs, name in [(cell.dW_ih, ref.weight_ih, "dW_ih"), (cell.dW_hh, ref.weight_hh, "dW_hh"),
-                               (cell.db_ih, ref.bias_ih, "db_ih"), (cell.db_hh, ref.bias_hh, "db_hh")]:
+    for ours, theirs, name in [
+        (cell.dW_ih, ref.weight_ih, "dW_ih"),
+        (cell.dW_hh, ref.weight_hh, "dW_hh"),
+        (cell.db_ih, ref.bias_ih, "db_ih"),
+        (cell.db_hh, ref.bias_hh, "db_hh"),
+    ]:
         close(ours, theirs.grad, name)
     cell.zero_grad()
     assert not cell.dW_ih.any() and not cell.db_hh.any()
@@ -91,7 +95,9 @@ def gru_from_torch(ref: torch.nn.GRUCell, D: int, H: int) -> GRUCell:
     w_ih, w_hh, b_ih, b_hh = np_(ref.weight_ih), np_(ref.weight_hh), np_(ref.bias_ih), np_(ref.bias_hh)
     r, z, n = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H)
     cell = GRUCell(D, H)
-    cell.init_weights(w_ih[r], w_ih[z], w_ih[n], w_hh[r], w_hh[z], w_hh[n], b_ih[r], b_ih[z], b_ih[n], b_hh[r], b_hh[z], b_hh[n])
+    cell.init_weights(
+        w_ih[r], w_ih[z], w_ih[n], w_hh[r], w_hh[z], w_hh[n], b_ih[r], b_ih[z], b_ih[n], b_hh[r], b_hh[z], b_hh[n]
+    )
     return cell
 
 
@@ -99,10 +105,12 @@ def gru_grads(cell: GRUCell, ref: torch.nn.GRUCell, H: int) -> list[tuple[np.nda
     pairs = []
     for k, gate in enumerate("rzn"):
         rows = slice(k * H, (k + 1) * H)
-        pairs += [(getattr(cell, f"dW{gate}x"), ref.weight_ih.grad[rows], f"dW{gate}x"),
-                  (getattr(cell, f"dW{gate}h"), ref.weight_hh.grad[rows], f"dW{gate}h"),
-                  (getattr(cell, f"db{gate}x"), ref.bias_ih.grad[rows], f"db{gate}x"),
-                  (getattr(cell, f"db{gate}h"), ref.bias_hh.grad[rows], f"db{gate}h")]
+        pairs += [
+            (getattr(cell, f"dW{gate}x"), ref.weight_ih.grad[rows], f"dW{gate}x"),
+            (getattr(cell, f"dW{gate}h"), ref.weight_hh.grad[rows], f"dW{gate}h"),
+            (getattr(cell, f"db{gate}x"), ref.bias_ih.grad[rows], f"db{gate}x"),
+            (getattr(cell, f"db{gate}h"), ref.bias_hh.grad[rows], f"db{gate}h"),
+        ]
     return pairs
 
 
@@ -133,10 +141,12 @@ def lstm_grads(cell: LSTMCell, ref: torch.nn.LSTMCell, H: int) -> list[tuple[np.
     pairs = []
     for k, gate in enumerate("ifgo"):  # torch's row order
         rows = slice(k * H, (k + 1) * H)
-        pairs += [(getattr(cell, f"dW{gate}x"), ref.weight_ih.grad[rows], f"dW{gate}x"),
-                  (getattr(cell, f"dW{gate}h"), ref.weight_hh.grad[rows], f"dW{gate}h"),
-                  (getattr(cell, f"db{gate}x"), ref.bias_ih.grad[rows], f"db{gate}x"),
-                  (getattr(cell, f"db{gate}h"), ref.bias_hh.grad[rows], f"db{gate}h")]
+        pairs += [
+            (getattr(cell, f"dW{gate}x"), ref.weight_ih.grad[rows], f"dW{gate}x"),
+            (getattr(cell, f"dW{gate}h"), ref.weight_hh.grad[rows], f"dW{gate}h"),
+            (getattr(cell, f"db{gate}x"), ref.bias_ih.grad[rows], f"db{gate}x"),
+            (getattr(cell, f"db{gate}h"), ref.bias_hh.grad[rows], f"db{gate}h"),
+        ]
     return pairs
 
 

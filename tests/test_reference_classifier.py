@@ -29,8 +29,10 @@ def close(ours: np.ndarray, theirs: torch.Tensor | np.ndarray, name: str) -> Non
 
 def copied_classifier(rnn: torch.nn.RNN, linear: torch.nn.Linear) -> RNNClassifier:
     net = RNNClassifier(rnn.input_size, rnn.hidden_size, linear.out_features, num_layers=rnn.num_layers)
-    rnn_weights = [[np_(getattr(rnn, f"{name}_l{k}")) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-                   for k in range(rnn.num_layers)]
+    rnn_weights = [
+        [np_(getattr(rnn, f"{name}_l{k}")) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        for k in range(rnn.num_layers)
+    ]
     net.init_weights(rnn_weights, [np_(linear.weight), np_(linear.bias)])
     return net
 
@@ -47,7 +49,9 @@ def test_rnn_classifier_matches_torch(B, T, D, H, C, L, given_h0):
     linear = torch.nn.Linear(H, C).double()
     net = copied_classifier(rnn, linear)
     x = torch.randn(B, T, D, dtype=torch.float64)
-    h0 = (torch.randn(L, B, H, dtype=torch.float64) if given_h0 else torch.zeros(L, B, H, dtype=torch.float64)).requires_grad_()
+    h0 = (
+        torch.randn(L, B, H, dtype=torch.float64) if given_h0 else torch.zeros(L, B, H, dtype=torch.float64)
+    ).requires_grad_()
     delta = torch.randn(B, C, dtype=torch.float64)
 
     out, _ = rnn(x, h0)
@@ -81,7 +85,9 @@ def test_dh0_is_batch_averaged_and_grads_accumulate_until_zero_grad():
     single = net.backward(delta[:1])
     net.zero_grad()
     net.forward(np.repeat(x[:1], 6, axis=0))
-    np.testing.assert_allclose(net.backward(np.repeat(delta[:1], 6, axis=0)) * 6, np.repeat(single, 6, axis=1), rtol=RTOL)
+    np.testing.assert_allclose(
+        net.backward(np.repeat(delta[:1], 6, axis=0)) * 6, np.repeat(single, 6, axis=1), rtol=RTOL
+    )
     # a second backward without zero_grad doubles the parameter gradients
     net.zero_grad()
     net.forward(x)
@@ -106,16 +112,20 @@ def test_variable_lengths_padded_batch_equals_each_sequence_alone(L):
 
     logits = net.forward(x, h0, lengths=lengths)
     dh0 = net.backward(delta)
-    batch_grads = [net.dW.copy(), net.db.copy()] + [g.copy() for c in net.rnn for g in (c.dW_ih, c.dW_hh, c.db_ih, c.db_hh)]
+    batch_grads = [net.dW.copy(), net.db.copy()] + [
+        g.copy() for c in net.rnn for g in (c.dW_ih, c.dW_hh, c.db_ih, c.db_hh)
+    ]
     assert np.isfinite(logits).all() and np.isfinite(dh0).all()
 
     alone_grads = [np.zeros_like(g) for g in batch_grads]
     for b, n in enumerate(lengths):
         net.zero_grad()
-        alone = net.forward(x[b:b + 1, :n], h0[:, b:b + 1])
-        np.testing.assert_allclose(logits[b:b + 1], alone, rtol=RTOL, atol=ATOL, err_msg=f"logits of sequence {b}")
+        alone = net.forward(x[b : b + 1, :n], h0[:, b : b + 1])
+        np.testing.assert_allclose(logits[b : b + 1], alone, rtol=RTOL, atol=ATOL, err_msg=f"logits of sequence {b}")
         # dh_0 is averaged over the batch: the batch row is the single-sequence value / B
-        np.testing.assert_allclose(dh0[:, b:b + 1] * B, net.backward(delta[b:b + 1]), rtol=RTOL, atol=ATOL, err_msg=f"dh_0 {b}")
+        np.testing.assert_allclose(
+            dh0[:, b : b + 1] * B, net.backward(delta[b : b + 1]), rtol=RTOL, atol=ATOL, err_msg=f"dh_0 {b}"
+        )
         grads = [net.dW, net.db] + [g for c in net.rnn for g in (c.dW_ih, c.dW_hh, c.db_ih, c.db_hh)]
         for acc, g in zip(alone_grads, grads):
             acc += g / B  # the batch's averaged gradient is the mean of the per-sequence ones
@@ -163,7 +173,7 @@ def test_character_predictor_inference_matches_torch(T, D, H, C):
     expected = []
     with torch.no_grad():
         for t in range(T):
-            h = gru(inputs[t:t + 1], h)
+            h = gru(inputs[t : t + 1], h)
             expected.append(proj(h)[0])
     close(inference(net, inputs.numpy()), torch.stack(expected), "inference logits")
 

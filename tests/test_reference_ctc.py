@@ -19,40 +19,48 @@ from asrkit.reference import CTC, CTCLoss, LogCTC, log_backward, log_forward
 from tests.ctc_helpers import collapse
 
 # ---- the hand example: blank + 2 symbols, 6 frames, target [1, 2, 2] (extended: _ 1 _ 2 _ 2 _) ----
-Y_HAND = np.array([
-    [0.5, 0.3, 0.2],
-    [0.4, 0.4, 0.2],
-    [0.3, 0.2, 0.5],
-    [0.2, 0.1, 0.7],
-    [0.6, 0.1, 0.3],
-    [0.3, 0.3, 0.4],
-])
+Y_HAND = np.array(
+    [
+        [0.5, 0.3, 0.2],
+        [0.4, 0.4, 0.2],
+        [0.3, 0.2, 0.5],
+        [0.2, 0.1, 0.7],
+        [0.6, 0.1, 0.3],
+        [0.3, 0.3, 0.4],
+    ]
+)
 TARGET_HAND = (1, 2, 2)
 # the expected tables (T, S), printed once from brute_force_tables below; test_brute_force_reproduces_tables re-derives them
-ALPHA_HAND = np.array([
-    [0.5, 0.3, 0, 0, 0, 0, 0],
-    [0.2, 0.32, 0.12, 0.06, 0, 0, 0],
-    [0.06, 0.104, 0.132, 0.25, 0.018, 0, 0],
-    [0.012, 0.0164, 0.0472, 0.3402, 0.0536, 0.0126, 0],
-    [0.0072, 0.00284, 0.03816, 0.12114, 0.23628, 0.01986, 0.00756],
-    [0.00216, 0.003012, 0.0123, 0.064856, 0.107226, 0.102456, 0.008226],
-])
-BETA_HAND = np.array([
-    [0.09864, 0.20454, 0.11934, 0.15294, 0.13842, 0.03738, 0.00432],
-    [0.0336, 0.213, 0.1794, 0.2379, 0.2634, 0.1653, 0.0108],
-    [0, 0.168, 0.168, 0.258, 0.363, 0.309, 0.036],
-    [0, 0, 0, 0.24, 0.45, 0.39, 0.18],
-    [0, 0, 0, 0, 0.4, 0.7, 0.3],
-    [0, 0, 0, 0, 0, 1, 1],
-])
-GAMMA_HAND = np.array([
-    [0.445600910717, 0.554399089283, 0, 0, 0, 0, 0],
-    [0.060714479319, 0.615818290237, 0.194503171247, 0.128964059197, 0, 0, 0],
-    [0, 0.15785764623, 0.200357781753, 0.582750582751, 0.059033989267, 0, 0],
-    [0, 0, 0, 0.737680923727, 0.21792161327, 0.044397463002, 0],
-    [0, 0, 0, 0, 0.853905784138, 0.125603079091, 0.02049113677],
-    [0, 0, 0, 0, 0, 0.925678972191, 0.074321027809],
-])
+ALPHA_HAND = np.array(
+    [
+        [0.5, 0.3, 0, 0, 0, 0, 0],
+        [0.2, 0.32, 0.12, 0.06, 0, 0, 0],
+        [0.06, 0.104, 0.132, 0.25, 0.018, 0, 0],
+        [0.012, 0.0164, 0.0472, 0.3402, 0.0536, 0.0126, 0],
+        [0.0072, 0.00284, 0.03816, 0.12114, 0.23628, 0.01986, 0.00756],
+        [0.00216, 0.003012, 0.0123, 0.064856, 0.107226, 0.102456, 0.008226],
+    ]
+)
+BETA_HAND = np.array(
+    [
+        [0.09864, 0.20454, 0.11934, 0.15294, 0.13842, 0.03738, 0.00432],
+        [0.0336, 0.213, 0.1794, 0.2379, 0.2634, 0.1653, 0.0108],
+        [0, 0.168, 0.168, 0.258, 0.363, 0.309, 0.036],
+        [0, 0, 0, 0.24, 0.45, 0.39, 0.18],
+        [0, 0, 0, 0, 0.4, 0.7, 0.3],
+        [0, 0, 0, 0, 0, 1, 1],
+    ]
+)
+GAMMA_HAND = np.array(
+    [
+        [0.445600910717, 0.554399089283, 0, 0, 0, 0, 0],
+        [0.060714479319, 0.615818290237, 0.194503171247, 0.128964059197, 0, 0, 0],
+        [0, 0.15785764623, 0.200357781753, 0.582750582751, 0.059033989267, 0, 0],
+        [0, 0, 0, 0.737680923727, 0.21792161327, 0.044397463002, 0],
+        [0, 0, 0, 0, 0.853905784138, 0.125603079091, 0.02049113677],
+        [0, 0, 0, 0, 0, 0.925678972191, 0.074321027809],
+    ]
+)
 P_HAND = 0.110682  # alpha(5, 5) + alpha(5, 6)
 
 
@@ -74,7 +82,9 @@ def brute_force_tables(y: np.ndarray, target: tuple[int, ...]) -> tuple[np.ndarr
                 alpha[t, r] += prob(pre, 0)
         # beta(t, r): suffixes of frames t+1.. that complete the target from state r
         for r in range(S):
-            state = ([x for label in target for x in (0, label)] + [0])[: r + 1]  # a path that sits in state r: _ l1 _ l2 ...
+            state = ([x for label in target for x in (0, label)] + [0])[
+                : r + 1
+            ]  # a path that sits in state r: _ l1 _ l2 ...
             for suf in itertools.product(range(V), repeat=T - 1 - t):
                 if collapse(state + list(suf)) == target:
                     beta[t, r] += prob(suf, t + 1)
@@ -92,7 +102,15 @@ def test_brute_force_reproduces_tables():
 def test_extend_target_with_blank():
     ext, skip = CTC().extend_target_with_blank(np.array(TARGET_HAND))
     assert ext.tolist() == [0, 1, 0, 2, 0, 2, 0]
-    assert skip.tolist() == [False, False, False, True, False, False, False]  # 1 -> 2 may skip the blank, 2 -> 2 may not
+    assert skip.tolist() == [
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+    ]  # 1 -> 2 may skip the blank, 2 -> 2 may not
 
 
 @pytest.mark.parametrize("cls", [CTC, LogCTC])
@@ -133,8 +151,14 @@ def random_batch(rng: np.random.Generator, T: int, B: int, V: int, Lmax: int):
 def torch_losses(y, target, input_lengths, target_lengths, requires_grad=False):
     """Per-utterance -log P from torch.nn.functional.ctc_loss on log(y), and the float64 leaf tensor for y."""
     yt = torch.tensor(y, dtype=torch.float64, requires_grad=requires_grad)
-    losses = F.ctc_loss(torch.log(yt), torch.tensor(target), torch.tensor(input_lengths), torch.tensor(target_lengths),
-                        blank=0, reduction="none")
+    losses = F.ctc_loss(
+        torch.log(yt),
+        torch.tensor(target),
+        torch.tensor(input_lengths),
+        torch.tensor(target_lengths),
+        blank=0,
+        reduction="none",
+    )
     return losses, yt
 
 
@@ -174,8 +198,12 @@ def torch_divergences(y, target, input_lengths, target_lengths) -> np.ndarray:
     B = y.shape[1]
     gamma = -grad * y * B  # grad is of the batch mean: undo the 1/B
     with np.errstate(divide="ignore"):
-        return np.array([-np.sum(np.where(gamma[:n, b] == 0, 0.0, gamma[:n, b] * np.log(y[:n, b])))
-                         for b, n in enumerate(input_lengths)])
+        return np.array(
+            [
+                -np.sum(np.where(gamma[:n, b] == 0, 0.0, gamma[:n, b] * np.log(y[:n, b])))
+                for b, n in enumerate(input_lengths)
+            ]
+        )
 
 
 SHAPES = [(12, 3, 4, 3), (30, 4, 6, 5), (50, 2, 10, 8), (7, 1, 3, 2)]
@@ -242,8 +270,9 @@ def course_style_batch(rng: np.random.Generator, normalised: bool):
 @pytest.mark.parametrize("normalised", [False, True])
 def test_divergence_and_gradients_by_brute_force(normalised, log_space):
     y, target, input_lengths, target_lengths = course_style_batch(np.random.default_rng(5), normalised)
-    bf = [brute_force_torch(y[:n, b], tuple(target[b, :m]))
-          for b, (n, m) in enumerate(zip(input_lengths, target_lengths))]
+    bf = [
+        brute_force_torch(y[:n, b], tuple(target[b, :m])) for b, (n, m) in enumerate(zip(input_lengths, target_lengths))
+    ]
     div = CTCLoss(log_space=log_space)
     mean_div = div.forward(y, target, input_lengths, target_lengths)
     assert mean_div == pytest.approx(np.mean([r["div"] for r in bf]), rel=1e-10)

@@ -191,11 +191,25 @@ def test_reference_imports_no_torch():
 def test_greedy_multiple_choice_example():
     # the handout's question: ten steps over four words; the best path before collapsing is answer (B),
     # [3,0,3,1,3,0,1,0,2,0]; with word 0 as the blank it collapses to "3 3 1 3 1 2", probability 0.4 ** 10
-    probs = np.array([
-        [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.4, 0.3, 0.2], [0.1, 0.2, 0.3, 0.4],
-        [0.4, 0.3, 0.2, 0.1], [0.1, 0.4, 0.3, 0.2], [0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.4, 0.3], [0.4, 0.3, 0.2, 0.1],
-    ])
-    answers = {"A": [3, 0, 3, 0, 3, 1, 1, 0, 2, 0], "B": [3, 0, 3, 1, 3, 0, 1, 0, 2, 0], "C": [3, 0, 3, 1, 3, 0, 0, 2, 0, 1]}
+    probs = np.array(
+        [
+            [0.1, 0.2, 0.3, 0.4],
+            [0.4, 0.3, 0.2, 0.1],
+            [0.1, 0.2, 0.3, 0.4],
+            [0.1, 0.4, 0.3, 0.2],
+            [0.1, 0.2, 0.3, 0.4],
+            [0.4, 0.3, 0.2, 0.1],
+            [0.1, 0.4, 0.3, 0.2],
+            [0.4, 0.3, 0.2, 0.1],
+            [0.1, 0.2, 0.4, 0.3],
+            [0.4, 0.3, 0.2, 0.1],
+        ]
+    )
+    answers = {
+        "A": [3, 0, 3, 0, 3, 1, 1, 0, 2, 0],
+        "B": [3, 0, 3, 1, 3, 0, 1, 0, 2, 0],
+        "C": [3, 0, 3, 1, 3, 0, 0, 2, 0, 1],
+    }
     path, prob = GreedySearchDecoder(["1", "2", "3"]).decode(probs.T[:, :, None])
     collapsed = {k: "".join(str(s) for s in collapse(v)) for k, v in answers.items()}
     assert len(set(collapsed.values())) == 3  # the three answers read differently once collapsed

@@ -24,6 +24,7 @@ def _write(tmp_path, text, name="t.txt"):
 
 # ---- read_transcripts -------------------------------------------------------------------------
 
+
 def test_read_basic_empty_text_and_blank_lines(tmp_path):
     p = _write(tmp_path, "a\thello world\n\nb\t\nc\n   \nd\t  spaced  out \n")
     assert read_transcripts(p) == {"a": "hello world", "b": "", "c": "", "d": "spaced  out"}
@@ -54,6 +55,7 @@ def test_read_missing_file(tmp_path):
 
 
 # ---- score ------------------------------------------------------------------------------------
+
 
 def test_known_example_sub_and_del():
     r = score({"u": "one two three four"}, {"u": "one too three"})
@@ -166,7 +168,15 @@ def test_score_table_shows_every_number_whole_at_80_columns_and_in_a_pipe(width)
     con.print(format_report(r))
     out = con.file.getvalue()
     assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
-    for number in (_pct(r.wer), _pct(r.cer), _pct(r.ser), _pct(r.accuracy), f"{r.mean_edit_distance:.3f}", "37 / 55 / 0", "240"):
+    for number in (
+        _pct(r.wer),
+        _pct(r.cer),
+        _pct(r.ser),
+        _pct(r.accuracy),
+        f"{r.mean_edit_distance:.3f}",
+        "37 / 55 / 0",
+        "240",
+    ):
         assert number in out, number
 
 
@@ -177,7 +187,10 @@ def test_score_warns_of_no_shared_ids_and_of_case_only_differences(tmp_path):
     other.write_text("x\thello world\n")
     res = run_cli("score", "--ref", str(ref), "--hyp", str(hyp), "--json")
     assert json.loads(res.stdout)["wer"] == 1.0
-    assert "differ mostly in case or punctuation: WER 100.00% as written, 20.00% with both normalised (--normalize)" in res.stderr
+    assert (
+        "differ mostly in case or punctuation: WER 100.00% as written, 20.00% with both normalised (--normalize)"
+        in res.stderr
+    )
     norm = run_cli("score", "--ref", str(ref), "--hyp", str(hyp), "--json", "--normalize")
     assert json.loads(norm.stdout)["wer"] == pytest.approx(0.2) and "warning" not in norm.stderr
     none = run_cli("score", "--ref", str(ref), "--hyp", str(other), "--json")
@@ -191,10 +204,15 @@ def test_several_hypothesis_files_make_one_comparison_table(tmp_path):
     ref.write_text("u1\tone two three\nu2\tfour five\n")
     a.write_text("u1\tone too three\nu2\tfour\n")
     b.write_text("u1\tone two three\nu2\tfour five\n")
-    res = run_cli("score", "--ref", "ref.txt", "--hyp", "open.hyp", "--hyp", "lm.hyp", env={"COLUMNS": "80"}, cwd=tmp_path)
+    res = run_cli(
+        "score", "--ref", "ref.txt", "--hyp", "open.hyp", "--hyp", "lm.hyp", env={"COLUMNS": "80"}, cwd=tmp_path
+    )
     rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if line.startswith("│")}
     assert "40.00%" in rows["open.hyp"] and "1 / 1 / 0" in rows["open.hyp"] and "0.00%" in rows["lm.hyp"], res.stdout
-    js = [json.loads(x) for x in run_cli("score", "--ref", str(ref), "--hyp", str(a), "--hyp", str(b), "--json").stdout.splitlines()]
+    js = [
+        json.loads(x)
+        for x in run_cli("score", "--ref", str(ref), "--hyp", str(a), "--hyp", str(b), "--json").stdout.splitlines()
+    ]
     assert [(j["hyp"], j["wer"]) for j in js] == [(str(a), 0.4), (str(b), 0.0)]
     bad = run_cli("score", "--ref", str(ref), "--hyp", str(a), "--hyp", str(b), "--details", "2", check=False)
     assert bad.returncode == 2 and "score one --hyp" in bad.stderr
@@ -208,6 +226,7 @@ def test_listed_says_how_many_ids_it_leaves_out():
 
 
 # ---- edit_distance ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "ref,hyp,dist",

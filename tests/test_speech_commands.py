@@ -31,7 +31,12 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def _recipe(root: Path | None = None, **sc_opts):
-    data = {"corpus": "speech_commands", "root": str(root) if root else None, "seed": 0, "speech_commands": {"augment_copies": 0, **sc_opts}}
+    data = {
+        "corpus": "speech_commands",
+        "root": str(root) if root else None,
+        "seed": 0,
+        "speech_commands": {"augment_copies": 0, **sc_opts},
+    }
     r = recipe_from_dict({"name": "sc_test", "data": data, "model": {"head": "classifier"}})
     validate(r)
     return r
@@ -113,7 +118,11 @@ def test_fixture_all_classes_and_padding(fixture_root, tmp_path):
     words = sorted(fx.DIGIT_WORDS + sc.COMMANDS)
     assert sorted({u.label for u in res["train"]}) == words
     # 2 speakers × take 0 and 4 voices × voice 0 per word in test; the same with take/voice 1 in dev
-    assert {k: len(v) for k, v in res.items()} == {"train": 10 * 2 * 4 + 10 * 2, "dev": 10 * 2 + 10, "test": 10 * 2 + 10}
+    assert {k: len(v) for k, v in res.items()} == {
+        "train": 10 * 2 * 4 + 10 * 2,
+        "dev": 10 * 2 + 10,
+        "test": 10 * 2 + 10,
+    }
     assert all(u.speaker and u.duration == 1.0 and sf.info(u.audio).frames == 16000 for v in res.values() for u in v)
     (u,) = [u for u in res["test"] if u.id == f"up_{fx.speaker_hash('%s-%d-%d' % fx.voice_grid(4)[0])}_nohash_0"]
     orig, _ = sf.read(fixture_root / "up" / f"{u.id[3:]}.wav", dtype="float32")
@@ -153,7 +162,9 @@ def test_fixture_word_lists(fixture_root, tmp_path):
     assert len(res["train"]) == 3 * 2 * 4
     res = _prepare(fixture_root, tmp_path / "b", classes=["yes", "no", "_unknown_"], unknown_fraction=1.0)
     labels = [u.label for u in res["train"]]
-    assert sorted(set(labels)) == ["_unknown_", "no", "yes"] and labels.count("_unknown_") == labels.count("yes") + labels.count("no")
+    assert sorted(set(labels)) == ["_unknown_", "no", "yes"] and labels.count("_unknown_") == labels.count(
+        "yes"
+    ) + labels.count("no")
     with pytest.raises(InputError, match="no folder for bogus"):
         _prepare(fixture_root, tmp_path / "c", classes=["yes", "bogus"])
     with pytest.raises(InputError, match="stand alone"):
@@ -175,7 +186,9 @@ def test_augmentation_is_deterministic_and_differs_from_the_originals(fixture_ro
     b = _prepare(fixture_root, tmp_path / "b", **opts)
     originals = {u.id: u for u in a["train"] if "source" not in u.extra}
     copies = [u for u in a["train"] if "source" in u.extra]
-    assert len(copies) == 2 * len(originals) and {u.id for u in copies} == {f"{i}_aug{k}" for i in originals for k in (1, 2)}
+    assert len(copies) == 2 * len(originals) and {u.id for u in copies} == {
+        f"{i}_aug{k}" for i in originals for k in (1, 2)
+    }
     assert all("source" not in u.extra for s in ("dev", "test") for u in a[s])
     assert [u.id for u in a["train"]] == [u.id for u in b["train"]]
     for ua, ub in zip(a["train"], b["train"]):
@@ -246,12 +259,17 @@ def test_download_from_a_local_archive(fixture_root, tmp_path, monkeypatch):
     got = sc.download(dest, quiet=True)
     assert got == dest / "speech_commands_v0.02"
     assert sorted(p.name for p in got.iterdir() if p.is_dir()) == sorted(["yes", "no", sc.NOISE_DIR])
-    assert sorted(c.name for c in sc.scan(got)) == sorted(f"{w}/{p.name}" for w in ("no", "yes") for p in (fixture_root / w).glob("*.wav"))
+    assert sorted(c.name for c in sc.scan(got)) == sorted(
+        f"{w}/{p.name}" for w in ("no", "yes") for p in (fixture_root / w).glob("*.wav")
+    )
     # found again without downloading; locate downloads into data.root when allowed
     monkeypatch.setitem(sc.ARCHIVES, "v0.02", ((tmp_path / "gone.tar.gz").as_uri(), sha))
     assert sc.download(dest, quiet=True) == got
     monkeypatch.setitem(sc.ARCHIVES, "v0.02", (archive.as_uri(), sha))
-    assert sc.locate(_recipe(tmp_path / "root"), allow_download=True, quiet=True) == tmp_path / "root" / "speech_commands_v0.02"
+    assert (
+        sc.locate(_recipe(tmp_path / "root"), allow_download=True, quiet=True)
+        == tmp_path / "root" / "speech_commands_v0.02"
+    )
     monkeypatch.setitem(sc.ARCHIVES, "v0.02", (archive.as_uri(), "0" * 64))
     with pytest.raises(WorkError, match="checksum mismatch"):
         sc.download(tmp_path / "bad", quiet=True)
@@ -275,7 +293,11 @@ def test_confusion_matrix_and_picture(tmp_path):
     labels = classes_of(refs)
     assert labels == ["no", "up", "yes"]
     m = confusion_matrix(refs, hyps, labels)
-    assert m.tolist() == [[1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 1, 0]]  # e has no hypothesis: left out; last column "other"
+    assert m.tolist() == [
+        [1, 0, 0, 0],
+        [1, 0, 0, 0],
+        [1, 0, 1, 0],
+    ]  # e has no hypothesis: left out; last column "other"
     assert score(refs, hyps).accuracy == pytest.approx(2 / 5)  # ...but scored as an error
     assert score(refs, hyps).to_dict()["accuracy"] == pytest.approx(2 / 5)
     with pytest.raises(InputError, match="'maybe'"):
@@ -315,7 +337,16 @@ def test_recipe_end_to_end(tmp_path):
     assert len(rows) == 10
 
     hyp = tmp_path / "test.hyp"
-    run_cli("decode", "--model", str(exp / "best.pt"), "--output", str(hyp), "--quiet", str(data / "test.jsonl"), env=ONE_THREAD)
+    run_cli(
+        "decode",
+        "--model",
+        str(exp / "best.pt"),
+        "--output",
+        str(hyp),
+        "--quiet",
+        str(data / "test.jsonl"),
+        env=ONE_THREAD,
+    )
     refs = {u.id: u.label for u in read_manifest(data / "test.jsonl")}
     hyps = dict(line.split("\t") for line in hyp.read_text().splitlines())
     assert set(hyps) == set(refs) and set(hyps.values()) <= {"zero", "one", "two"}

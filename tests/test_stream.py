@@ -27,7 +27,9 @@ RECORDINGS = sorted((fsdd_root() / "recordings").glob("*_george_1.flac"))[:3]
 
 @pytest.mark.parametrize("sr,cepstra", [(8000, 0), (16000, 0), (16000, 13)])
 def test_streaming_log_mel_equals_the_whole_recording(sr: int, cepstra: int) -> None:
-    ex = make_extractor({"sample_rate": sr, "n_mels": 40, "win_ms": 25, "hop_ms": 10, "f_min": 0, "f_max": None, "cepstra": cepstra})
+    ex = make_extractor(
+        {"sample_rate": sr, "n_mels": 40, "win_ms": 25, "hop_ms": 10, "f_min": 0, "f_max": None, "cepstra": cepstra}
+    )
     g = torch.Generator().manual_seed(sr)
     half = ex.mel.spectrogram.n_fft // 2
     for n in [half + 1, half + 77, 1000, 12345]:
@@ -41,15 +43,40 @@ def test_streaming_log_mel_equals_the_whole_recording(sr: int, cepstra: int) -> 
 
 def _model(name: str, frontend: str, context: int = 0, cmvn: str = "global", head: str = "ctc") -> AcousticModel:
     cfg = {
-        "name": name, "head": head, "pool": "mean", "frontend": frontend, "subsample": 3 if frontend == "stack" else 1,
-        "hidden": 48, "layers": 2, "dropout": 0.0, "context": context, "n_feats": 40, "n_tokens": 12,
+        "name": name,
+        "head": head,
+        "pool": "mean",
+        "frontend": frontend,
+        "subsample": 3 if frontend == "stack" else 1,
+        "hidden": 48,
+        "layers": 2,
+        "dropout": 0.0,
+        "context": context,
+        "n_feats": 40,
+        "n_tokens": 12,
     }
     torch.manual_seed(0)
     m = build_model(cfg)
-    feats = {"type": "logmel", "n_mels": 40, "win_ms": 25.0, "hop_ms": 10.0, "f_min": 0.0, "f_max": 4000.0, "cmvn": cmvn, "sample_rate": 8000}
+    feats = {
+        "type": "logmel",
+        "n_mels": 40,
+        "win_ms": 25.0,
+        "hop_ms": 10.0,
+        "f_min": 0.0,
+        "f_max": 4000.0,
+        "cmvn": cmvn,
+        "sample_rate": 8000,
+    }
     symbols = ["<blank>", " ", "e", "f", "i", "n", "o", "r", "t", "u", "v", "w"]
     stats = {"mean": torch.full((40,), -6.0), "std": torch.full((40,), 3.0)}
-    state = {"format": 1, "model_config": cfg, "tokenizer": {"kind": "char", "symbols": symbols}, "features": feats, "cmvn": stats, "model": m.state_dict()}
+    state = {
+        "format": 1,
+        "model_config": cfg,
+        "tokenizer": {"kind": "char", "symbols": symbols},
+        "features": feats,
+        "cmvn": stats,
+        "model": m.state_dict(),
+    }
     return AcousticModel(state, "cpu")
 
 
@@ -57,13 +84,23 @@ def _gru_checkpoint(tmp_path: Path) -> tuple[AcousticModel, Path]:
     """The seeded streamable GRU of `_model`, saved as a training checkpoint (what `decode --stream` loads)."""
     am = _model("gru", "stack")
     ckpt = tmp_path / "gru.pt"
-    torch.save({"format": 1, "model_config": am.config, "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
-                "features": am.feature_settings, "cmvn": am.cmvn_stats, "model": am.model.state_dict()}, ckpt)
+    torch.save(
+        {
+            "format": 1,
+            "model_config": am.config,
+            "tokenizer": {"kind": "char", "symbols": am.tokenizer.symbols},
+            "features": am.feature_settings,
+            "cmvn": am.cmvn_stats,
+            "model": am.model.state_dict(),
+        },
+        ckpt,
+    )
     return am, ckpt
 
 
 @pytest.mark.parametrize(
-    "name,frontend,context", [("gru", "stack", 0), ("lstm", "none", 0), ("rnn", "stack", 0), ("dnn", "stack", 2), ("dnn", "none", 1)]
+    "name,frontend,context",
+    [("gru", "stack", 0), ("lstm", "none", 0), ("rnn", "stack", 0), ("dnn", "stack", 2), ("dnn", "none", 1)],
 )
 def test_every_streamable_entry_equals_offline(name: str, frontend: str, context: int) -> None:
     am = _model(name, frontend, context)
@@ -294,7 +331,6 @@ def test_cli_streams_a_file_and_stdin_alike(tmp_path: Path) -> None:
     assert len(final) == 1 and from_stdin.stdout.decode().splitlines()[-1] == final[0]
 
 
-
 def test_cli_stream_usage_errors_are_one_line(tmp_path: Path) -> None:
     import sys
 
@@ -302,8 +338,12 @@ def test_cli_stream_usage_errors_are_one_line(tmp_path: Path) -> None:
     from cli_inproc import assert_one_line_error, cli
 
     assert_one_line_error(cli("decode", "--stream", "a.wav", "b.wav"), "reads one input")
-    assert_one_line_error(cli("decode", "--stream", "--vtln", "a.wav"), "--stream decodes without --submission and --vtln")
-    assert_one_line_error(cli("decode", "--stream", "--lm", "x.arpa", "--lexicon", "w.txt", "a.wav"), "give one of them")
+    assert_one_line_error(
+        cli("decode", "--stream", "--vtln", "a.wav"), "--stream decodes without --submission and --vtln"
+    )
+    assert_one_line_error(
+        cli("decode", "--stream", "--lm", "x.arpa", "--lexicon", "w.txt", "a.wav"), "give one of them"
+    )
     assert_one_line_error(cli("decode", "--stream", "--hotword", "six", "a.wav"), "give an --lm too")
 
 

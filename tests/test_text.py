@@ -118,7 +118,12 @@ def test_label_set_from_labels_or_transcripts():
     from asrkit.data.manifest import Utterance
     from asrkit.text import LabelSet, tokenizer_from_dict
 
-    utts = [Utterance("a", text="yes"), Utterance("b", text="no"), Utterance("c", text="ignored", label="up"), Utterance("d", text="no")]
+    utts = [
+        Utterance("a", text="yes"),
+        Utterance("b", text="no"),
+        Utterance("c", text="ignored", label="up"),
+        Utterance("d", text="no"),
+    ]
     ls = LabelSet.build(utts)
     assert ls.symbols == ["no", "up", "yes"] and len(ls) == 3 and ls.blank is None
     assert [ls.target(u) for u in utts] == [[2], [0], [1], [0]]

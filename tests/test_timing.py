@@ -35,7 +35,10 @@ def test_words_in_seconds_with_confidence():
     path = [BLANK, A, A, BLANK, B, BLANK, SPACE, C, C, C, BLANK, A]
     toks, words = timestamps(peaky(path), [A, B, SPACE, C, A], SYMBOLS, BLANK, 0.02, SPACE)
     assert [t.label for t in toks] == ["a", "b", " ", "c", "a"]
-    assert [(w.label, w.start, w.end) for w in words] == [("ab", 0.02, 0.1), ("ca", pytest.approx(0.14), pytest.approx(0.24))]
+    assert [(w.label, w.start, w.end) for w in words] == [
+        ("ab", 0.02, 0.1),
+        ("ca", pytest.approx(0.14), pytest.approx(0.24)),
+    ]
     assert all(w.conf == pytest.approx(0.9, abs=1e-5) for w in words)
     # a less certain token lowers its word's confidence
     lp = peaky(path)

@@ -85,7 +85,9 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny: Path, tmp_
     # mid-write, mid-eval)
     for target in (total // 5, 2 * total // 5, 3 * total // 5):
         target = max(target, _step(killed) + 1)
-        proc = subprocess.Popen([*asrkit_cmd(), "train", str(tiny), "--quiet", "--set", f"train.exp_dir={killed}"], stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*asrkit_cmd(), "train", str(tiny), "--quiet", "--set", f"train.exp_dir={killed}"], stderr=subprocess.PIPE
+        )
         deadline = time.time() + 120
         while proc.poll() is None and _step(killed) < target and time.time() < deadline:
             time.sleep(0.005)
@@ -99,8 +101,20 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny: Path, tmp_
     run_cli("train", str(tiny), "--quiet", "--set", f"train.exp_dir={killed}")
     assert _same(_weights(ref / "last.pt"), _weights(killed / "last.pt"))
     assert _same(_weights(ref / "best.pt"), _weights(killed / "best.pt"))
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "audio_seconds_per_second", "train_audio_seconds_per_second")} for r in rows]  # noqa: E731
-    read = lambda p: [json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+
+    def strip(rows):
+        return [
+            {
+                k: v
+                for k, v in r.items()
+                if k not in ("seconds", "audio_seconds_per_second", "train_audio_seconds_per_second")
+            }
+            for r in rows
+        ]
+
+    def read(p):
+        return [json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()]
+
     assert strip(read(ref)) == strip(read(killed))
     assert [r["epoch"] for r in read(killed)] == [1, 2, 3]
     assert not list(killed.rglob(".*.tmp"))  # temp files of killed writes are cleaned up on restart
@@ -145,7 +159,19 @@ def test_two_gloo_processes_under_torchrun(tiny: Path, tmp_path: Path) -> None:
     exp = tmp_path / "ddp"
     torchrun = Path(sys.executable).parent / "torchrun"
     proc = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "asrkit", "train", str(tiny), "--quiet", "--set", f"train.exp_dir={exp}"],
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "asrkit",
+            "train",
+            str(tiny),
+            "--quiet",
+            "--set",
+            f"train.exp_dir={exp}",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -163,7 +189,15 @@ def test_two_gloo_processes_under_torchrun(tiny: Path, tmp_path: Path) -> None:
     single = [json.loads(x) for x in _single_run_metrics(tiny, tmp_path)]
     # two ranks share each epoch's batches: half the optimizer steps of a single process
     assert rows[-1]["step"] <= single[-1]["step"] // 2 + 1
-    hyp = run_cli("decode", "--model", str(exp / "best.pt"), "--beam", "4", "--quiet", str(Path(load_recipe(tiny).data_dir) / "test.jsonl"))
+    hyp = run_cli(
+        "decode",
+        "--model",
+        str(exp / "best.pt"),
+        "--beam",
+        "4",
+        "--quiet",
+        str(Path(load_recipe(tiny).data_dir) / "test.jsonl"),
+    )
     assert len(hyp.stdout.splitlines()) == 4
 
 
@@ -186,7 +220,9 @@ def test_best_n_checkpoints_and_averaging(tiny: Path, tmp_path: Path) -> None:
     n_params = count_parameters(build_model(load_checkpoint(exp / "best.pt")["model_config"]))
     manifests = len(list(load_recipe(tiny).data_dir.glob("*.jsonl")))
     assert f"**{n_params:,} parameters.**" in card
-    assert card.count("\n| ") == (1 + manifests) + (1 + len(rows))  # the data table and the per-epoch results, each with a header
+    assert card.count("\n| ") == (1 + manifests) + (
+        1 + len(rows)
+    )  # the data table and the per-epoch results, each with a header
     kept = sorted(p.name for p in (exp / "checkpoints").glob("*.pt"))
     ranked = sorted(rows, key=lambda r: r["dev_loss"])
     assert kept == sorted(f"epoch-{r['epoch']}.pt" for r in ranked[:2])
@@ -209,7 +245,14 @@ def test_average_refuses_checkpoints_of_other_models(tiny: Path, tmp_path: Path)
     _train_in_process(tiny, tmp_path / "b", "train.epochs=1", "model.hidden=16")
     with pytest.raises(InputError, match="another model"):
         average_checkpoints([tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"])
-    res = run_cli("average", str(tmp_path / "a" / "best.pt"), str(tmp_path / "b" / "best.pt"), "-o", str(tmp_path / "x.pt"), check=False)
+    res = run_cli(
+        "average",
+        str(tmp_path / "a" / "best.pt"),
+        str(tmp_path / "b" / "best.pt"),
+        "-o",
+        str(tmp_path / "x.pt"),
+        check=False,
+    )
     assert res.returncode == 2 and "another model" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "x.pt").exists()
 
@@ -231,7 +274,13 @@ def test_early_stopping_and_rerun_does_nothing(tiny: Path, tmp_path: Path, monke
 
 def test_plateau_schedule_lowers_the_rate_when_dev_stalls(tiny: Path, tmp_path: Path) -> None:
     rows = _train_in_process(
-        tiny, tmp_path / "exp", "train.epochs=4", "train.lr=1e-9", "train.schedule=plateau", "train.plateau_patience=0", "train.metric=loss"
+        tiny,
+        tmp_path / "exp",
+        "train.epochs=4",
+        "train.lr=1e-9",
+        "train.schedule=plateau",
+        "train.plateau_patience=0",
+        "train.metric=loss",
     )
     # each row holds the rate the epoch trained with; epoch 1 sets the reference, then every epoch stalls
     assert [r["lr"] for r in rows] == pytest.approx([1e-9, 1e-9, 5e-10, 2.5e-10], rel=1e-6)
@@ -379,7 +428,9 @@ def test_consistency_loss_is_zero_for_agreeing_views_and_pulls_each_towards_the_
     g = torch.Generator().manual_seed(0)
     a = torch.log_softmax(torch.randn(3, 7, 5, generator=g), -1)
     out_len, tl = torch.tensor([7, 5, 2]), torch.tensor([2, 1, 1])
-    assert float(consistency_loss(torch.cat([a, a]), torch.cat([out_len, out_len]), torch.cat([tl, tl]))) == pytest.approx(0.0, abs=1e-6)
+    assert float(
+        consistency_loss(torch.cat([a, a]), torch.cat([out_len, out_len]), torch.cat([tl, tl]))
+    ) == pytest.approx(0.0, abs=1e-6)
     b = torch.log_softmax(torch.randn(3, 7, 5, generator=g), -1).requires_grad_()
     both = torch.cat([a, b])
     loss = consistency_loss(both, torch.cat([out_len, out_len]), torch.cat([tl, tl]))
@@ -388,7 +439,9 @@ def test_consistency_loss_is_zero_for_agreeing_views_and_pulls_each_towards_the_
     assert b.grad[2, 2:].abs().sum() == 0  # frames past an utterance's length do not count
     # a step along the gradient brings the views together
     moved = torch.log_softmax(b.detach() - 1.0 * b.grad, -1)
-    assert float(consistency_loss(torch.cat([a, moved]), torch.cat([out_len, out_len]), torch.cat([tl, tl]))) < loss.item()
+    assert (
+        float(consistency_loss(torch.cat([a, moved]), torch.cat([out_len, out_len]), torch.cat([tl, tl]))) < loss.item()
+    )
 
 
 def test_consistency_training_sees_two_differently_augmented_views(tiny: Path, tmp_path: Path) -> None:

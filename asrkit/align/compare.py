@@ -31,8 +31,19 @@ from asrkit.models.runtime import load_acoustic_model
 from asrkit.progress import Progress
 
 COLUMNS = (
-    "name", "checkpoint", "frame_shift", "utterances", "skipped", "frames", "blank_fraction", "peakiness",
-    "state_entropy", "output_entropy", "delay_s", "abs_delay_s", "delay_tokens",
+    "name",
+    "checkpoint",
+    "frame_shift",
+    "utterances",
+    "skipped",
+    "frames",
+    "blank_fraction",
+    "peakiness",
+    "state_entropy",
+    "output_entropy",
+    "delay_s",
+    "abs_delay_s",
+    "delay_tokens",
 )
 
 
@@ -157,7 +168,9 @@ def compare(
     ids = [it.id for it in items]
     if utt is not None and utt not in ids:
         if utt in every:
-            raise InputError(f"utterance {utt!r} is input number {every.index(utt) + 1}, beyond --limit {limit}: raise the limit")
+            raise InputError(
+                f"utterance {utt!r} is input number {every.index(utt) + 1}, beyond --limit {limit}: raise the limit"
+            )
         raise InputError(f"utterance {utt!r} is not among the inputs")
     shown = utt or ids[0]
 
@@ -241,10 +254,15 @@ def stats_table(rows: Sequence[dict], title: str = "alignment statistics"):
     """A rich Table of the rows."""
     t = Table(title=title)
     cols = [
-        ("model", "name", None), ("shift ms", "frame_shift", lambda x: f"{1000 * x:.0f}"), ("utts", "utterances", str),
-        ("blank", "blank_fraction", lambda x: f"{x:.1%}"), ("peakiness", "peakiness", lambda x: f"{x:.3f}"),
-        ("H(γ) nats", "state_entropy", lambda x: f"{x:.3f}"), ("H(out) nats", "output_entropy", lambda x: f"{x:.3f}"),
-        ("delay ms", "delay_s", lambda x: f"{1000 * x:+.1f}"), ("|delay| ms", "abs_delay_s", lambda x: f"{1000 * x:.1f}"),
+        ("model", "name", None),
+        ("shift ms", "frame_shift", lambda x: f"{1000 * x:.0f}"),
+        ("utts", "utterances", str),
+        ("blank", "blank_fraction", lambda x: f"{x:.1%}"),
+        ("peakiness", "peakiness", lambda x: f"{x:.3f}"),
+        ("H(γ) nats", "state_entropy", lambda x: f"{x:.3f}"),
+        ("H(out) nats", "output_entropy", lambda x: f"{x:.3f}"),
+        ("delay ms", "delay_s", lambda x: f"{1000 * x:+.1f}"),
+        ("|delay| ms", "abs_delay_s", lambda x: f"{1000 * x:.1f}"),
     ]
     for head, _, _ in cols:
         t.add_column(head, justify="left" if head == "model" else "right")

@@ -81,7 +81,9 @@ def _prepare(
         lp = lp.unsqueeze(0)
         tg = tg.unsqueeze(0)
     elif tg.dim() != 2 or tg.shape[0] != lp.shape[0]:
-        raise InputError(f"for (N, T, V) log_probs, targets must be (N, Lmax), got {tuple(tg.shape)} with N={lp.shape[0]}")
+        raise InputError(
+            f"for (N, T, V) log_probs, targets must be (N, Lmax), got {tuple(tg.shape)} with N={lp.shape[0]}"
+        )
     n, t_max, vocab = lp.shape
     if not 0 <= blank < vocab:
         raise InputError(f"blank index {blank} outside the vocabulary of size {vocab}")
@@ -169,8 +171,16 @@ def _soft_alignment(
     per_utt = 2 * (t_max + 1) * (2 * tg.shape[1] + 3) * torch.finfo(dtype).bits // 8
     step = max(1, min(n, _CHUNK_BYTES // max(per_utt, 1)))
     parts = [
-        _scaled_forward_backward(lp[i : i + step], tg[i : i + step], in_len[i : i + step], tg_len[i : i + step],
-                                 blank, dtype, out_dtype, log_tables)
+        _scaled_forward_backward(
+            lp[i : i + step],
+            tg[i : i + step],
+            in_len[i : i + step],
+            tg_len[i : i + step],
+            blank,
+            dtype,
+            out_dtype,
+            log_tables,
+        )
         for i in range(0, n, step)
     ]
     tab = parts[0]
@@ -261,8 +271,12 @@ def save_alignment(
         # A file object, so that numpy does not append ".npz" to the temporary name.
         with open(tmp, "wb") as f:
             np.savez_compressed(
-                f, posteriors=post, states=st, path=vit,
-                frame_shift=np.float64(frame_shift), loglik=np.float64(ll),
+                f,
+                posteriors=post,
+                states=st,
+                path=vit,
+                frame_shift=np.float64(frame_shift),
+                loglik=np.float64(ll),
             )
 
     atomic_write(path, _write)

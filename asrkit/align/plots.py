@@ -91,7 +91,9 @@ def plot_utterance(path: str | Path, ua: UttAlignment, title: str = "") -> None:
     _save(fig, path)
 
 
-def plot_comparison(path: str | Path, panels: Sequence[tuple[str, UttAlignment]], title: str = "", log: bool = True) -> None:
+def plot_comparison(
+    path: str | Path, panels: Sequence[tuple[str, UttAlignment]], title: str = "", log: bool = True
+) -> None:
     """PNG with one gamma panel per model for the same utterance, stacked on a shared time axis in seconds."""
     if not panels:
         raise InputError("nothing to plot")

@@ -126,8 +126,17 @@ def _step_fns(big: bool) -> tuple:
     return _SCRIPTED if big and _SCRIPTED is not None else (_forward_steps, _backward_steps, False)
 
 
-def _run_loops(P: Tensor, B: Tensor, b_start: Tensor, E: Tensor, idx: Tensor, skip: Tensor, skip_next: Tensor,
-               c_f: Tensor, c_b: Tensor) -> None:
+def _run_loops(
+    P: Tensor,
+    B: Tensor,
+    b_start: Tensor,
+    E: Tensor,
+    idx: Tensor,
+    skip: Tensor,
+    skip_next: Tensor,
+    c_f: Tensor,
+    c_b: Tensor,
+) -> None:
     """Run the forward and backward recursions; scripted on two CPU threads when torch has two or more."""
     device = P.device
     fwd, bwd, scripted = _step_fns(E.shape[0] * P.shape[1] >= _SCRIPT_CELLS)

@@ -71,7 +71,9 @@ def textgrid_text(tiers: Sequence[tuple[str, Sequence[Interval]]], xmax: float, 
     return "\n".join(lines) + "\n"
 
 
-def write_textgrid(path: str | Path, duration: float, tokens: Sequence[Span], words: Sequence[Span] | None = None) -> None:
+def write_textgrid(
+    path: str | Path, duration: float, tokens: Sequence[Span], words: Sequence[Span] | None = None
+) -> None:
     """Write <path> atomically: tier "words" (when given) above tier "tokens", each spanning [0, duration]."""
     tiers: list[tuple[str, list[Interval]]] = []
     if words is not None:

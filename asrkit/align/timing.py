@@ -40,7 +40,12 @@ class Span:
         return self.end_frame - self.first_frame
 
     def as_dict(self) -> dict:
-        return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3), "conf": round(self.conf, 3)}
+        return {
+            "label": self.label,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "conf": round(self.conf, 3),
+        }
 
 
 def _viterbi_spans(log_probs: torch.Tensor, tokens: Sequence[int], blank: int) -> list[tuple[int, int]] | None:
@@ -149,8 +154,10 @@ def _spans(
 ) -> tuple[list[Span], list[Span]]:
     """Token spans from their frames and confidences, and the words between `space` tokens (none without one)."""
     # rounded to the microsecond: 31 frames of 30 ms are 0.93 s, not 0.9299999999999999
-    toks = [Span(symbols[k], round(a * frame_shift, 6), round(b * frame_shift, 6), c, int(a), int(b))
-            for k, (a, b), c in zip(tokens, frames, confs)]
+    toks = [
+        Span(symbols[k], round(a * frame_shift, 6), round(b * frame_shift, 6), c, int(a), int(b))
+        for k, (a, b), c in zip(tokens, frames, confs)
+    ]
     words: list[Span] = []
     if space is None:
         return toks, words
@@ -158,8 +165,16 @@ def _spans(
     for k, sp in zip(list(tokens) + [space], toks + [None]):
         if k == space:
             if cur:
-                words.append(Span("".join(s.label for s in cur), cur[0].start, cur[-1].end, min(s.conf for s in cur),
-                                  cur[0].first_frame, cur[-1].end_frame))
+                words.append(
+                    Span(
+                        "".join(s.label for s in cur),
+                        cur[0].start,
+                        cur[-1].end,
+                        min(s.conf for s in cur),
+                        cur[0].first_frame,
+                        cur[-1].end_frame,
+                    )
+                )
             cur = []
         else:
             cur.append(sp)
@@ -204,4 +219,3 @@ def segments(
 def ctm_lines(utt: str, words: Sequence[Span]) -> list[str]:
     """NIST CTM lines `utt 1 start duration word confidence` (times in seconds)."""
     return [f"{utt} 1 {w.start:.3f} {max(w.end - w.start, 0.0):.3f} {w.label} {w.conf:.3f}" for w in words]
-

@@ -74,4 +74,6 @@ def align_utterance(am, utt_id: str, tokens: list[int], feats: torch.Tensor, tex
     path = None
     if np.isfinite(ll):
         path = best_state_path(lp, tokens, blank=tok.blank).cpu().numpy().astype(np.int64)
-    return UttAlignment(utt_id, list(tokens), labels, post.cpu().numpy().astype(np.float32), path, am.frame_shift, ll, text, lp)
+    return UttAlignment(
+        utt_id, list(tokens), labels, post.cpu().numpy().astype(np.float32), path, am.frame_shift, ll, text, lp
+    )

@@ -15,7 +15,9 @@ from asrkit.align.inputs import as_log_probs, frames_needed
 from asrkit.errors import InputError
 
 
-def forced_align(log_probs: Tensor | np.ndarray, targets: Sequence[int] | Tensor, blank: int = 0) -> tuple[Tensor, Tensor]:
+def forced_align(
+    log_probs: Tensor | np.ndarray, targets: Sequence[int] | Tensor, blank: int = 0
+) -> tuple[Tensor, Tensor]:
     """Viterbi CTC alignment of one utterance, via `torchaudio.functional.forced_align`.
 
     `log_probs` (T, V), `targets` (L,) label ids without the blank.  Returns the label id of every frame
@@ -39,7 +41,9 @@ def forced_align(log_probs: Tensor | np.ndarray, targets: Sequence[int] | Tensor
         return torch.full((n_frames,), blank, dtype=torch.int64, device=lp.device), lp[:, blank].clone()
     need = int(frames_needed(tg))
     if n_frames < need:
-        raise InputError(f"{n_frames} frames cannot align {n_tokens} tokens with {need - n_tokens} repeats (needs {need})")
+        raise InputError(
+            f"{n_frames} frames cannot align {n_tokens} tokens with {need - n_tokens} repeats (needs {need})"
+        )
     labels, scores = taf.forced_align(lp.unsqueeze(0), tg.to(torch.int32).contiguous().unsqueeze(0), blank=blank)
     return labels[0].to(torch.int64), scores[0]
 

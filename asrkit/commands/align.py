@@ -126,4 +126,7 @@ def align_command(
     if utt is not None or names:
         raise InputError("--utt and --name go with --compare")
     rows = align(ckpts[0], rest, out, text=text, plots=plots, limit=limit, quiet=quiet)
-    print(f"aligned {sum(r['loglik'] > float('-inf') for r in rows)} of {len(rows)} utterances into {out}", file=sys.stderr)
+    print(
+        f"aligned {sum(r['loglik'] > float('-inf') for r in rows)} of {len(rows)} utterances into {out}",
+        file=sys.stderr,
+    )

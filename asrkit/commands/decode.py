@@ -94,12 +94,18 @@ def _item_features(model, it: InputItem):
         x, sr = read_audio(it.audio)
         missing = wav_shortfall(it.audio, len(x))
         if missing:
-            print(f"decode: {it.audio} is cut short: {100 * missing:.0f} % of the samples its header promises are "
-                  "missing; decoding what is there", file=sys.stderr)
+            print(
+                f"decode: {it.audio} is cut short: {100 * missing:.0f} % of the samples its header promises are "
+                "missing; decoding what is there",
+                file=sys.stderr,
+            )
         window = model.feature_settings["win_ms"] / 1000
         if len(x) < window * sr and model.task == "ctc":
-            print(f"decode: {it.audio} holds {1000 * len(x) / sr:.1f} ms of audio, less than one {1000 * window:.0f} ms "
-                  "frame: empty transcript", file=sys.stderr)
+            print(
+                f"decode: {it.audio} holds {1000 * len(x) / sr:.1f} ms of audio, less than one {1000 * window:.0f} ms "
+                "frame: empty transcript",
+                file=sys.stderr,
+            )
             return None
         wav = resample(torch.from_numpy(x), sr, model.sample_rate)
     except InputError as e:
@@ -134,7 +140,9 @@ def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list
 # ---- one function per head type ------------------------------------------------------------------------------
 
 
-def decode_ctc(am, decoder: Decoder, feats: list[torch.Tensor], options: DecodeOptions, with_times: bool) -> list[list[Hypothesis]]:
+def decode_ctc(
+    am, decoder: Decoder, feats: list[torch.Tensor], options: DecodeOptions, with_times: bool
+) -> list[list[Hypothesis]]:
     """CTC: the model's log-probabilities (long inputs chunked) through the beam search; n-best with text (and times)."""
     return decoder.decode(batch_log_probs(am, feats, options.chunk_seconds, options.vtln), with_times)
 
@@ -147,14 +155,22 @@ def decode_frames(am, feats: list[torch.Tensor], options: DecodeOptions) -> list
 def decode_classifier(am, feats: list[torch.Tensor], options: DecodeOptions) -> list[list[Hypothesis]]:
     """Classifiers: the `beam` most probable labels, best first, each as a one-token hypothesis."""
     index = am.tokenizer.index
-    return [[Hypothesis([index[label]], label, lp) for label, lp in ranked] for ranked in rank_labels(am, feats, max(options.beam, 1))]
+    return [
+        [Hypothesis([index[label]], label, lp) for label, lp in ranked]
+        for ranked in rank_labels(am, feats, max(options.beam, 1))
+    ]
 
 
 # ---- one function per output format --------------------------------------------------------------------------
 
 
-def json_record(am, utt: str, hyps: list[Hypothesis], times: tuple[list[Span], list[Span]] | None = None,
-                as_classifier: bool = False) -> dict:
+def json_record(
+    am,
+    utt: str,
+    hyps: list[Hypothesis],
+    times: tuple[list[Span], list[Span]] | None = None,
+    as_classifier: bool = False,
+) -> dict:
     """The JSON line of one utterance: text, score, n-best, tokens with their emission frames (`timesteps`, frames as
     in the Python API's Hypothesis) and token and word times in seconds (`token_times`, `words`)."""
     tok = am.tokenizer
@@ -164,7 +180,9 @@ def json_record(am, utt: str, hyps: list[Hypothesis], times: tuple[list[Span], l
         rec["probability"] = round(math.exp(best.score), 4)
     # token sequences that differ only by a leading or trailing space read the same: list each text once
     seen: set[str] = set()
-    rec["nbest"] = [{"text": h.text, "score": round(h.score, 4)} for h in hyps if not (h.text in seen or seen.add(h.text))]
+    rec["nbest"] = [
+        {"text": h.text, "score": round(h.score, 4)} for h in hyps if not (h.text in seen or seen.add(h.text))
+    ]
     rec["tokens"] = [tok.symbols[t] for t in best.tokens]
     rec["timesteps"] = list(best.timesteps)
     rec["frame_shift"] = am.frame_shift
@@ -234,7 +252,9 @@ def _check_model(am, path: Path, options: DecodeOptions, submission: str | Path 
     """Refusals of settings this model cannot take, before any input is read."""
     tok = am.tokenizer
     if am.task == "classifier" and options.lexicon is not None:
-        raise InputError(f"--lexicon constrains CTC decoding; {path} is a classifier (it outputs one of its {len(tok)} labels)")
+        raise InputError(
+            f"--lexicon constrains CTC decoding; {path} is a classifier (it outputs one of its {len(tok)} labels)"
+        )
     if options.lm is not None and am.task != "ctc":
         raise InputError(f"--lm decodes CTC outputs; {path} has a {am.task} head")
     if options.vtln and am.task == "classifier":
@@ -258,8 +278,15 @@ def _decode_batch(am, decoder: Decoder | None, batch: list, options: DecodeOptio
         out.add(it.id, hyps, as_classifier=am.task == "classifier")
 
 
-def _decode_all(am, decoder: Decoder | None, items: list[InputItem], options: DecodeOptions, out: _Collected,
-                batch_seconds: float, quiet: bool) -> None:
+def _decode_all(
+    am,
+    decoder: Decoder | None,
+    items: list[InputItem],
+    options: DecodeOptions,
+    out: _Collected,
+    batch_seconds: float,
+    quiet: bool,
+) -> None:
     """Every input through the model in batches; an unreadable one is skipped with one line (alone, it is the error)."""
     with Progress(quiet) as prog:
         task = prog.add("decode", total=len(items), unit="utt")
@@ -329,6 +356,8 @@ def decode(
         write_ctm(ctm, out.ctm, order)
     write_transcripts(json_lines(out.records, order) if as_json else text_lines(out.results, order), output)
     if out.failed:
-        raise InputError(f"{len(out.failed)} of {len(items)} inputs could not be read (each named above); "
-                         f"the other {len(items) - len(out.failed)} are decoded")
+        raise InputError(
+            f"{len(out.failed)} of {len(items)} inputs could not be read (each named above); "
+            f"the other {len(items) - len(out.failed)} are decoded"
+        )
     return out.results

@@ -21,8 +21,10 @@ def format_for(output: str | Path, fmt: str | None) -> str:
     if fmt is None:
         return named or "onnx"
     if named is not None and named != fmt:
-        raise InputError(f"{output} has the suffix of {named} files, but --format is {fmt}: give -o a {'.onnx' if fmt == 'onnx' else '.pt'} "
-                         f"name or --format {named}")
+        raise InputError(
+            f"{output} has the suffix of {named} files, but --format is {fmt}: give -o a {'.onnx' if fmt == 'onnx' else '.pt'} "
+            f"name or --format {named}"
+        )
     return fmt
 
 

@@ -24,8 +24,15 @@ from asrkit.score import (
 )
 
 
-def score_command(ref: Path, hyps: list[Path], as_json: bool = False, details: int = 0, frames: bool = False,
-                  normalize: bool = False, confusion: Path | None = None) -> None:
+def score_command(
+    ref: Path,
+    hyps: list[Path],
+    as_json: bool = False,
+    details: int = 0,
+    frames: bool = False,
+    normalize: bool = False,
+    confusion: Path | None = None,
+) -> None:
     """Score `hyps` against `ref` and print the report (or one JSON object per hypothesis file); warnings on stderr."""
     refs = read_transcripts(ref)
     if not refs:
@@ -51,9 +58,13 @@ def score_command(ref: Path, hyps: list[Path], as_json: bool = False, details: i
     con = Console()
     con.print(format_report(rep))
     if rep.missing:
-        con.print(f"[yellow]{len(rep.missing)} reference id(s) have no hypothesis (scored as deletions): {listed(rep.missing)}")
+        con.print(
+            f"[yellow]{len(rep.missing)} reference id(s) have no hypothesis (scored as deletions): {listed(rep.missing)}"
+        )
     if rep.extra:
-        con.print(f"[yellow]{len(rep.extra)} hypothesis id(s) are not in the reference (not scored): {listed(rep.extra)}")
+        con.print(
+            f"[yellow]{len(rep.extra)} hypothesis id(s) are not in the reference (not scored): {listed(rep.extra)}"
+        )
     if details:
         con.print(format_details(rep, details))
 

@@ -76,7 +76,9 @@ def stream_decode(
     _print(out, result.audio_seconds, result.hypothesis.text, "final", as_json, extra)
     _write_final(result, "stdin" if str(source) == "-" else Path(source).stem, output, ctm)
     if stopped:
-        raise Interrupted(f"stream stopped by Ctrl-C after {result.audio_seconds:.2f} s of audio (its transcript is the final line)")
+        raise Interrupted(
+            f"stream stopped by Ctrl-C after {result.audio_seconds:.2f} s of audio (its transcript is the final line)"
+        )
     return result
 
 
@@ -91,7 +93,10 @@ def _write_final(result: StreamResult, utt: str, output: str | Path | None, ctm:
 
 def _print(out: TextIO, seconds: float, text: str, kind: str, as_json: bool, extra: dict | None = None) -> None:
     if as_json:
-        out.write(json.dumps({"event": kind, "seconds": round(seconds, 3), "text": text, **(extra or {})}, ensure_ascii=False) + "\n")
+        out.write(
+            json.dumps({"event": kind, "seconds": round(seconds, 3), "text": text, **(extra or {})}, ensure_ascii=False)
+            + "\n"
+        )
     else:
         out.write(f"{kind}\t{seconds:.2f}\t{text}\n")
     out.flush()

@@ -161,7 +161,9 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, quiet: bool = F
         got = sha256_of(part)
         if got != want:
             part.unlink()
-            raise WorkError(f"checksum mismatch for {url}: expected sha256 {want}, got {got}; the partial file was deleted")
+            raise WorkError(
+                f"checksum mismatch for {url}: expected sha256 {want}, got {got}; the partial file was deleted"
+            )
     os.replace(part, dest)
     return dest
 

@@ -30,7 +30,9 @@ def load_features(path: str | Path) -> dict[str, torch.Tensor]:
     if obj.get("format") == FORMAT:
         lengths = obj["lengths"].tolist()
         if len(lengths) != len(obj["ids"]) or sum(lengths) != obj["data"].shape[0]:
-            raise InputError(f"feature cache {p} is inconsistent (ids, lengths and frames disagree); run `asrkit prepare` again")
+            raise InputError(
+                f"feature cache {p} is inconsistent (ids, lengths and frames disagree); run `asrkit prepare` again"
+            )
         return dict(zip(obj["ids"], obj["data"].split(lengths)))
     if all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         return obj

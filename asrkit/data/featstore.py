@@ -51,14 +51,21 @@ def _save_npy(path: Path, data: np.ndarray) -> None:
     atomic_write(path, write)
 
 
-def write_shard(folder: Path, k: int, ids: Sequence[str], feats: Sequence[torch.Tensor], stats: dict | None = None) -> None:
+def write_shard(
+    folder: Path, k: int, ids: Sequence[str], feats: Sequence[torch.Tensor], stats: dict | None = None
+) -> None:
     """Shard k of a split: the frames (as float16), then its index; `stats` are CMVN sums to keep beside them."""
     dims = {tuple(f.shape[1:]) for f in feats}
     if len(dims) > 1:
         raise InputError(f"{folder}: utterances with different feature shapes {sorted(dims)}")
     data = np.concatenate([f.to(torch.float16).numpy() for f in feats]) if feats else np.zeros((0, 0), np.float16)
     _save_npy(folder / f"{shard_name(k)}.npy", data)
-    index = {"format": FORMAT, "ids": list(ids), "lengths": [int(f.shape[0]) for f in feats], "dims": int(data.shape[1])}
+    index = {
+        "format": FORMAT,
+        "ids": list(ids),
+        "lengths": [int(f.shape[0]) for f in feats],
+        "dims": int(data.shape[1]),
+    }
     if stats is not None:
         index["stats"] = stats
     atomic_write_text(folder / f"{shard_name(k)}.json", json.dumps(index))
@@ -82,8 +89,13 @@ def finish_split(folder: Path, shards: int) -> None:
     dims = {s["dims"] for s in lengths if s["ids"]}
     if len(dims) > 1:
         raise InputError(f"{folder}: shards with different feature dimensions {sorted(dims)}")
-    index = {"format": FORMAT, "shards": shards, "utterances": sum(len(s["ids"]) for s in lengths),
-             "frames": sum(sum(s["lengths"]) for s in lengths), "dims": dims.pop() if dims else 0}
+    index = {
+        "format": FORMAT,
+        "shards": shards,
+        "utterances": sum(len(s["ids"]) for s in lengths),
+        "frames": sum(sum(s["lengths"]) for s in lengths),
+        "dims": dims.pop() if dims else 0,
+    }
     atomic_write_text(folder / INDEX, json.dumps(index))
 
 
@@ -113,9 +125,13 @@ class FeatureStore(Mapping[str, torch.Tensor]):
         try:
             index = json.loads((self.folder / INDEX).read_text())
         except FileNotFoundError:
-            raise InputError(f"feature store {self.folder} is incomplete (no {INDEX}); run `asrkit prepare` again") from None
+            raise InputError(
+                f"feature store {self.folder} is incomplete (no {INDEX}); run `asrkit prepare` again"
+            ) from None
         except (OSError, ValueError) as e:
-            raise InputError(f"feature store {self.folder / INDEX} is unreadable ({e}); run `asrkit prepare` again") from None
+            raise InputError(
+                f"feature store {self.folder / INDEX} is unreadable ({e}); run `asrkit prepare` again"
+            ) from None
         if not isinstance(index, dict) or index.get("format") != FORMAT:
             raise InputError(f"{self.folder} is not an asrkit feature store ({FORMAT}); run `asrkit prepare` again")
         self.dims = int(index["dims"])
@@ -123,13 +139,17 @@ class FeatureStore(Mapping[str, torch.Tensor]):
         for k in range(index["shards"]):
             s = read_shard_index(self.folder, k)
             if s is None:
-                raise InputError(f"feature store {self.folder}: {shard_name(k)} is missing or unreadable; run `asrkit prepare` again")
+                raise InputError(
+                    f"feature store {self.folder}: {shard_name(k)} is missing or unreadable; run `asrkit prepare` again"
+                )
             offset = 0
             for uid, n in zip(s["ids"], s["lengths"]):
                 self._where[uid] = (k, offset, n)
                 offset += n
         if len(self._where) != index["utterances"]:
-            raise InputError(f"feature store {self.folder} is inconsistent (index and shards disagree); run `asrkit prepare` again")
+            raise InputError(
+                f"feature store {self.folder} is inconsistent (index and shards disagree); run `asrkit prepare` again"
+            )
         self._open: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def _shard(self, k: int) -> np.ndarray:
@@ -167,7 +187,9 @@ class FeatureStore(Mapping[str, torch.Tensor]):
         return uid in self._where
 
 
-def normalized(store: FeatureStore, ids: Sequence[str], norm: Callable[[torch.Tensor], torch.Tensor], key: str) -> np.ndarray:
+def normalized(
+    store: FeatureStore, ids: Sequence[str], norm: Callable[[torch.Tensor], torch.Tensor], key: str
+) -> np.ndarray:
     """The utterances `ids` normalised by `norm`, one after another as float16 with a zero row at the end, in a
     mapped file beside the store (`norm-<hash>.npy`, named by `key` and the ids): written once, by the first process
     that needs it while the others wait, and read by all of them from the page cache."""

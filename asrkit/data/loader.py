@@ -46,12 +46,18 @@ class FeatureDataset(torch.utils.data.Dataset):
         # packed (frames, dims) array with a zero row at the end: a batch is then one gather (see `padded`). From a
         # FeatureStore the array is a mapped file (in the page cache, shared by torchrun's ranks), else in memory.
         store = feats if isinstance(feats, FeatureStore) else None
-        self._frames, self._offsets = _lengths_and_offsets([store.frames(u.id) if store else feats[u.id].shape[0] for u in utts])
+        self._frames, self._offsets = _lengths_and_offsets(
+            [store.frames(u.id) if store else feats[u.id].shape[0] for u in utts]
+        )
 
         def norm(f: torch.Tensor) -> torch.Tensor:
             return f if cmvn == "none" else normalize(f, cmvn, cmvn_stats)
 
-        self._packed = _packed_in_memory(utts, feats, norm) if store is None else normalized(store, [u.id for u in utts], norm, _norm_key(cmvn, cmvn_stats))
+        self._packed = (
+            _packed_in_memory(utts, feats, norm)
+            if store is None
+            else normalized(store, [u.id for u in utts], norm, _norm_key(cmvn, cmvn_stats))
+        )
         self.targets = [tokenizer.target(u) for u in utts]
         self._labels = torch.tensor([k for t in self.targets for k in t] + [0], dtype=torch.long)
         self._target_lengths, self._target_offsets = _lengths_and_offsets([len(t) for t in self.targets])
@@ -104,7 +110,13 @@ class FeatureDataset(torch.utils.data.Dataset):
         if views == 1:
             b.feats = copies[0]
             return b
-        return Batch(torch.cat(copies), b.lengths.repeat(views), b.targets.repeat(views, 1), b.target_lengths.repeat(views), b.ids * views)
+        return Batch(
+            torch.cat(copies),
+            b.lengths.repeat(views),
+            b.targets.repeat(views, 1),
+            b.target_lengths.repeat(views),
+            b.ids * views,
+        )
 
     def _augment(self, feats: torch.Tensor, longest: int) -> torch.Tensor:
         if self.warp is not None:
@@ -133,7 +145,9 @@ def _gather(packed: torch.Tensor, offsets: torch.Tensor, lengths: torch.Tensor, 
     return packed[_rows(len(packed), offsets, lengths, min_width)]
 
 
-def _packed_in_memory(utts: list[Utterance], feats: Mapping[str, torch.Tensor], norm: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+def _packed_in_memory(
+    utts: list[Utterance], feats: Mapping[str, torch.Tensor], norm: Callable[[torch.Tensor], torch.Tensor]
+) -> np.ndarray:
     total = sum(feats[u.id].shape[0] for u in utts)
     dims = feats[utts[0].id].shape[1] if utts else 0
     packed = np.zeros((total + 1, dims), dtype=np.float16)
@@ -147,7 +161,11 @@ def _packed_in_memory(utts: list[Utterance], feats: Mapping[str, torch.Tensor], 
 
 def _norm_key(cmvn: str, stats: dict | None) -> str:
     """What the normalised features depend on besides the features: the mode and the training statistics."""
-    flat = {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in (stats or {}).items()} if cmvn != "none" else {}
+    flat = (
+        {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in (stats or {}).items()}
+        if cmvn != "none"
+        else {}
+    )
     return json.dumps({"cmvn": cmvn, "stats": flat}, sort_keys=True)
 
 
@@ -197,7 +215,13 @@ class Batch:
     ids: list[str]
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.feats.to(device), self.lengths.to(device), self.targets.to(device), self.target_lengths.to(device), self.ids)
+        return Batch(
+            self.feats.to(device),
+            self.lengths.to(device),
+            self.targets.to(device),
+            self.target_lengths.to(device),
+            self.ids,
+        )
 
 
 def collate(items: list[tuple[torch.Tensor, list[int], str]]) -> Batch:

@@ -65,9 +65,13 @@ def parse_line(line: str, where: str) -> Utterance:
     extra = {k: v for k, v in d.items() if k not in _FIELDS}
     for k, v in (("duration", d.get("duration", 0.0)), ("sample_rate", d.get("sample_rate", 0))):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise InputError(f"{where}: bad field type in utterance {uid!r}: {k!r} must be a number >= 0, got {v!r:.60}")
+            raise InputError(
+                f"{where}: bad field type in utterance {uid!r}: {k!r} must be a number >= 0, got {v!r:.60}"
+            )
     if isinstance(known.get("sample_rate"), float) and not float(known["sample_rate"]).is_integer():
-        raise InputError(f"{where}: bad field type in utterance {uid!r}: 'sample_rate' must be a whole number, got {known['sample_rate']!r}")
+        raise InputError(
+            f"{where}: bad field type in utterance {uid!r}: 'sample_rate' must be a whole number, got {known['sample_rate']!r}"
+        )
     u = Utterance(**known, extra=extra)
     u.duration = float(u.duration)
     u.sample_rate = int(u.sample_rate)

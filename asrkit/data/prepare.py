@@ -34,11 +34,17 @@ DONE = "prepare.json"
 
 
 def _fingerprint(recipe: Recipe, root: Path) -> dict:
-    return {"data": recipe.to_dict()["data"], "features": feature_settings(recipe.features, recipe.data.sample_rate),
-            "root": str(root), "store": STORE_FORMAT}
+    return {
+        "data": recipe.to_dict()["data"],
+        "features": feature_settings(recipe.features, recipe.data.sample_rate),
+        "root": str(root),
+        "store": STORE_FORMAT,
+    }
 
 
-def prepare(recipe: Recipe, download: bool = False, force: bool = False, quiet: bool = False, jobs: int | None = None) -> Path:
+def prepare(
+    recipe: Recipe, download: bool = False, force: bool = False, quiet: bool = False, jobs: int | None = None
+) -> Path:
     """Prepare the recipe's corpus into `recipe.data_dir`; skipped when already done with the same settings.
 
     Everything is built in `<data dir>/.partial/` and moved into place only once complete, so a failed or killed
@@ -91,7 +97,9 @@ def _resumable(build: Path, fp: dict) -> bool:
         return False
 
 
-def _build(recipe: Recipe, corpus: Corpus, root: Path, out: Path, fp: dict, quiet: bool, jobs: int | None = None) -> None:
+def _build(
+    recipe: Recipe, corpus: Corpus, root: Path, out: Path, fp: dict, quiet: bool, jobs: int | None = None
+) -> None:
     """Manifests, vocabulary, features, CMVN and the completion stamp, all into `out`; manifests already made by
     an earlier, interrupted run of the same settings are kept."""
     try:
@@ -115,7 +123,9 @@ def _manifests(recipe: Recipe, corpus: Corpus, root: Path, out: Path, quiet: boo
             for u in utts:
                 if u.text is not None:
                     u.text = normalize_text(u.text)
-        manifests = filter_transcripts(manifests, recipe.data.alphabet, recipe.data.oov)  # out-of-vocabulary and empty texts
+        manifests = filter_transcripts(
+            manifests, recipe.data.alphabet, recipe.data.oov
+        )  # out-of-vocabulary and empty texts
     if "train" not in manifests or not manifests["train"]:
         raise InputError(f"corpus {recipe.data.corpus}: the train split is empty")
     build_tokenizer(targets, manifests["train"], recipe.data.alphabet).save(out / "vocab.txt")
@@ -142,7 +152,9 @@ def _commit(build: Path, out: Path) -> None:
     build.rmdir()
 
 
-def derive_phonemes_from_text(recipe: Recipe, manifests: dict[str, list[Utterance]], out: Path) -> dict[str, list[Utterance]]:
+def derive_phonemes_from_text(
+    recipe: Recipe, manifests: dict[str, list[Utterance]], out: Path
+) -> dict[str, list[Utterance]]:
     """Phoneme targets from CMUdict for transcribed utterances that have none; those with OOV words are dropped (oov.txt)."""
     if all(u.phonemes or not u.text for utts in manifests.values() for u in utts):
         return manifests
@@ -151,8 +163,11 @@ def derive_phonemes_from_text(recipe: Recipe, manifests: dict[str, list[Utteranc
     for name, utts in manifests.items():
         kept, oov = derive_phonemes(utts, lexicon)
         if len(kept) < len(utts):
-            print(f"prepare: {name}: dropped {len(utts) - len(kept)} of {len(utts)} utterances with words missing "
-                  f"from the pronunciation dictionary", file=sys.stderr)
+            print(
+                f"prepare: {name}: dropped {len(utts) - len(kept)} of {len(utts)} utterances with words missing "
+                f"from the pronunciation dictionary",
+                file=sys.stderr,
+            )
         manifests[name] = kept
         total.update(oov)
     report = oov_report(total)
@@ -265,7 +280,9 @@ def feature_shard(recipe: Recipe, out: Path, name: str, k: int, utts: list[Utter
                 f = corpus.load_features(u, recipe)
             else:
                 if u.audio is None:
-                    raise InputError(f"utterance {u.id} has no audio; set features.type: precomputed for feature corpora")
+                    raise InputError(
+                        f"utterance {u.id} has no audio; set features.type: precomputed for feature corpora"
+                    )
                 f = extractor(load_audio(u.audio, settings["sample_rate"]))
             if stats is not None:  # prior_speech normalises by speech frames: its prior is the training set's speech
                 stats.add(f[speech_frames(f)] if recipe.features.cmvn == "prior_speech" and len(f) else f)

@@ -83,8 +83,15 @@ def sphinx_mfcc(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
         sample_rate=sample_rate,
         n_mfcc=N_CEPS,
         log_mels=True,
-        melkwargs={"n_fft": 512, "win_length": int(0.0256 * sample_rate), "hop_length": sample_rate // 100,
-                   "n_mels": 40, "f_min": 130.0, "f_max": min(6800.0, sample_rate / 2), "power": 2.0},
+        melkwargs={
+            "n_fft": 512,
+            "win_length": int(0.0256 * sample_rate),
+            "hop_length": sample_rate // 100,
+            "n_mels": 40,
+            "f_min": 130.0,
+            "f_max": min(6800.0, sample_rate / 2),
+            "power": 2.0,
+        },
     )
     with torch.inference_mode():
         return mfcc(torch.as_tensor(wav, dtype=torch.float32)).T.contiguous().numpy()

@@ -23,7 +23,16 @@ from pathlib import Path
 from asrkit.errors import InputError
 
 ENGINES = ("espeak-ng", "flite", "festival")
-ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+ESPEAK_ACCENTS = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
 # espeak-ng variants kept out of every voice bank: voices no training source contains, for trying a model on a
 # voice it never heard (the README's example) and for a synthetic unseen-voice check
 HELD_OUT_VARIANTS = ("grandma", "Andrea", "steph2", "Mario")
@@ -91,8 +100,13 @@ def available_engines() -> dict[str, list[str]]:
     return out
 
 
-def voice_bank(n: int, seed: int, engines: Iterable[str] = ENGINES, exclude: Iterable[str] = HELD_OUT_VARIANTS,
-               note: Callable[[str], None] | None = None) -> list[Voice]:
+def voice_bank(
+    n: int,
+    seed: int,
+    engines: Iterable[str] = ENGINES,
+    exclude: Iterable[str] = HELD_OUT_VARIANTS,
+    note: Callable[[str], None] | None = None,
+) -> list[Voice]:
     """`n` distinct voices drawn reproducibly from the engines installed here, spread over the engines.
 
     flite and festival have few voices, so each takes at most a tenth (festival) or a fifth (flite) of the bank,
@@ -105,8 +119,10 @@ def voice_bank(n: int, seed: int, engines: Iterable[str] = ENGINES, exclude: Ite
     have = available_engines()
     missing = [e for e in wanted if e not in have]
     if missing and note:
-        note(f"TTS: {', '.join(missing)} not installed, so no voices from {'it' if len(missing) == 1 else 'them'} "
-             "(apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)")
+        note(
+            f"TTS: {', '.join(missing)} not installed, so no voices from {'it' if len(missing) == 1 else 'them'} "
+            "(apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)"
+        )
     rng = random.Random(seed)
     bank: dict[str, Voice] = {}
 
@@ -118,7 +134,9 @@ def voice_bank(n: int, seed: int, engines: Iterable[str] = ENGINES, exclude: Ite
             add(Voice("festival", rng.choice(have["festival"]), 0, rng.choice(range(85, 125, 5))))
     if "flite" in wanted and "flite" in have:
         for _ in range(n // 5):
-            add(Voice("flite", rng.choice(have["flite"]), rng.choice(range(80, 230, 10)), rng.choice(range(80, 125, 5))))
+            add(
+                Voice("flite", rng.choice(have["flite"]), rng.choice(range(80, 230, 10)), rng.choice(range(80, 125, 5)))
+            )
     if "espeak-ng" in wanted and "espeak-ng" in have:
         variants = [v for v in have["espeak-ng"] if v not in set(exclude)]
         tries = 0
@@ -180,8 +198,13 @@ def _render_voice(v: Voice, words: list[str], cache: Path) -> Path:
     return final
 
 
-def render(voices: list[Voice], words: list[str], cache: str | Path, jobs: int = 0,
-           progress: Callable[[int], None] | None = None) -> dict[Voice, Path]:
+def render(
+    voices: list[Voice],
+    words: list[str],
+    cache: str | Path,
+    jobs: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> dict[Voice, Path]:
     """Render every voice's `words` into `cache` (cached per voice); voice → folder holding `<word>.wav`."""
     cache = Path(cache)
     jobs = jobs or (os.cpu_count() or 1)

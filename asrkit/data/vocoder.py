@@ -30,8 +30,13 @@ INT16 = 32768.0  # Sphinx reads 16-bit samples as they are: its log energies sit
 @lru_cache(maxsize=1)
 def _filterbank() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sphinx's unit-area triangular mel filters (N_FFT//2+1, 40), their centre frequencies, and the FFT bins' frequencies."""
-    fb = torchaudio.functional.melscale_fbanks(N_FFT // 2 + 1, F_LOW, F_HIGH, N_FILTERS, SAMPLE_RATE, norm="slaney",
-                                               mel_scale="htk").numpy().astype(np.float64)
+    fb = (
+        torchaudio.functional.melscale_fbanks(
+            N_FFT // 2 + 1, F_LOW, F_HIGH, N_FILTERS, SAMPLE_RATE, norm="slaney", mel_scale="htk"
+        )
+        .numpy()
+        .astype(np.float64)
+    )
     mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)  # noqa: E731
     centres = 700.0 * (10 ** (np.linspace(mel(F_LOW), mel(F_HIGH), N_FILTERS + 2)[1:-1] / 2595.0) - 1.0)
     return fb, centres, np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
@@ -52,8 +57,18 @@ def sphinx_cepstra(wav: np.ndarray, n_ceps: int = 13) -> np.ndarray:
         return np.zeros((0, n_ceps), np.float32)
     pad = (N_FFT - WIN) // 2  # torch centres the window in the FFT frame; Sphinx starts frame k at k·HOP
     x = np.pad(x, (pad, N_FFT - WIN - pad))
-    spec = torch.stft(torch.from_numpy(x), N_FFT, HOP, WIN, torch.hamming_window(WIN, dtype=torch.float64),
-                      center=False, return_complex=True).abs() ** 2
+    spec = (
+        torch.stft(
+            torch.from_numpy(x),
+            N_FFT,
+            HOP,
+            WIN,
+            torch.hamming_window(WIN, dtype=torch.float64),
+            center=False,
+            return_complex=True,
+        ).abs()
+        ** 2
+    )
     fb, _, _ = _filterbank()
     logmel = np.log(np.maximum(spec.numpy().T @ fb, 1e-10))
     beta = np.full(N_FILTERS, 2.0)
@@ -94,7 +109,9 @@ def vocode(cep: np.ndarray, rng: np.random.Generator, f0: float = 120.0) -> np.n
     contour = f0 * (1 + 0.06 * np.sin(2 * np.pi * rng.uniform(0.2, 0.8) * t + rng.uniform(0, 2 * np.pi)))
     contour *= 1 - 0.15 * t / max(t[-1], 1e-3)
     cycles = np.floor(np.cumsum(contour / SAMPLE_RATE))
-    pulses = (np.diff(cycles, prepend=0.0) > 0) * np.sqrt(SAMPLE_RATE / contour)  # unit power per sample, like the noise
+    pulses = (np.diff(cycles, prepend=0.0) > 0) * np.sqrt(
+        SAMPLE_RATE / contour
+    )  # unit power per sample, like the noise
     voiced = np.repeat(_voiced(cep).astype(np.float64), HOP)
     voiced = np.convolve(np.pad(voiced, (0, max(0, n - len(voiced))), mode="edge")[:n], np.ones(HOP) / HOP, mode="same")
     excitation = pulses * voiced + rng.standard_normal(n) * (1 - voiced)

@@ -17,8 +17,15 @@ __all__ = ["prefix_beam_search", "prefix_beam_search_batch"]
 _NO_FSA = np.full((1, 1), -1, np.int32)
 
 
-def _options(V: int, beam_size: int, blank: int, token_min_logp: float | None, top_k: int | None,
-             prune_beam: float | None, lexicon: Lexicon | None) -> BeamOptions:
+def _options(
+    V: int,
+    beam_size: int,
+    blank: int,
+    token_min_logp: float | None,
+    top_k: int | None,
+    prune_beam: float | None,
+    lexicon: Lexicon | None,
+) -> BeamOptions:
     """Validate the search options into the kernels' options record."""
     _check_blank(blank, V)
     if beam_size < 1:
@@ -86,8 +93,9 @@ def prefix_beam_search(
     """
     lp = kernel_input(log_probs, 2)
     V = lp.shape[1]
-    n, tokens, frames, lens, scores, states = beam_one(lp, _options(V, beam_size, blank, token_min_logp, top_k,
-                                                                    prune_beam, lexicon))
+    n, tokens, frames, lens, scores, states = beam_one(
+        lp, _options(V, beam_size, blank, token_min_logp, top_k, prune_beam, lexicon)
+    )
     return _finish(n, tokens, frames, lens, scores, states, lexicon, V)
 
 
@@ -111,8 +119,16 @@ def prefix_beam_search_batch(
     return [_finish(int(ns[b]), tokens[b], frames[b], lns[b], scores[b], states[b], lexicon, V) for b in range(B)]
 
 
-def _finish(n: int, tokens: np.ndarray, frames: np.ndarray, lens: np.ndarray, scores: np.ndarray,
-            states: np.ndarray, lexicon: Lexicon | None, V: int) -> list[Hypothesis]:
+def _finish(
+    n: int,
+    tokens: np.ndarray,
+    frames: np.ndarray,
+    lens: np.ndarray,
+    scores: np.ndarray,
+    states: np.ndarray,
+    lexicon: Lexicon | None,
+    V: int,
+) -> list[Hypothesis]:
     """Kernel output rows -> Hypothesis list, best first (with a lexicon: complete outputs only)."""
     # token and frame rows stay arrays until read (see Hypothesis): most callers want the best only
     scs = scores[:n].tolist()

@@ -25,7 +25,15 @@ from asrkit.decode.vtln import vtln_log_probs
 from asrkit.features import sliding_cmvn
 from asrkit.models.acoustic import AcousticModel
 
-__all__ = ["Window", "batch_log_probs", "chunked_log_probs", "cut_energy", "decode_long", "long_features", "plan_windows"]
+__all__ = [
+    "Window",
+    "batch_log_probs",
+    "chunked_log_probs",
+    "cut_energy",
+    "decode_long",
+    "long_features",
+    "plan_windows",
+]
 
 SMOOTH_S = 0.25  # energy is averaged over this long a stretch before the quietest point is chosen
 
@@ -128,8 +136,12 @@ def chunked_log_probs(
     return torch.cat(parts)
 
 
-def batch_log_probs(model: AcousticModel, feats: Sequence[torch.Tensor], chunk_seconds: float = DecodeOptions.chunk_seconds,
-                    vtln: bool = False) -> list[torch.Tensor]:
+def batch_log_probs(
+    model: AcousticModel,
+    feats: Sequence[torch.Tensor],
+    chunk_seconds: float = DecodeOptions.chunk_seconds,
+    vtln: bool = False,
+) -> list[torch.Tensor]:
     """Per-input log-probabilities of normalised features, as one batch; an input longer than `chunk_seconds` runs in
     overlapping windows. `vtln`: each input read under its most probable frequency warp (`asrkit.decode.vtln`)."""
     if vtln:

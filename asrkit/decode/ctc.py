@@ -34,7 +34,9 @@ class Hypothesis:
 
     __slots__ = ("_tokens", "text", "score", "_timesteps", "words", "token_spans")
 
-    def __init__(self, tokens: Sequence[int], text: str = "", score: float = 0.0, timesteps: Sequence[int] | None = None):
+    def __init__(
+        self, tokens: Sequence[int], text: str = "", score: float = 0.0, timesteps: Sequence[int] | None = None
+    ):
         self._tokens = tokens
         self.text = text
         self.score = score
@@ -68,7 +70,12 @@ class Hypothesis:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Hypothesis):
             return NotImplemented
-        return (self.tokens, self.text, self.score, self.timesteps) == (other.tokens, other.text, other.score, other.timesteps)
+        return (self.tokens, self.text, self.score, self.timesteps) == (
+            other.tokens,
+            other.text,
+            other.score,
+            other.timesteps,
+        )
 
     def __repr__(self) -> str:
         return f"Hypothesis(tokens={self.tokens}, text={self.text!r}, score={self.score}, timesteps={self.timesteps})"

@@ -164,7 +164,9 @@ class LMDecoder:
                 hint = ""
                 if any(set(normalize_text(w)) <= self._index.keys() for w in words):  # upper case or punctuation
                     hint = " (its words are upper-case or carry punctuation: `asrkit lm build` normalises a corpus as decode does)"
-                raise InputError(f"language model {self.lm_path}: none of its {len(words)} words can be spelled with the model's characters {chars!r}; it was built for another vocabulary{hint}")
+                raise InputError(
+                    f"language model {self.lm_path}: none of its {len(words)} words can be spelled with the model's characters {chars!r}; it was built for another vocabulary{hint}"
+                )
         try:
             with _quiet_build():
                 self._decoder = build_ctcdecoder(
@@ -176,8 +178,12 @@ class LMDecoder:
                 )
         except (OSError, ValueError, UnicodeDecodeError) as e:
             if "at least a bigram" in str(e):
-                raise InputError(f"language model {self.lm_path} is a unigram model; KenLM needs order 2 or more") from None
-            raise InputError(f"cannot read the language model {self.lm_path}: it is neither an ARPA nor a KenLM binary file") from None
+                raise InputError(
+                    f"language model {self.lm_path} is a unigram model; KenLM needs order 2 or more"
+                ) from None
+            raise InputError(
+                f"cannot read the language model {self.lm_path}: it is neither an ARPA nor a KenLM binary file"
+            ) from None
 
     @staticmethod
     def _read_unigrams(path: Path) -> set[str] | None:

@@ -118,7 +118,14 @@ def build_arpa(sentences: Iterable[str], order: int = 3) -> tuple[str, dict]:
                 row += f"\t{math.log10(bo):.7g}" if bo else "\t0"
             lines.append(row)
     lines += ["", "\\end\\", ""]
-    summary = {"sentences": n_sent, "order": order, "order_asked": asked, "vocabulary": len(vocab), "ngrams": [len(g) for g in grams], "discounts": [list(d) for d in disc[1:]]}
+    summary = {
+        "sentences": n_sent,
+        "order": order,
+        "order_asked": asked,
+        "vocabulary": len(vocab),
+        "ngrams": [len(g) for g in grams],
+        "discounts": [list(d) for d in disc[1:]],
+    }
     return "\n".join(lines), summary
 
 

@@ -56,8 +56,9 @@ class Decoder:
         else:
             self._lexicon(o.lexicon)
 
-    def decode(self, log_probs: Sequence[torch.Tensor], with_times: bool = False,
-               options: DecodeOptions | None = None) -> list[list[Hypothesis]]:
+    def decode(
+        self, log_probs: Sequence[torch.Tensor], with_times: bool = False, options: DecodeOptions | None = None
+    ) -> list[list[Hypothesis]]:
         """Per input (T, V) log-probabilities, the n-best list; `with_times` sets the best one's `token_spans` and `words`."""
         o = self.options if options is None else options.check()
         lps = list(log_probs)
@@ -75,8 +76,9 @@ class Decoder:
             space = tok.space
             for lp, hyps in zip(lps, nbests):
                 best = hyps[0]
-                best.token_spans, best.words = timestamps(lp, best.tokens, tok.symbols, tok.blank, self.frame_shift, space,
-                                                          best.timesteps)
+                best.token_spans, best.words = timestamps(
+                    lp, best.tokens, tok.symbols, tok.blank, self.frame_shift, space, best.timesteps
+                )
         return nbests
 
     def _beam(self, lps: list[torch.Tensor], beam: int, lex: Lexicon | None) -> list[list[Hypothesis]]:
@@ -86,7 +88,9 @@ class Decoder:
         for i, lp in enumerate(lps):
             padded[i, : lp.shape[0]] = lp.numpy()
         # greedy decoding cannot honour a lexicon: beam 1 searches with beam 2 then
-        return prefix_beam_search_batch(padded, lengths, max(beam, 2) if lex is not None else beam, self.tokenizer.blank, lexicon=lex)
+        return prefix_beam_search_batch(
+            padded, lengths, max(beam, 2) if lex is not None else beam, self.tokenizer.blank, lexicon=lex
+        )
 
     def _lexicon(self, lexicon: str | Path | Lexicon | None) -> Lexicon | None:
         if lexicon is None or isinstance(lexicon, Lexicon):
@@ -101,7 +105,9 @@ class Decoder:
         if key not in self._lm_cache:
             check_lm_file(o.lm)
             tok = self.tokenizer
-            self._lm_cache[key] = LMDecoder(tok, o.lm, o.alpha, o.beta, list(o.hotwords or ()) or None, o.hotword_weight, o.beam, tok.blank)
+            self._lm_cache[key] = LMDecoder(
+                tok, o.lm, o.alpha, o.beta, list(o.hotwords or ()) or None, o.hotword_weight, o.beam, tok.blank
+            )
         return self._lm_cache[key]
 
 
@@ -121,5 +127,7 @@ def frame_labels(tokenizer: Any, log_probs: Sequence[torch.Tensor]) -> list[list
     for lp in log_probs:
         best = lp.argmax(-1)
         ids = best.tolist()
-        nbests.append([Hypothesis(ids, tokenizer.decode(ids), float(lp.gather(-1, best[:, None]).sum()), list(range(len(ids))))])
+        nbests.append(
+            [Hypothesis(ids, tokenizer.decode(ids), float(lp.gather(-1, best[:, None]).sum()), list(range(len(ids))))]
+        )
     return nbests

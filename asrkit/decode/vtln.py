@@ -29,7 +29,14 @@ def warpers(feature_settings: dict, factors: Sequence[float] = VTLN_FACTORS) -> 
     """(factor, (n_mels, n_mels) matrix) per factor, for a log-mel model's feature settings."""
     check_warpable(feature_settings)
     s = feature_settings
-    v = VTLP(min(factors), max(factors), int(s["n_mels"]), int(s["sample_rate"]), float(s.get("f_min") or 0.0), s.get("f_max"))
+    v = VTLP(
+        min(factors),
+        max(factors),
+        int(s["n_mels"]),
+        int(s["sample_rate"]),
+        float(s.get("f_min") or 0.0),
+        s.get("f_max"),
+    )
     return list(zip(map(float, factors), v.matrices(torch.tensor([float(a) for a in factors]))))
 
 

@@ -50,7 +50,12 @@ def example_inputs(n_feats: int, subsample: int) -> tuple[Any, Any]:
 def _dynamic_axes(task: str) -> dict[str, dict[int, str]]:
     """Batch and time axes left free in the ONNX graph (a classifier's output has no time axis)."""
     out = {0: "batch"} if task == "classifier" else {0: "batch", 1: "frames_out"}
-    return {"features": {0: "batch", 1: "frames"}, "lengths": {0: "batch"}, "log_probs": out, "out_lengths": {0: "batch"}}
+    return {
+        "features": {0: "batch", 1: "frames"},
+        "lengths": {0: "batch"},
+        "log_probs": out,
+        "out_lengths": {0: "batch"},
+    }
 
 
 def _onnx_bytes(model: Any, inputs: tuple[Any, Any], task: str, meta: dict[str, Any]) -> bytes:
@@ -99,7 +104,9 @@ def _torchscript_writer(model: Any, inputs: tuple[Any, Any], meta: dict[str, Any
 
     def write(tmp: str) -> None:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.save is deprecated in favour of torch.export
+            warnings.simplefilter(
+                "ignore", DeprecationWarning
+            )  # torch.jit.save is deprecated in favour of torch.export
             torch.jit.save(traced, tmp, _extra_files=extra)
 
     return write
@@ -127,6 +134,8 @@ def export_model(checkpoint: str | Path, fmt: str, output: str | Path) -> Path:
         raise InputError(f"cannot write {out}: {e.strerror or e}") from None
     except (InputError, WorkError):
         raise
-    except Exception as e:  # the exporters' own errors (SymbolicValueError, TracingCheckError, onnx ValidationError, ...)
+    except (
+        Exception
+    ) as e:  # the exporters' own errors (SymbolicValueError, TracingCheckError, onnx ValidationError, ...)
         raise WorkError(f"{fmt} export of {checkpoint} failed: {_first_line(e)}") from None
     return out

@@ -53,7 +53,11 @@ def build_model(cfg: dict[str, Any]) -> torch.nn.Module:
     if entry.cell is None:
         return DNNModel(**common, context=c["context"])
     return RecurrentModel(
-        **common, cell=entry.cell, bidirectional=entry.bidirectional, projection=c["projection"], nonlinearity=c["nonlinearity"]
+        **common,
+        cell=entry.cell,
+        bidirectional=entry.bidirectional,
+        projection=c["projection"],
+        nonlinearity=c["nonlinearity"],
     )
 
 
@@ -72,7 +76,9 @@ def zoo_table(model_cfg: dict[str, Any], n_feats: int, n_tokens: int) -> list[di
         row: dict[str, Any] = {"name": name, "description": entry.description, "parameters": None}
         row.update(bidirectional=entry.bidirectional, streamable=not entry.bidirectional)
         try:
-            row["parameters"] = count_parameters(build_model({**model_cfg, "name": name, "n_feats": n_feats, "n_tokens": n_tokens}))
+            row["parameters"] = count_parameters(
+                build_model({**model_cfg, "name": name, "n_feats": n_feats, "n_tokens": n_tokens})
+            )
         except InputError as e:
             row["error"] = str(e)
         rows.append(row)

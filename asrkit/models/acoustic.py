@@ -22,10 +22,14 @@ class AcousticModel:
         self._read_settings(state, device)
         n_out = self.config.get("n_tokens")
         if n_out != len(self.tokenizer):
-            raise InputError(f"its vocabulary has {len(self.tokenizer)} symbols but its model has {n_out} outputs; it mixes two runs")
+            raise InputError(
+                f"its vocabulary has {len(self.tokenizer)} symbols but its model has {n_out} outputs; it mixes two runs"
+            )
         self.model = build_model(self.config)
         # the front-end knows its true rate (`none` never subsamples, whatever the config says)
-        self.subsample = int(getattr(getattr(self.model, "frontend", None), "subsample", self.config.get("subsample", 1)))
+        self.subsample = int(
+            getattr(getattr(self.model, "frontend", None), "subsample", self.config.get("subsample", 1))
+        )
         self.frame_shift = self.feature_settings["hop_ms"] / 1000 * self.subsample
         try:
             self.model.load_state_dict(state["model"])
@@ -42,7 +46,9 @@ class AcousticModel:
         self.tokenizer = tokenizer_from_dict(meta["tokenizer"])
         self.feature_settings = meta["features"]
         self.cmvn_stats = meta.get("cmvn")
-        self.recipe: dict = meta.get("recipe") or {}  # the recipe it was trained with (its `decode:` section: decoding's defaults)
+        self.recipe: dict = (
+            meta.get("recipe") or {}
+        )  # the recipe it was trained with (its `decode:` section: decoding's defaults)
         self.sample_rate = int(self.feature_settings["sample_rate"])
         self.precomputed = self.feature_settings.get("type") == "precomputed"
         self.extractor = None if self.precomputed else make_extractor(self.feature_settings)
@@ -55,13 +61,22 @@ class AcousticModel:
             return cls(state, dev)
         except InputError as e:
             raise InputError(f"{path}: {e}") from None
-        except (KeyError, TypeError, ValueError, AttributeError) as e:  # a model config, vocabulary or feature settings asrkit did not write
-            raise InputError(f"{path}: the checkpoint's model config, vocabulary or feature settings are incomplete ({type(e).__name__}: {e})") from None
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+        ) as e:  # a model config, vocabulary or feature settings asrkit did not write
+            raise InputError(
+                f"{path}: the checkpoint's model config, vocabulary or feature settings are incomplete ({type(e).__name__}: {e})"
+            ) from None
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """(samples,) at the model's rate → normalised (frames, n_mels)."""
         if self.extractor is None:
-            raise InputError("this model was trained on precomputed features: give it .npy features or a feature manifest, not audio")
+            raise InputError(
+                "this model was trained on precomputed features: give it .npy features or a feature manifest, not audio"
+            )
         with torch.inference_mode():
             return normalize(self.extractor(wav), self.feature_settings["cmvn"], self.cmvn_stats)
 

@@ -23,16 +23,24 @@ def _load_error(p: Path, e: Exception) -> InputError:
     """A one-line InputError for a file torch.load (weights_only) refused: unsafe pickle, truncated, empty or foreign."""
     text = str(e)
     if isinstance(e, EOFError) or p.stat().st_size == 0:
-        return InputError(f"checkpoint {p} is empty or cut short; use another checkpoint (e.g. last.pt or checkpoints/*.pt)")
+        return InputError(
+            f"checkpoint {p} is empty or cut short; use another checkpoint (e.g. last.pt or checkpoints/*.pt)"
+        )
     if "GLOBAL" in text or "Unsupported global" in text:  # a pickle that names Python callables: never unpickled
         return InputError(
             f"checkpoint {p} is not an asrkit checkpoint: not a plain weights file, and asrkit refuses to unpickle "
             "other Python objects (loading them could run code)"
         )
-    if "Weights only load failed" in text or "invalid load key" in text or isinstance(e, KeyError):  # KeyError: an unknown pickle opcode (text)
-        return InputError(f"checkpoint {p} is not a PyTorch checkpoint file (neither a zip archive nor a readable pickle)")
+    if (
+        "Weights only load failed" in text or "invalid load key" in text or isinstance(e, KeyError)
+    ):  # KeyError: an unknown pickle opcode (text)
+        return InputError(
+            f"checkpoint {p} is not a PyTorch checkpoint file (neither a zip archive nor a readable pickle)"
+        )
     if "zip archive" in text or "central directory" in text or "PytorchStreamReader" in text:
-        return InputError(f"checkpoint {p} is truncated or damaged (not a complete PyTorch file); use another checkpoint")
+        return InputError(
+            f"checkpoint {p} is truncated or damaged (not a complete PyTorch file); use another checkpoint"
+        )
     reason = text.splitlines()[0][:120] if text else type(e).__name__
     return InputError(f"checkpoint {p} is not a readable PyTorch checkpoint ({reason})")
 
@@ -52,17 +60,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as e:  # pickle, zip and unpickler errors all mean "not a usable checkpoint"
         raise _load_error(p, e) from None
     if not isinstance(state, dict) or "model" not in state or "model_config" not in state:
-        raise InputError(f"{p} is not an asrkit checkpoint (no model weights and model config); give a checkpoint written by asrkit train")
+        raise InputError(
+            f"{p} is not an asrkit checkpoint (no model weights and model config); give a checkpoint written by asrkit train"
+        )
     fmt = state.get("format", 0)
     if not isinstance(fmt, int) or isinstance(fmt, bool):
         raise InputError(f"{p} has an invalid checkpoint format version {fmt!r}")
     if fmt > FORMAT:
-        raise InputError(f"{p} has checkpoint format {fmt}, but this asrkit reads formats up to {FORMAT}; upgrade asrkit to use it")
+        raise InputError(
+            f"{p} has checkpoint format {fmt}, but this asrkit reads formats up to {FORMAT}; upgrade asrkit to use it"
+        )
     missing = [k for k in _REQUIRED if k not in state]
     if missing:
         raise InputError(f"{p} is not a complete asrkit checkpoint: it lacks {', '.join(missing)}")
     weights = state["model"]
-    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
         raise InputError(f"{p} is not an asrkit checkpoint: 'model' is not a dict of named tensors")
     for key in ("model_config", "tokenizer", "features"):
         if not isinstance(state[key], dict):
@@ -78,7 +92,9 @@ def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
     first = states[0]
     for p, s in zip(paths[1:], states[1:]):
         if s["model_config"] != first["model_config"] or s.get("tokenizer") != first.get("tokenizer"):
-            raise InputError(f"{p} has another model or vocabulary than {paths[0]}; only checkpoints of one run can be averaged")
+            raise InputError(
+                f"{p} has another model or vocabulary than {paths[0]}; only checkpoints of one run can be averaged"
+            )
         if s["model"].keys() != first["model"].keys():
             raise InputError(f"{p} holds other weights than {paths[0]}")
     avg = {}

@@ -11,7 +11,9 @@ from asrkit.fsutil import TRAIN_LOCK, is_locked
 from asrkit.models.runtime import load_acoustic_model
 
 
-def resolve_model(model: str | Path | None, accept: Callable[[Path], str | None] | None = None) -> tuple[Path, str | None]:
+def resolve_model(
+    model: str | Path | None, accept: Callable[[Path], str | None] | None = None
+) -> tuple[Path, str | None]:
     """The checkpoint to decode with: `model`, else $ASRKIT_MODEL, else the newest exp/*/best.pt that can be used.
 
     Runs still training (their train.lock held) are skipped, and so is every checkpoint for which `accept(path)`
@@ -37,8 +39,12 @@ def resolve_model(model: str | Path | None, accept: Callable[[Path], str | None]
     raise InputError(f"no model in exp/ can be used: {'; '.join(skipped)}; pass --model")
 
 
-def pick_model(model: str | Path | None, reads_audio: bool = True, device: str | None = None,
-               check: Callable[[object], str | None] | None = None):
+def pick_model(
+    model: str | Path | None,
+    reads_audio: bool = True,
+    device: str | None = None,
+    check: Callable[[object], str | None] | None = None,
+):
     """`resolve_model` that also loads it: (path, why, AcousticModel). Picking by default, a model that cannot read
     the inputs is skipped: audio for one trained on precomputed features, and whatever `check(model)` gives a reason
     against (`asrkit.stream.encoder.streamable_reason` for a live stream)."""

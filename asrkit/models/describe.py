@@ -40,7 +40,9 @@ def recipe_stream_reason(recipe: Recipe) -> str | None:
     return None
 
 
-def describe_zoo(recipe_path: str | Path | None, overrides: list[str] | None = None) -> tuple[list[dict[str, Any]], str]:
+def describe_zoo(
+    recipe_path: str | Path | None, overrides: list[str] | None = None
+) -> tuple[list[dict[str, Any]], str]:
     """Rows of `zoo_table` for the recipe (or the defaults), with the recipe's own entry marked `selected`."""
     recipe = load_recipe(recipe_path, overrides) if recipe_path is not None else Recipe()
     n_out, source = recipe_outputs(recipe)

@@ -12,7 +12,16 @@ from asrkit.version import __version__
 
 EXPORT_FORMAT = 1  # bump when the metadata or the graph's inputs/outputs change incompatibly
 PREFIX = "asrkit."
-REQUIRED = ("export_format", "asrkit_version", "model_config", "tokenizer", "features", "task", "subsample", "frame_shift")
+REQUIRED = (
+    "export_format",
+    "asrkit_version",
+    "model_config",
+    "tokenizer",
+    "features",
+    "task",
+    "subsample",
+    "frame_shift",
+)
 ALL_FIELDS = (*REQUIRED, "checkpoint_format", "cmvn", "recipe")
 
 
@@ -69,6 +78,8 @@ def unpack(props: dict[str, str], where: str) -> dict[str, Any]:
     if missing:
         raise InputError(f"{where} is not an asrkit export (no {', '.join(missing)} in its metadata)")
     if int(meta["export_format"]) > EXPORT_FORMAT:
-        raise InputError(f"{where} was exported by a newer asrkit (export format {meta['export_format']} > {EXPORT_FORMAT}); upgrade asrkit")
+        raise InputError(
+            f"{where} was exported by a newer asrkit (export format {meta['export_format']} > {EXPORT_FORMAT}); upgrade asrkit"
+        )
     meta["cmvn"] = _cmvn_from_json(meta.get("cmvn"))
     return meta

@@ -122,7 +122,9 @@ class ResidualBlock(nn.Module):
 class ResNetSubsample(nn.Module):
     """Strided 3×3 conv (time stride `subsample`, freq stride 2), `blocks` residual blocks, Linear + LayerNorm."""
 
-    def __init__(self, n_feats: int, channels: int, out_dim: int, subsample: int = 2, blocks: int = 2, dropout: float = 0.1):
+    def __init__(
+        self, n_feats: int, channels: int, out_dim: int, subsample: int = 2, blocks: int = 2, dropout: float = 0.1
+    ):
         super().__init__()
         self.subsample = subsample
         self.out_dim = out_dim

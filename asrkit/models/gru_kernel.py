@@ -43,7 +43,12 @@ _A1, _A3, _A5, _A7, _A9, _A11, _A13 = (
     _F(4.89352455891786e-03), _F(6.37261928875436e-04), _F(1.48572235717979e-05), _F(5.12229709037114e-08),
     _F(-8.60467152213735e-11), _F(2.00018790482477e-13), _F(-2.76076847742355e-16),
 )  # fmt: skip
-_B0, _B2, _B4, _B6 = _F(4.89352518554385e-03), _F(2.26843463243900e-03), _F(1.18534705686654e-04), _F(1.19825839466702e-06)
+_B0, _B2, _B4, _B6 = (
+    _F(4.89352518554385e-03),
+    _F(2.26843463243900e-03),
+    _F(1.18534705686654e-04),
+    _F(1.19825839466702e-06),
+)
 _HALF, _ONE = _F(0.5), _F(1.0)
 
 # error_model="numpy": float division must not branch to raise ZeroDivisionError, or LLVM will not vectorise.
@@ -153,7 +158,9 @@ def _setup() -> None:
     _READY = True
     layers = list(numba.config.THREADING_LAYER_PRIORITY)
     numba.config.THREADING_LAYER_PRIORITY = ["omp"] + [x for x in layers if x != "omp"]
-    for lib in glob.glob(os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs", "libscipy_openblas*.so*")):
+    for lib in glob.glob(
+        os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs", "libscipy_openblas*.so*")
+    ):
         try:
             ctypes.CDLL(lib).scipy_openblas_set_num_threads(1)
         except (OSError, AttributeError):  # another BLAS build: leave it as it is
@@ -178,7 +185,15 @@ class _FusedGRU(torch.autograd.Function):
         saved = torch.empty(steps, batch, 4 * hid)
         y = torch.empty(batch, steps, hid)
         whh_t = w_hh.detach().t().contiguous()
-        _forward(gi.numpy(), whh_t.numpy(), b_hh.detach().contiguous().numpy(), hs.numpy(), saved.numpy(), y.numpy(), _blocks(batch))
+        _forward(
+            gi.numpy(),
+            whh_t.numpy(),
+            b_hh.detach().contiguous().numpy(),
+            hs.numpy(),
+            saved.numpy(),
+            y.numpy(),
+            _blocks(batch),
+        )
         ctx.save_for_backward(x2, w_ih, w_hh, hs, saved)
         ctx.shape = (batch, steps, n_in, hid)
         return y, hs[steps].unsqueeze(0).clone()

@@ -102,7 +102,9 @@ class ClassifierHead(nn.Module):
         return self.out(self.pool(y, lengths)).float().log_softmax(-1), lengths
 
 
-def build_head(kind: str, in_dim: int, n_outputs: int, pool: str = "mean", split: int | None = None, ends: bool = False) -> nn.Module:
+def build_head(
+    kind: str, in_dim: int, n_outputs: int, pool: str = "mean", split: int | None = None, ends: bool = False
+) -> nn.Module:
     """The head `kind` (ctc | classifier | frame) over `in_dim` encoder features; split/ends shape `last` pooling."""
     if kind not in HEADS:
         raise InputError(f"unknown head {kind!r}; choose one of: {', '.join(HEADS)}")

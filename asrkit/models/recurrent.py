@@ -48,7 +48,15 @@ class StackedRecurrent(nn.Module):
     """
 
     def __init__(
-        self, cell: str, in_dim: int, hidden: int, layers: int, bidirectional: bool, dropout: float, nonlinearity: str, projection: int = 0
+        self,
+        cell: str,
+        in_dim: int,
+        hidden: int,
+        layers: int,
+        bidirectional: bool,
+        dropout: float,
+        nonlinearity: str,
+        projection: int = 0,
     ):
         super().__init__()
         self.cell, self.hidden_size, self.num_layers, self.bidirectional = cell, hidden, layers, bidirectional
@@ -92,7 +100,9 @@ class StackedRecurrent(nn.Module):
         return x, finals
 
 
-def _run(mod: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, h0: object, packed: bool) -> tuple[torch.Tensor, object]:
+def _run(
+    mod: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, h0: object, packed: bool
+) -> tuple[torch.Tensor, object]:
     if not packed:
         if gru_kernel.usable(x, mod):
             return gru_kernel.fused_gru(mod, x, h0)

@@ -87,7 +87,11 @@ class OnnxAcousticModel(ExportedAcousticModel):
         except ImportError:
             raise InputError("ONNX models need onnxruntime: pip install 'asrkit[export]'") from None
         providers = ["CPUExecutionProvider"]
-        if device is not None and str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        if (
+            device is not None
+            and str(device).startswith("cuda")
+            and "CUDAExecutionProvider" in ort.get_available_providers()
+        ):
             providers.insert(0, "CUDAExecutionProvider")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only: the legacy exporter's graphs draw harmless shape-inference notes
@@ -131,7 +135,7 @@ class TorchScriptAcousticModel(ExportedAcousticModel):
 
 
 def model_kind(path: str | Path) -> str:
-    """"onnx", "torchscript" or "checkpoint", from the file's content (and the .onnx suffix)."""
+    """ "onnx", "torchscript" or "checkpoint", from the file's content (and the .onnx suffix)."""
     p = Path(path)
     if zipfile.is_zipfile(p):
         with zipfile.ZipFile(p) as z:

@@ -11,6 +11,19 @@ from asrkit.reference.rnn_classifier import RNNClassifier
 from asrkit.reference.rnn_cell import RNNCell
 
 __all__ = [
-    "BeamSearchDecoder", "CTC", "CTCLoss", "CharacterPredictor", "GRUCell", "GreedySearchDecoder", "LSTMCell", "Linear",
-    "LogCTC", "PrefixBeamSearchDecoder", "RNNCell", "RNNClassifier", "inference", "log_backward", "log_forward",
+    "BeamSearchDecoder",
+    "CTC",
+    "CTCLoss",
+    "CharacterPredictor",
+    "GRUCell",
+    "GreedySearchDecoder",
+    "LSTMCell",
+    "Linear",
+    "LogCTC",
+    "PrefixBeamSearchDecoder",
+    "RNNCell",
+    "RNNClassifier",
+    "inference",
+    "log_backward",
+    "log_forward",
 ]

@@ -20,8 +20,21 @@ class CharacterPredictor:
         self.rnn = GRUCell(input_dim, hidden_dim, rng=rng)
         self.projection = Linear(hidden_dim, num_classes, rng=rng)
 
-    def init_rnn_weights(self, Wrx: np.ndarray, Wzx: np.ndarray, Wnx: np.ndarray, Wrh: np.ndarray, Wzh: np.ndarray, Wnh: np.ndarray,
-                         brx: np.ndarray, bzx: np.ndarray, bnx: np.ndarray, brh: np.ndarray, bzh: np.ndarray, bnh: np.ndarray) -> None:
+    def init_rnn_weights(
+        self,
+        Wrx: np.ndarray,
+        Wzx: np.ndarray,
+        Wnx: np.ndarray,
+        Wrh: np.ndarray,
+        Wzh: np.ndarray,
+        Wnh: np.ndarray,
+        brx: np.ndarray,
+        bzx: np.ndarray,
+        bnx: np.ndarray,
+        brh: np.ndarray,
+        bzh: np.ndarray,
+        bnh: np.ndarray,
+    ) -> None:
         """Set the GRU cell's weights (same order as GRUCell.init_weights)."""
         self.rnn.init_weights(Wrx, Wzx, Wnx, Wrh, Wzh, Wnh, brx, bzx, bnx, brh, bzh, bnh)
 

@@ -37,7 +37,9 @@ class CTC:
         skip[3::2] = target[1:] != target[:-1]
         return ext, skip
 
-    def get_forward_probs(self, logits: np.ndarray, extended_symbols: np.ndarray, skip_connect: np.ndarray) -> np.ndarray:
+    def get_forward_probs(
+        self, logits: np.ndarray, extended_symbols: np.ndarray, skip_connect: np.ndarray
+    ) -> np.ndarray:
         """Return alpha (T, S): alpha(t, r) = [alpha(t-1, r) + alpha(t-1, r-1) + skip(r) alpha(t-1, r-2)] * y_t[S_r]."""
         y = logits[:, extended_symbols]  # (T, S): the probability of each state's symbol at each frame
         T, S = y.shape
@@ -50,7 +52,9 @@ class CTC:
             alpha[t] = a * y[t]
         return alpha
 
-    def get_backward_probs(self, logits: np.ndarray, extended_symbols: np.ndarray, skip_connect: np.ndarray) -> np.ndarray:
+    def get_backward_probs(
+        self, logits: np.ndarray, extended_symbols: np.ndarray, skip_connect: np.ndarray
+    ) -> np.ndarray:
         """Return beta (T, S): beta(t, r) = sum over r' in {r, r+1, r+2 if skip(r+2)} of beta(t+1, r') y_{t+1}[S_r']."""
         y = logits[:, extended_symbols]
         T, S = y.shape
@@ -83,7 +87,9 @@ def _shift(x: np.ndarray, k: int) -> np.ndarray:
 class LogCTC(CTC):
     """Log-space CTC: the same recursions with sums replaced by logaddexp; the inputs are log-probabilities (T, V)."""
 
-    def get_forward_probs(self, logits: np.ndarray, extended_symbols: np.ndarray, skip_connect: np.ndarray) -> np.ndarray:
+    def get_forward_probs(
+        self, logits: np.ndarray, extended_symbols: np.ndarray, skip_connect: np.ndarray
+    ) -> np.ndarray:
         """Return log alpha (T, S) from log y (T, V)."""
         logy = logits[:, extended_symbols]
         T, S = logy.shape
@@ -96,7 +102,9 @@ class LogCTC(CTC):
             la[t] = a + logy[t]
         return la
 
-    def get_backward_probs(self, logits: np.ndarray, extended_symbols: np.ndarray, skip_connect: np.ndarray) -> np.ndarray:
+    def get_backward_probs(
+        self, logits: np.ndarray, extended_symbols: np.ndarray, skip_connect: np.ndarray
+    ) -> np.ndarray:
         """Return log beta (T, S) from log y (T, V)."""
         logy = logits[:, extended_symbols]
         T, S = logy.shape
@@ -151,7 +159,9 @@ class CTCLoss:
         self.objective = objective
         self.ctc = LogCTC(BLANK) if log_space else CTC(BLANK)
 
-    def forward(self, logits: np.ndarray, target: np.ndarray, input_lengths: np.ndarray, target_lengths: np.ndarray) -> float:
+    def forward(
+        self, logits: np.ndarray, target: np.ndarray, input_lengths: np.ndarray, target_lengths: np.ndarray
+    ) -> float:
         """Return the batch mean of the objective; logits are probabilities (T, B, V), target is padded (B, Lmax)."""
         self.logits = logits
         self.input_lengths = np.asarray(input_lengths)

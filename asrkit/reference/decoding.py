@@ -86,8 +86,10 @@ class BeamSearchDecoder(_BeamDecoder):
             return blank, symbol
         cutoff = ranked[min(self.beam_width, len(ranked)) - 1]
         # a zero-probability path can never win; keeping zeros tied at a zero cutoff would let the beam grow unbounded
-        return ({p: v for p, v in blank.items() if v >= cutoff and v > 0},
-                {p: v for p, v in symbol.items() if v >= cutoff and v > 0})
+        return (
+            {p: v for p, v in blank.items() if v >= cutoff and v > 0},
+            {p: v for p, v in symbol.items() if v >= cutoff and v > 0},
+        )
 
     def _one(self, p: np.ndarray) -> dict[str, float]:
         """Merged final path scores for one (symbols + 1, T) probability matrix."""
@@ -126,7 +128,9 @@ class PrefixBeamSearchDecoder(_BeamDecoder):
 
     def _one(self, p: np.ndarray) -> dict[str, float]:
         """Merged scores of the final beam for one (symbols + 1, T) probability matrix."""
-        beams: dict[tuple[int, ...], tuple[float, float]] = {(): (1.0, 0.0)}  # prefix -> (P ends in blank, P ends in symbol)
+        beams: dict[tuple[int, ...], tuple[float, float]] = {
+            (): (1.0, 0.0)
+        }  # prefix -> (P ends in blank, P ends in symbol)
         for t in range(p.shape[1]):
             nxt: dict[tuple[int, ...], list[float]] = {}
             for prefix, (pb, ps) in beams.items():

@@ -32,14 +32,39 @@ class GRUCell:
         def u(*shape: int) -> np.ndarray:  # torch's default initialisation
             return rng.uniform(-k, k, shape)
 
-        self.init_weights(u(hidden_dim, in_dim), u(hidden_dim, in_dim), u(hidden_dim, in_dim),
-                          u(hidden_dim, hidden_dim), u(hidden_dim, hidden_dim), u(hidden_dim, hidden_dim),
-                          u(hidden_dim), u(hidden_dim), u(hidden_dim), u(hidden_dim), u(hidden_dim), u(hidden_dim))
+        self.init_weights(
+            u(hidden_dim, in_dim),
+            u(hidden_dim, in_dim),
+            u(hidden_dim, in_dim),
+            u(hidden_dim, hidden_dim),
+            u(hidden_dim, hidden_dim),
+            u(hidden_dim, hidden_dim),
+            u(hidden_dim),
+            u(hidden_dim),
+            u(hidden_dim),
+            u(hidden_dim),
+            u(hidden_dim),
+            u(hidden_dim),
+        )
         self.zero_grad()
 
-    def init_weights(self, Wrx: np.ndarray, Wzx: np.ndarray, Wnx: np.ndarray, Wrh: np.ndarray, Wzh: np.ndarray, Wnh: np.ndarray,
-                     brx: np.ndarray, bzx: np.ndarray, bnx: np.ndarray, brh: np.ndarray, bzh: np.ndarray, bnh: np.ndarray) -> None:
+    def init_weights(
+        self,
+        Wrx: np.ndarray,
+        Wzx: np.ndarray,
+        Wnx: np.ndarray,
+        Wrh: np.ndarray,
+        Wzh: np.ndarray,
+        Wnh: np.ndarray,
+        brx: np.ndarray,
+        bzx: np.ndarray,
+        bnx: np.ndarray,
+        brh: np.ndarray,
+        bzh: np.ndarray,
+        bnh: np.ndarray,
+    ) -> None:
         """Replace the six weight matrices and six biases (copied as float64)."""
+
         def f(a: np.ndarray) -> np.ndarray:
             return np.array(a, dtype=np.float64)
 
@@ -74,7 +99,7 @@ class GRUCell:
         dz = delta * (h2 - self.n)
         dn = delta * (1.0 - self.z)
         # through the nonlinearities: a_n = pre-tanh of n, a_z and a_r = pre-sigmoid of z and r
-        dan = dn * (1.0 - self.n ** 2)
+        dan = dn * (1.0 - self.n**2)
         daz = dz * self.z * (1.0 - self.z)
         dr = dan * self.nh  # a_n contains r * (Wnh h + bnh)
         dar = dr * self.r * (1.0 - self.r)

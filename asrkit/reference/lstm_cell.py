@@ -47,12 +47,21 @@ class LSTMCell:
                 raise ValueError(f"unknown LSTM parameter {name!r}")
             setattr(self, name, np.array(value, dtype=np.float64))
 
-    def init_weights_torch(self, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray, bias_hh: np.ndarray) -> None:
+    def init_weights_torch(
+        self, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray, bias_hh: np.ndarray
+    ) -> None:
         """Replace all parameters from torch's stacked layout (gate rows in the order i, f, g, o)."""
         H = self.h
         for k, g in enumerate(_GATES):
             rows = slice(k * H, (k + 1) * H)
-            self.init_weights(**{f"W{g}x": weight_ih[rows], f"W{g}h": weight_hh[rows], f"b{g}x": bias_ih[rows], f"b{g}h": bias_hh[rows]})
+            self.init_weights(
+                **{
+                    f"W{g}x": weight_ih[rows],
+                    f"W{g}h": weight_hh[rows],
+                    f"b{g}x": bias_ih[rows],
+                    f"b{g}h": bias_hh[rows],
+                }
+            )
 
     def zero_grad(self) -> None:
         """Reset the sixteen parameter gradients to zero."""
@@ -61,7 +70,12 @@ class LSTMCell:
 
     def _pre(self, g: str, x2: np.ndarray, h2: np.ndarray) -> np.ndarray:
         # pre-activation of gate g: W_gx x + b_gx + W_gh h + b_gh, batch items as rows
-        return x2 @ getattr(self, f"W{g}x").T + getattr(self, f"b{g}x") + h2 @ getattr(self, f"W{g}h").T + getattr(self, f"b{g}h")
+        return (
+            x2 @ getattr(self, f"W{g}x").T
+            + getattr(self, f"b{g}x")
+            + h2 @ getattr(self, f"W{g}h").T
+            + getattr(self, f"b{g}h")
+        )
 
     def forward(self, x: np.ndarray, h_prev_t: np.ndarray, c_prev_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(h_t, c_t) from x, h_prev_t and c_prev_t (one example or a batch); stores what backward needs."""
@@ -80,7 +94,9 @@ class LSTMCell:
             return h_t.reshape(-1), c_t.reshape(-1)
         return h_t, c_t
 
-    def backward(self, delta_h: np.ndarray, delta_c: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def backward(
+        self, delta_h: np.ndarray, delta_c: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Accumulate parameter gradients from dL/dh_t (and dL/dc_t if given); return (dx, dh_prev_t, dc_prev_t)."""
         dh = np.atleast_2d(np.asarray(delta_h, dtype=np.float64))
         dc = np.zeros_like(dh) if delta_c is None else np.atleast_2d(np.asarray(delta_c, dtype=np.float64))
@@ -88,13 +104,17 @@ class LSTMCell:
         batch = dh.shape[0]
         # h' = o tanh(c')  =>  dL/do = dh tanh(c'), and c' also receives dh o (1 - tanh(c')^2)
         do = dh * self.tanh_c
-        dc = dc + dh * self.o * (1.0 - self.tanh_c ** 2)
+        dc = dc + dh * self.o * (1.0 - self.tanh_c**2)
         # c' = f c + i g
         di, df, dg = dc * self.g, dc * c2, dc * self.i
         dc_prev_t = dc * self.f
         # through the gate nonlinearities (sigmoid' = s (1 - s), tanh' = 1 - t^2)
-        da = {"i": di * self.i * (1.0 - self.i), "f": df * self.f * (1.0 - self.f),
-              "g": dg * (1.0 - self.g ** 2), "o": do * self.o * (1.0 - self.o)}
+        da = {
+            "i": di * self.i * (1.0 - self.i),
+            "f": df * self.f * (1.0 - self.f),
+            "g": dg * (1.0 - self.g**2),
+            "o": do * self.o * (1.0 - self.o),
+        }
         dx = np.zeros_like(x2)
         dh_prev_t = np.zeros_like(h2)
         for g, a in da.items():

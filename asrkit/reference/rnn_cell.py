@@ -11,7 +11,9 @@ import numpy as np
 class RNNCell:
     """One Elman RNN cell: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu."""
 
-    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", rng: np.random.Generator | None = None):
+    def __init__(
+        self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", rng: np.random.Generator | None = None
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.input_size = input_size
@@ -52,7 +54,9 @@ class RNNCell:
         # rows are batch items, so W x becomes x W^T
         return self._act(x @ self.W_ih.T + self.b_ih + h_prev_t @ self.W_hh.T + self.b_hh)
 
-    def backward(self, delta: np.ndarray, h_t: np.ndarray, h_prev_l: np.ndarray, h_prev_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def backward(
+        self, delta: np.ndarray, h_t: np.ndarray, h_prev_l: np.ndarray, h_prev_t: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Add batch-averaged weight/bias gradients; return (dx, dh_prev_t), which are not averaged."""
         batch = delta.shape[0]
         # dL/da = dL/dh_t * act'(a), a the pre-activation

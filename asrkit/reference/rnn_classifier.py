@@ -23,8 +23,14 @@ from asrkit.reference.rnn_cell import RNNCell
 class RNNClassifier:
     """num_layers stacked RNNCells (tanh) and an output Linear(hidden_size, output_size)."""
 
-    def __init__(self, input_size: int, hidden_size: int, output_size: int, num_layers: int = 2,
-                 rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        num_layers: int = 2,
+        rng: np.random.Generator | None = None,
+    ):
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
         rng = rng if rng is not None else np.random.default_rng()
@@ -66,7 +72,9 @@ class RNNClassifier:
             cell.zero_grad()
         self.output_layer.zero_grad()
 
-    def forward(self, x: np.ndarray, h_0: np.ndarray | None = None, lengths: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    def forward(
+        self, x: np.ndarray, h_0: np.ndarray | None = None, lengths: Sequence[int] | np.ndarray | None = None
+    ) -> np.ndarray:
         """Logits (B, output_size) from each sequence's last step of the top layer; stores the hidden states."""
         x = np.asarray(x, dtype=np.float64)
         batch, seq_len, _ = x.shape

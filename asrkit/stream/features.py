@@ -33,9 +33,21 @@ class StreamingLogMel:
         """Log-mels of the first `n` frames of an already padded signal (no centring: padding is explicit)."""
         s = self._spec
         x = padded[: (n - 1) * self.hop + self.n_fft]
-        spec = torch.stft(
-            x, self.n_fft, self.hop, s.win_length, s.window, center=False, normalized=False, onesided=True, return_complex=True
-        ).abs().pow(2.0)
+        spec = (
+            torch.stft(
+                x,
+                self.n_fft,
+                self.hop,
+                s.win_length,
+                s.window,
+                center=False,
+                normalized=False,
+                onesided=True,
+                return_complex=True,
+            )
+            .abs()
+            .pow(2.0)
+        )
         return self.extractor.smooth(torch.log(self._mel_scale(spec) + LOG_FLOOR).transpose(-1, -2))
 
     def push(self, samples: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,9 @@ class StreamResampler:
         width = math.ceil(LOWPASS_WIDTH * self.a / (min(self.a, self.b) * ROLLOFF))
         self.reach = width + self.a  # input samples beyond a block's start that it reads
         self.context = math.ceil(width / self.a) * self.a  # input kept before the next block (a whole number of blocks)
-        self._resample = torchaudio.transforms.Resample(orig, new, dtype=torch.float64 if dtype == np.float64 else torch.float32)
+        self._resample = torchaudio.transforms.Resample(
+            orig, new, dtype=torch.float64 if dtype == np.float64 else torch.float32
+        )
         self.buf = np.zeros(0, dtype=dtype)
         self.start = 0  # the global index of buf[0], always a multiple of a
         self.seen = 0  # input samples pushed

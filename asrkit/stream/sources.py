@@ -42,7 +42,9 @@ def resampled(chunks: Iterator[np.ndarray], rate: int, sample_rate: int) -> Iter
         yield tail
 
 
-def pcm_chunks(stream: BinaryIO, sample_rate: int, chunk_seconds: float, raw_rate: int | None = None) -> Iterator[np.ndarray]:
+def pcm_chunks(
+    stream: BinaryIO, sample_rate: int, chunk_seconds: float, raw_rate: int | None = None
+) -> Iterator[np.ndarray]:
     """Mono float32 chunks at `sample_rate` from a byte stream: a WAV (PCM) file at the rate its header gives, or raw
     16-bit little-endian mono PCM at `raw_rate` (default: `sample_rate`, said in a note)."""
     head = stream.read(4)
@@ -50,8 +52,10 @@ def pcm_chunks(stream: BinaryIO, sample_rate: int, chunk_seconds: float, raw_rat
         yield from _wav_chunks(_Prepend(head, stream), sample_rate, chunk_seconds)
         return
     if raw_rate is None:
-        print(f"decode: raw PCM on stdin read as 16-bit mono at {sample_rate} Hz, the model's rate; give --raw-rate if it is not",
-              file=sys.stderr)
+        print(
+            f"decode: raw PCM on stdin read as 16-bit mono at {sample_rate} Hz, the model's rate; give --raw-rate if it is not",
+            file=sys.stderr,
+        )
     rate = raw_rate or sample_rate
     yield from resampled(_raw_chunks(stream, head, rate, chunk_seconds), rate, sample_rate)
 
@@ -89,7 +93,9 @@ def _wav_frames(w: wave.Wave_read, rate: int, width: int, channels: int, chunk_s
         data = w.readframes(size)
         if not data:
             return
-        x = np.frombuffer(data[: len(data) - len(data) % (width * channels)], dtype=_PCM_DTYPES[width]).astype(np.float32)
+        x = np.frombuffer(data[: len(data) - len(data) % (width * channels)], dtype=_PCM_DTYPES[width]).astype(
+            np.float32
+        )
         if width == 1:
             x -= 128.0
         yield (x / scale).reshape(-1, channels).mean(axis=1)

@@ -38,7 +38,9 @@ def greedy_batch(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0)
     return out
 
 
-def _frame_nll(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _frame_nll(
+    log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-frame negative log-likelihood of the targets (B, T') and the mask of valid frames. The features may be
     padded further than the targets (loader.PAD_FRAMES): the frames past the longest target are padding."""
     t = min(log_probs.shape[1], targets.shape[1])
@@ -46,7 +48,9 @@ def _frame_nll(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Te
     return -log_probs[:, :t].float().gather(-1, targets[:, :t, None]).squeeze(-1), valid
 
 
-def frame_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def frame_loss(
+    log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """Cross-entropy over the valid frames of a padded batch (frame head); targets (B, T) padded."""
     nll, valid = _frame_nll(log_probs, lengths, targets)
     total = nll[valid].sum()
@@ -101,12 +105,20 @@ def evaluate_classifier(model: torch.nn.Module, ds: FeatureDataset, device: torc
     return {"loss": total / max(n, 1), "accuracy": correct / max(n, 1)}
 
 
-def evaluate_ctc(model: torch.nn.Module, ds: FeatureDataset, tok: CharTokenizer, device: torch.device, max_frames: int) -> dict:
+def evaluate_ctc(
+    model: torch.nn.Module, ds: FeatureDataset, tok: CharTokenizer, device: torch.device, max_frames: int
+) -> dict:
     """Dev loss (per label, as in training), WER, CER and sentence accuracy with greedy decoding."""
     refs, hyps, total, n = {}, {}, 0.0, 0
     for idx, b, lp, out_len in _dev_batches(model, ds, device, max_frames):
         loss = torch.nn.functional.ctc_loss(
-            lp.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=tok.blank, reduction="none", zero_infinity=True
+            lp.float().transpose(0, 1),
+            b.targets,
+            out_len,
+            b.target_lengths,
+            blank=tok.blank,
+            reduction="none",
+            zero_infinity=True,
         )
         total += float((loss / b.target_lengths.clamp(min=1)).sum())  # per label, like the training loss
         n += len(idx)

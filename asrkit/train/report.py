@@ -41,7 +41,9 @@ def plot_curves(exp: Path, metric: str = "wer") -> None:
     a.legend()
     names = [k for k in ("wer", "cer") if f"dev_{k}" in rows[0]] or ["accuracy"]
     for name, style in zip(names, ("o-", "s-")):
-        b.plot(ep, [100 * r[f"dev_{name}"] for r in rows], style, label=name.upper() if name != "accuracy" else "accuracy")
+        b.plot(
+            ep, [100 * r[f"dev_{name}"] for r in rows], style, label=name.upper() if name != "accuracy" else "accuracy"
+        )
     b.set_xlabel("epoch")
     b.set_ylabel("dev (%)")
     b.legend()
@@ -58,7 +60,14 @@ def print_summary(exp: Path, metric: str = "wer", higher_is_better: bool = False
     best = pick(rows, key=lambda r: r[f"dev_{metric}"])
     t = Table(title=f"training summary: {exp}" + (f" ({note})" if note else ""))
     shown = [k for k in ("wer", "cer", "accuracy") if f"dev_{k}" in best and (k != "accuracy" or "dev_wer" not in best)]
-    for col in ("epochs", f"best epoch (dev {metric})", *(f"dev {k.upper() if k != 'accuracy' else k}" for k in shown), "train time", "audio-s/s", "skipped batches"):
+    for col in (
+        "epochs",
+        f"best epoch (dev {metric})",
+        *(f"dev {k.upper() if k != 'accuracy' else k}" for k in shown),
+        "train time",
+        "audio-s/s",
+        "skipped batches",
+    ):
         t.add_column(col)
     t.add_row(
         str(rows[-1]["epoch"]),

@@ -21,12 +21,18 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: in
     total_steps = max(total_steps, 1)
     if cfg.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="max" if higher_is_better else "min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, eps=0.0
+            opt,
+            mode="max" if higher_is_better else "min",
+            factor=cfg.plateau_factor,
+            patience=cfg.plateau_patience,
+            eps=0.0,
         )
     if cfg.schedule == "onecycle" and total_steps >= 4:
         # OneCycleLR divides by the length of each phase: both must span at least one step
         pct = min(max(cfg.warmup, 2 / total_steps), 1 - 2 / total_steps)
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=pct, anneal_strategy="cos")
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=pct, anneal_strategy="cos"
+        )
     if cfg.schedule == "cosine":
         warm = max(1, int(cfg.warmup * total_steps))
 

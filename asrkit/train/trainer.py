@@ -62,16 +62,22 @@ def ctc_feasible(target: list[int], frames: int) -> bool:
     return len(target) + repeats <= frames
 
 
-def filter_utterances(ds: FeatureDataset, model: torch.nn.Module, max_frames: int) -> tuple[FeatureDataset, dict[str, int]]:
+def filter_utterances(
+    ds: FeatureDataset, model: torch.nn.Module, max_frames: int
+) -> tuple[FeatureDataset, dict[str, int]]:
     """Drop utterances over the recipe's length limit and those with more labels than CTC frames; count both."""
     keep, too_long, infeasible = [], 0, 0
     frames = ds.frame_counts()
-    outs = model.output_lengths(torch.tensor(frames, dtype=torch.long)).tolist() if frames else []  # one call, not one per utterance
+    outs = (
+        model.output_lengths(torch.tensor(frames, dtype=torch.long)).tolist() if frames else []
+    )  # one call, not one per utterance
     for i, (t, out) in enumerate(zip(frames, outs)):
         if t > max_frames:
             too_long += 1
         elif model.task == "frame" and len(ds.targets[i]) != out:
-            raise InputError(f"utterance {ds.utts[i].id!r} has {len(ds.targets[i])} frame labels for {out} model frames")
+            raise InputError(
+                f"utterance {ds.utts[i].id!r} has {len(ds.targets[i])} frame labels for {out} model frames"
+            )
         elif model.task == "ctc" and not ctc_feasible(ds.targets[i], out):
             infeasible += 1
         else:
@@ -81,7 +87,11 @@ def filter_utterances(ds: FeatureDataset, model: torch.nn.Module, max_frames: in
 
 
 def _rng_state(device: torch.device) -> dict:
-    s = {"torch": torch.random.get_rng_state(), "python": list(random.getstate()[1]), "python_pos": random.getstate()[2]}
+    s = {
+        "torch": torch.random.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_pos": random.getstate()[2],
+    }
     if device.type == "cuda":
         s["cuda"] = torch.cuda.get_rng_state(device)
     return s
@@ -130,7 +140,10 @@ class StopRequest:
         self._old = None
 
     def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -224,7 +237,9 @@ def _train(recipe: Recipe, quiet: bool, fresh: bool, d: distributed.Dist, held: 
     st = resume(run)
     if d.enabled:
         device = d.device
-        run.net = torch.nn.parallel.DistributedDataParallel(run.model, device_ids=[device.index] if device.type == "cuda" else None)
+        run.net = torch.nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     run.stop = held.enter_context(StopRequest())
     with Progress(quiet) as prog:
         _log_start(run, st, prog)
@@ -269,7 +284,9 @@ def setup(recipe: Recipe, d: distributed.Dist) -> Run:
     device = d.device
     seed_everything(cfg.seed)
     feats_cfg = feature_settings(recipe.features, recipe.data.sample_rate)
-    cmvn_stats = torch.load(recipe.data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn in CMVN_WITH_STATS else None
+    cmvn_stats = (
+        torch.load(recipe.data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn in CMVN_WITH_STATS else None
+    )
     train_utts, train_feats = load_split(recipe.data_dir, "train")
     dev_utts, dev_feats = load_split(recipe.data_dir, "dev")
     tok = load_tokenizer(recipe, train_utts)
@@ -284,11 +301,19 @@ def setup(recipe: Recipe, d: distributed.Dist) -> Run:
     sched = make_scheduler(opt, cfg, total_steps, higher_is_better=HIGHER_IS_BETTER[metric])
     amp = amp_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
-    meta = {"model_config": model_cfg, "tokenizer": tok.to_dict(), "features": feats_cfg, "cmvn": cmvn_stats, "recipe": recipe.to_dict()}
+    meta = {
+        "model_config": model_cfg,
+        "tokenizer": tok.to_dict(),
+        "features": feats_cfg,
+        "cmvn": cmvn_stats,
+        "recipe": recipe.to_dict(),
+    }
     return Run(recipe, d, data, model, model, opt, sched, scaler, amp, model_cfg, meta, metric)
 
 
-def _setup_data(recipe: Recipe, d: distributed.Dist, model: torch.nn.Module, tok, train: tuple, dev: tuple, cmvn_stats) -> TrainData:
+def _setup_data(
+    recipe: Recipe, d: distributed.Dist, model: torch.nn.Module, tok, train: tuple, dev: tuple, cmvn_stats
+) -> TrainData:
     """The training set (augmented, filtered to what the model can learn) and the dev set, and the epochs' batch counts."""
     cfg, fc = recipe.train, recipe.features
     hop = fc.hop_ms / 1000
@@ -321,7 +346,9 @@ def resume(run: Run) -> RunState:
         return RunState()
     saved = load_checkpoint(last_path, d.device)
     if saved["model_config"] != run.model_cfg or saved["tokenizer"] != run.data.tok.to_dict():
-        raise InputError(f"{last_path} was trained with another model or vocabulary; use --fresh or another train.exp_dir")
+        raise InputError(
+            f"{last_path} was trained with another model or vocabulary; use --fresh or another train.exp_dir"
+        )
     changed = _changed_train_keys(saved.get("recipe", {}).get("train", {}), recipe.to_dict()["train"])
     if changed:
         raise InputError(
@@ -331,7 +358,9 @@ def resume(run: Run) -> RunState:
     if "run" not in saved:
         raise InputError(f"{last_path} comes from an older asrkit without exact resume; use --fresh")
     if saved.get("world", 1) != d.world:
-        raise InputError(f"{last_path} was written by {saved.get('world', 1)} processes, this run has {d.world}; resume with the same count")
+        raise InputError(
+            f"{last_path} was written by {saved.get('world', 1)} processes, this run has {d.world}; resume with the same count"
+        )
     run.model.load_state_dict(saved["model"])
     run.opt.load_state_dict(saved["optimizer"])
     run.sched.load_state_dict(saved["scheduler"])
@@ -370,7 +399,11 @@ def save_last(run: Run, st: RunState) -> None:
 
 def _interrupted(run: Run, st: RunState, epoch: int, n_batches: int) -> Interrupted:
     epochs = run.cfg.epochs
-    at = f"at epoch {epoch + 1} of {epochs}, batch {st.batch} of {n_batches}" if st.batch else f"before epoch {epoch + 1} of {epochs}"
+    at = (
+        f"at epoch {epoch + 1} of {epochs}, batch {st.batch} of {n_batches}"
+        if st.batch
+        else f"before epoch {epoch + 1} of {epochs}"
+    )
     return Interrupted(f"interrupted {at}; saved {run.last_path}: run the same command again to resume")
 
 
@@ -398,7 +431,9 @@ def train_one_epoch(run: Run, st: RunState, epoch: int, prog: Progress) -> Epoch
     batches = d.shard(data.epoch_batches(epoch, cfg.sortagrad))
     audio = [sum(data.frames[i] for i in b) * data.hop for b in batches]
     clock = EpochClock(batches, audio, time.time() - st.epoch_seconds, st.loop_seconds)
-    task = prog.add(f"epoch {epoch + 1}/{cfg.epochs}", total=round(sum(audio)), unit="audio-s", completed=sum(audio[: st.batch]))
+    task = prog.add(
+        f"epoch {epoch + 1}/{cfg.epochs}", total=round(sum(audio)), unit="audio-s", completed=sum(audio[: st.batch])
+    )
     net.train()
     for bi in range(st.batch, len(batches)):
         tb = time.time()
@@ -487,9 +522,25 @@ def end_of_epoch(run: Run, st: RunState, epoch: int, clock: EpochClock, prog: Pr
     improved = not st.best or better(dev[metric], st.best[0]["value"], metric)
     st.bad_epochs = 0 if improved else st.bad_epochs + 1
     if d.main:
-        _keep_best(st, exp, cfg.keep_best, metric, epoch + 1, dev[metric], {**run.meta, "model": run.model.state_dict(), "metric": record})
+        _keep_best(
+            st,
+            exp,
+            cfg.keep_best,
+            metric,
+            epoch + 1,
+            dev[metric],
+            {**run.meta, "model": run.model.state_dict(), "metric": record},
+        )
     st.history.append(record)
-    st.epoch, st.batch, st.loss_sum, st.n_utts, st.skipped, st.epoch_seconds, st.loop_seconds = epoch + 1, 0, 0.0, 0, 0, 0.0, 0.0
+    st.epoch, st.batch, st.loss_sum, st.n_utts, st.skipped, st.epoch_seconds, st.loop_seconds = (
+        epoch + 1,
+        0,
+        0.0,
+        0,
+        0,
+        0.0,
+        0.0,
+    )
     if cfg.early_stop and st.bad_epochs >= cfg.early_stop and epoch + 1 < cfg.epochs:
         st.done = True
     save_last(run, st)
@@ -504,7 +555,9 @@ def end_of_epoch(run: Run, st: RunState, epoch: int, clock: EpochClock, prog: Pr
 
 
 def _log_epoch(prog: Progress, epoch: int, record: dict, dev: dict, epoch_time: float) -> None:
-    shown = ", ".join(f"{k.upper() if k != 'accuracy' else k} {dev[k]:.2%}" for k in ("wer", "cer", "accuracy") if k in dev)
+    shown = ", ".join(
+        f"{k.upper() if k != 'accuracy' else k} {dev[k]:.2%}" for k in ("wer", "cer", "accuracy") if k in dev
+    )
     prog.log(
         f"epoch {epoch + 1}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
         f"dev {shown} ({epoch_time:.0f} s, {record['audio_seconds_per_second']} audio-s/s"
@@ -538,7 +591,11 @@ _RESUMABLE_CHANGES = {"exp_dir", "threads", "save_every", "keep_best", "average"
 
 
 def _changed_train_keys(saved: dict, now: dict) -> list[str]:
-    return [f"train.{k}: {saved[k]!r} → {now.get(k)!r}" for k in sorted(saved) if k not in _RESUMABLE_CHANGES and saved[k] != now.get(k)]
+    return [
+        f"train.{k}: {saved[k]!r} → {now.get(k)!r}"
+        for k in sorted(saved)
+        if k not in _RESUMABLE_CHANGES and saved[k] != now.get(k)
+    ]
 
 
 def consistency_loss(lp: torch.Tensor, out_len: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
@@ -559,7 +616,9 @@ def _loss(out: torch.Tensor, out_len: torch.Tensor, b, head: str) -> torch.Tenso
         return torch.nn.functional.nll_loss(out.float(), b.targets[:, 0])
     if head == "frame":
         return frame_loss(out, out_len, b.targets)
-    return torch.nn.functional.ctc_loss(out.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=0, reduction="mean")
+    return torch.nn.functional.ctc_loss(
+        out.float().transpose(0, 1), b.targets, out_len, b.target_lengths, blank=0, reduction="mean"
+    )
 
 
 def _keep_best(st: RunState, exp: Path, keep: int, metric: str, epoch: int, value: float, state: dict) -> None:

@@ -46,9 +46,23 @@ def tiny_checkpoint_state(symbols: str = " abc") -> dict:
     from asrkit.text import CharTokenizer
 
     tok = CharTokenizer(list(symbols))
-    cfg = {"name": "gru", "hidden": 8, "layers": 1, "n_feats": 16, "n_tokens": len(tok), "frontend": "none", "subsample": 1}
+    cfg = {
+        "name": "gru",
+        "hidden": 8,
+        "layers": 1,
+        "n_feats": 16,
+        "n_tokens": len(tok),
+        "frontend": "none",
+        "subsample": 1,
+    }
     feats = feature_settings(FeatureConfig(n_mels=16, specaugment=None), 16000)
-    return {"model_config": cfg, "tokenizer": tok.to_dict(), "features": feats, "cmvn": None, "model": build_model(cfg).state_dict()}
+    return {
+        "model_config": cfg,
+        "tokenizer": tok.to_dict(),
+        "features": feats,
+        "cmvn": None,
+        "model": build_model(cfg).state_dict(),
+    }
 
 
 def write_wav(path: Path, seconds: float = 0.5, rate: int = 16000) -> Path:

@@ -40,12 +40,23 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from asrkit.text import CharTokenizer
     from asrkit.models.checkpoint import save_checkpoint
 
-    recipe = recipe_from_dict({"name": "r", "features": {"n_mels": 40}, "model": {"name": "bigru", "frontend": "stack", "subsample": 3, "hidden": 32, "layers": 1}})
+    recipe = recipe_from_dict(
+        {
+            "name": "r",
+            "features": {"n_mels": 40},
+            "model": {"name": "bigru", "frontend": "stack", "subsample": 3, "hidden": 32, "layers": 1},
+        }
+    )
     tok = CharTokenizer(sorted(set("zero one two three four five six seven eight nine")))
     cfg = {**recipe.to_dict()["model"], "n_feats": 40, "n_tokens": len(tok)}
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("robust_model") / "model.pt"
-    state = {"model_config": cfg, "tokenizer": tok.to_dict(), "features": feature_settings(recipe.features, SR), "model": build_model(cfg).state_dict()}
+    state = {
+        "model_config": cfg,
+        "tokenizer": tok.to_dict(),
+        "features": feature_settings(recipe.features, SR),
+        "model": build_model(cfg).state_dict(),
+    }
     save_checkpoint(path, state)
     return path
 
@@ -95,11 +106,15 @@ def _damaged(kind: str, d: Path) -> Path:
         x = _tone(0.5, SR)
         x[1234] = np.nan if kind == "nan" else -np.inf
         sf.write(p, x, SR, subtype="FLOAT")
-    elif kind == "huge_float":  # a float file with a damaged sample: its power spectrum once overflowed into NaN features
+    elif (
+        kind == "huge_float"
+    ):  # a float file with a damaged sample: its power spectrum once overflowed into NaN features
         x = _tone(0.5, SR)
         x[100] = 3e19
         sf.write(p, x, SR, subtype="FLOAT")
-    elif kind == "rate_500hz":  # a header whose sample rate is no speech rate (resampling it up would need 32x the memory)
+    elif (
+        kind == "rate_500hz"
+    ):  # a header whose sample rate is no speech rate (resampling it up would need 32x the memory)
         sf.write(p, _tone(1.0, 500), 500)
     return p
 
@@ -118,7 +133,9 @@ DAMAGED = {
 
 
 @pytest.mark.parametrize("kind", list(DAMAGED))
-def test_damaged_audio_is_named_in_one_line_by_decode(kind: str, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_damaged_audio_is_named_in_one_line_by_decode(
+    kind: str, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     bad = _damaged(kind, tmp_path)
     rc, out, err = run(capsys, "decode", "--quiet", "--model", str(model), str(tmp_path / "ok.wav"), str(bad))
     # the bad input is named in one line, the good one beside it still decoded, and the run ends non-zero
@@ -130,13 +147,24 @@ def test_damaged_audio_is_named_in_one_line_by_decode(kind: str, model: Path, tm
         load_audio(bad, SR)  # the library call a script would make says the same
 
 
-def test_a_wav_cut_short_is_decoded_with_a_note_and_a_few_bytes_are_not_called_silent(model: Path, tmp_path: Path, capsys) -> None:
+def test_a_wav_cut_short_is_decoded_with_a_note_and_a_few_bytes_are_not_called_silent(
+    model: Path, tmp_path: Path, capsys
+) -> None:
     full = tmp_path / "full.wav"
     sf.write(full, _tone(1.0, SR), SR, subtype="PCM_16")
     data = full.read_bytes()
     (tmp_path / "half.wav").write_bytes(data[: 44 + (len(data) - 44) // 2])
     (tmp_path / "crumb.wav").write_bytes(data[:100])  # a header and 28 samples
-    rc, out, err = run(capsys, "decode", "--quiet", "--model", str(model), str(full), str(tmp_path / "half.wav"), str(tmp_path / "crumb.wav"))
+    rc, out, err = run(
+        capsys,
+        "decode",
+        "--quiet",
+        "--model",
+        str(model),
+        str(full),
+        str(tmp_path / "half.wav"),
+        str(tmp_path / "crumb.wav"),
+    )
     assert rc == 0 and sorted(line.split("\t")[0] for line in out.splitlines()) == ["crumb", "full", "half"]
     assert f"decode: {tmp_path / 'half.wav'} is cut short: 50 % of the samples its header promises are missing" in err
     assert f"decode: {tmp_path / 'crumb.wav'} is cut short: 100 %" in err
@@ -145,17 +173,23 @@ def test_a_wav_cut_short_is_decoded_with_a_note_and_a_few_bytes_are_not_called_s
     assert "full.wav is cut short" not in err
 
 
-def test_files_of_the_same_name_in_two_folders_are_told_apart_by_their_folder(model: Path, tmp_path: Path, capsys) -> None:
+def test_files_of_the_same_name_in_two_folders_are_told_apart_by_their_folder(
+    model: Path, tmp_path: Path, capsys
+) -> None:
     for word in ("one", "seven"):
         (tmp_path / "sc" / word).mkdir(parents=True)
         sf.write(tmp_path / "sc" / word / "0a7c2a8d_nohash_0.wav", _tone(0.6, SR), SR)
-    rc, out, err = run(capsys, "decode", "--quiet", "--model", str(model), str(tmp_path / "sc" / "one"), str(tmp_path / "sc" / "seven"))
+    rc, out, err = run(
+        capsys, "decode", "--quiet", "--model", str(model), str(tmp_path / "sc" / "one"), str(tmp_path / "sc" / "seven")
+    )
     assert rc == 0, err
     assert [line.split("\t")[0] for line in out.splitlines()] == ["one/0a7c2a8d_nohash_0", "seven/0a7c2a8d_nohash_0"]
 
 
 @pytest.mark.parametrize("kind", ["zero_bytes", "text_file", "truncated_header", "nan", "no_frames"])
-def test_damaged_audio_is_named_in_one_line_by_prepare(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_damaged_audio_is_named_in_one_line_by_prepare(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """A Kaldi data dir whose wav.scp points at a damaged file: prepare stops with its name (the header scan once let
     soundfile's own LibsndfileError escape, exit 1)."""
     bad = _damaged(kind, tmp_path)
@@ -165,7 +199,9 @@ def test_damaged_audio_is_named_in_one_line_by_prepare(kind: str, tmp_path: Path
 
 
 @pytest.mark.parametrize("kind", ["text_file", "missing"])
-def test_damaged_segmented_recording_is_named_by_prepare(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_damaged_segmented_recording_is_named_by_prepare(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """A Kaldi `segments` file cutting utterances from a damaged or missing recording (once a bare LibsndfileError, exit 1)."""
     bad = _damaged("text_file", tmp_path)  # writes ok.wav too
     if kind == "missing":
@@ -208,12 +244,16 @@ def _valid_files(d: Path) -> dict[str, Path]:
     for rate in (8000, 22050, 44100, 48000):
         files[f"{rate}Hz"] = d / f"rate{rate}.flac"
         sf.write(files[f"{rate}Hz"], _tone(1.2, rate), rate)
-    files["4ms_clip"] = d / "clip.wav"  # shorter than half an analysis window: once a RuntimeError from the STFT's padding
+    files["4ms_clip"] = (
+        d / "clip.wav"
+    )  # shorter than half an analysis window: once a RuntimeError from the STFT's padding
     sf.write(files["4ms_clip"], _tone(0.25, SR)[1000:1064], SR)
     return files
 
 
-def test_every_valid_format_decodes_to_one_line_each(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_every_valid_format_decodes_to_one_line_each(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     files = _valid_files(tmp_path)
     rc, out, err = run(capsys, "decode", "--quiet", "--json", "--model", str(model), *map(str, files.values()))
     assert rc == 0, err
@@ -343,7 +383,9 @@ def test_ten_minute_file_decodes_in_bounded_memory(model: Path, tmp_path: Path) 
             f.write(np.stack([one, 0.5 * one], axis=1))
     proc = subprocess.run(
         ["/usr/bin/time", "-v", *cmd, "decode", "--quiet", "--model", str(model), str(audio)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ten_minutes\t")
@@ -356,19 +398,27 @@ def test_ten_minute_file_decodes_in_bounded_memory(model: Path, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("where", ["a_directory", "under_a_file", "ctm_under_a_file"])
-def test_unwritable_output_is_refused_before_decoding(where: str, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_unwritable_output_is_refused_before_decoding(
+    where: str, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """Once an IsADirectoryError/FileExistsError at the very end (exit 1, a temp file's name); now exit 2 up front."""
     audio = tmp_path / "a.wav"
     sf.write(audio, _tone(1.0, SR), SR)
     (tmp_path / "file").write_text("keep me\n")
-    target = {"a_directory": tmp_path, "under_a_file": tmp_path / "file" / "out.txt", "ctm_under_a_file": tmp_path / "file" / "x.ctm"}[where]
+    target = {
+        "a_directory": tmp_path,
+        "under_a_file": tmp_path / "file" / "out.txt",
+        "ctm_under_a_file": tmp_path / "file" / "x.ctm",
+    }[where]
     option = "--ctm" if where.startswith("ctm") else "--output"
     rc, out, err = run(capsys, "decode", "--quiet", "--model", str(model), option, str(target), str(audio))
     assert_one_line_error(rc, err, target, option)
     assert (tmp_path / "file").read_text() == "keep me\n"
 
 
-def test_disk_full_while_writing_keeps_the_previous_output(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_while_writing_keeps_the_previous_output(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
 
     import asrkit.fsutil as fsutil
@@ -384,6 +434,8 @@ def test_disk_full_while_writing_keeps_the_previous_output(model: Path, tmp_path
     real = fsutil.atomic_write
     monkeypatch.setattr(fsutil, "atomic_write", lambda path, write: real(path, full))
     rc, _, err = run(capsys, "decode", "--quiet", "--model", str(model), "--output", str(out_file), str(audio))
-    assert_one_line_error(rc, err, out_file, "no space left on device", code=1)  # the machine's fault, not the input's: exit 1
+    assert_one_line_error(
+        rc, err, out_file, "no space left on device", code=1
+    )  # the machine's fault, not the input's: exit 1
     assert out_file.read_text() == "a\tthe previous run's transcript\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "hyp.txt"]  # no temp file left

@@ -85,7 +85,9 @@ def test_decode_refuses_a_bad_checkpoint(kit: Path, kind: str, needle: str) -> N
 @pytest.mark.parametrize("kind, needle", [CASES[0], CASES[3]])
 def test_align_and_average_refuse_a_bad_checkpoint(kit: Path, tmp_path: Path, kind: str, needle: str) -> None:
     p = _bad(kit, kind)
-    assert_one_line_error(cli("align", "-q", "--no-plots", "-o", tmp_path / "al", "--model", p, kit / "m.jsonl"), p.name, needle)
+    assert_one_line_error(
+        cli("align", "-q", "--no-plots", "-o", tmp_path / "al", "--model", p, kit / "m.jsonl"), p.name, needle
+    )
     out = tmp_path / "avg.pt"
     out.write_bytes(b"the user's earlier file")
     assert_one_line_error(cli("average", kit / "good.pt", p, "-o", out), p.name, needle)
@@ -109,7 +111,9 @@ def test_a_format_less_older_checkpoint_still_loads(kit: Path, tmp_path: Path) -
 def test_a_newer_format_is_refused_naming_both_versions(kit: Path, tmp_path: Path) -> None:
     newer = tmp_path / "newer.pt"
     torch.save({**tiny_checkpoint_state(), "format": FORMAT + 41}, newer)
-    line = assert_one_line_error(cli("decode", "-q", "--model", newer, kit / "a.wav"), "newer.pt", f"format {FORMAT + 41}", f"up to {FORMAT}")
+    line = assert_one_line_error(
+        cli("decode", "-q", "--model", newer, kit / "a.wav"), "newer.pt", f"format {FORMAT + 41}", f"up to {FORMAT}"
+    )
     assert "upgrade asrkit" in line
 
 
@@ -143,7 +147,13 @@ def test_a_malicious_pickle_through_the_real_command(kit: Path, tmp_path: Path) 
     exe = Path(sys.executable).parent / "asrkit"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "asrkit"]
     env = {k: v for k, v in os.environ.items() if k != "ASRKIT_DEBUG"}
-    p = subprocess.run([*cmd, "decode", "-q", "--model", str(evil), str(kit / "a.wav")], capture_output=True, text=True, env=env, timeout=120)
+    p = subprocess.run(
+        [*cmd, "decode", "-q", "--model", str(evil), str(kit / "a.wav")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
     assert "evil.pt" in p.stderr and not marker.exists()
 
@@ -170,9 +180,17 @@ def test_decode_refuses_an_lm_or_lexicon_the_model_cannot_spell(kit: Path, tmp_p
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("xyz qqq\nxyz\n")
     build_lm(corpus, tmp_path / "lm.arpa", 2)
-    assert_one_line_error(cli("decode", "-q", "--model", kit / "good.pt", "--lm", tmp_path / "lm.arpa", kit / "a.wav"), "lm.arpa", "none of its 2 words can be spelled")
+    assert_one_line_error(
+        cli("decode", "-q", "--model", kit / "good.pt", "--lm", tmp_path / "lm.arpa", kit / "a.wav"),
+        "lm.arpa",
+        "none of its 2 words can be spelled",
+    )
     (tmp_path / "lex.txt").write_text("xyz\nqqq\n")
-    assert_one_line_error(cli("decode", "-q", "--model", kit / "good.pt", "--lexicon", tmp_path / "lex.txt", kit / "a.wav"), "lex.txt", "outside the model's vocabulary")
+    assert_one_line_error(
+        cli("decode", "-q", "--model", kit / "good.pt", "--lexicon", tmp_path / "lex.txt", kit / "a.wav"),
+        "lex.txt",
+        "outside the model's vocabulary",
+    )
 
 
 def test_debug_shows_the_traceback_for_a_bad_checkpoint(kit: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -86,7 +86,9 @@ def test_missing_required_argument_is_one_line_exit_2(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(LEAVES))
 def test_unknown_option_is_one_line_exit_2(name: str) -> None:
-    assert_one_line_error(cli(*name.split(), "--no-such-option"), f"asrkit {name}: error: No such option: --no-such-option")
+    assert_one_line_error(
+        cli(*name.split(), "--no-such-option"), f"asrkit {name}: error: No such option: --no-such-option"
+    )
 
 
 def _invalid_value(cmd) -> list[str] | None:
@@ -118,7 +120,10 @@ def test_invalid_option_value_is_one_line_exit_2(name: str) -> None:
         (["decode", "--beam", "0", "x.wav"], "asrkit decode: error: Invalid value for '--beam'"),
         (["decode", "--chunk-seconds", "nan", "x.wav"], "--chunk-seconds"),
         (["align", "--limit", "0", "x.jsonl"], "asrkit align: error: Invalid value for '--limit'"),
-        (["lm", "build", "c.txt", "-o", "x.arpa", "--order", "0"], "asrkit lm build: error: Invalid value for '--order'"),
+        (
+            ["lm", "build", "c.txt", "-o", "x.arpa", "--order", "0"],
+            "asrkit lm build: error: Invalid value for '--order'",
+        ),
         (["lm", "nosuch"], "asrkit lm: error: No such command 'nosuch'"),
         (["nosuchcommand"], "asrkit: error: No such command 'nosuchcommand'"),
         (["--no-such-option"], "asrkit: error: No such option"),
@@ -150,7 +155,19 @@ def test_the_real_command_usage_error_is_one_line_and_debug_has_the_traceback(tm
     exe = Path(sys.executable).parent / "asrkit"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "asrkit"]
     env = {k: v for k, v in os.environ.items() if k != "ASRKIT_DEBUG"}
-    p = subprocess.run([*cmd, "lm", "build", "corpus.txt"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert p.returncode == 2 and p.stderr.strip() == "asrkit lm build: error: Missing option '--output' / '-o'. (see asrkit lm build --help)"
-    p = subprocess.run([*cmd, "--debug", "lm", "build", "corpus.txt", "-o", "x.arpa"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    p = subprocess.run(
+        [*cmd, "lm", "build", "corpus.txt"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert (
+        p.returncode == 2
+        and p.stderr.strip() == "asrkit lm build: error: Missing option '--output' / '-o'. (see asrkit lm build --help)"
+    )
+    p = subprocess.run(
+        [*cmd, "--debug", "lm", "build", "corpus.txt", "-o", "x.arpa"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert p.returncode != 0 and "Traceback" in p.stderr and "corpus.txt" in p.stderr

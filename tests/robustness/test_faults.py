@@ -99,9 +99,17 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def _assert_same_as_reference(exp: Path, ref: Path) -> None:
     for name in ("last.pt", "best.pt"):
         a, b = _weights(ref / name), _weights(exp / name)
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"{name} differs from the uninterrupted run"
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), (
+            f"{name} differs from the uninterrupted run"
+        )
     timing = ("seconds", "audio_seconds_per_second", "train_audio_seconds_per_second")
-    rows = lambda p: [{k: v for k, v in json.loads(x).items() if k not in timing} for x in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+
+    def rows(p):
+        return [
+            {k: v for k, v in json.loads(x).items() if k not in timing}
+            for x in (p / "metrics.jsonl").read_text().splitlines()
+        ]
+
     assert rows(exp) == rows(ref)
 
 
@@ -128,7 +136,9 @@ def _start_held(echo: dict, exp: Path, hold: str, folder: Path) -> subprocess.Po
     return proc
 
 
-def test_sigint_mid_epoch_saves_at_a_batch_boundary_and_the_rerun_is_bit_identical(echo, tmp_path, capsys, monkeypatch, sigint_default):
+def test_sigint_mid_epoch_saves_at_a_batch_boundary_and_the_rerun_is_bit_identical(
+    echo, tmp_path, capsys, monkeypatch, sigint_default
+):
     exp = tmp_path / "exp"
     calls = {"n": 0}
     batch = FeatureDataset.batch
@@ -143,9 +153,17 @@ def test_sigint_mid_epoch_saves_at_a_batch_boundary_and_the_rerun_is_bit_identic
     rc, err = _cli(capsys, *_train_args(echo, exp))
     assert rc == 130
     line = _one_clean_line(err)
-    assert f"interrupted at epoch 1 of 2, batch 6 of {BATCHES}" in line and str(exp / "last.pt") in line and "resume" in line
+    assert (
+        f"interrupted at epoch 1 of 2, batch 6 of {BATCHES}" in line
+        and str(exp / "last.pt") in line
+        and "resume" in line
+    )
     run = load_checkpoint(exp / "last.pt")["run"]
-    assert (run["epoch"], run["batch"], run["step"]) == (0, 6, 6)  # saved at the boundary, not at the periodic save of step 4
+    assert (run["epoch"], run["batch"], run["step"]) == (
+        0,
+        6,
+        6,
+    )  # saved at the boundary, not at the periodic save of step 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer put the handler back
 
     monkeypatch.setattr(FeatureDataset, "batch", batch)
@@ -159,7 +177,9 @@ def test_second_sigint_while_saving_waits_for_the_save_then_stops(echo, tmp_path
     real = torch.save
 
     def save_with_two_ctrl_c(obj, f, *a, **k):
-        if "/.last.pt." in str(f):  # the periodic save at step 4: Ctrl-C, and an impatient second one, in the middle of it
+        if "/.last.pt." in str(
+            f
+        ):  # the periodic save at step 4: Ctrl-C, and an impatient second one, in the middle of it
             os.kill(os.getpid(), signal.SIGINT)
             os.kill(os.getpid(), signal.SIGINT)
         return real(obj, f, *a, **k)
@@ -180,7 +200,9 @@ def test_second_sigint_while_saving_waits_for_the_save_then_stops(echo, tmp_path
 
 def test_sigkill_inside_the_last_pt_write_and_a_second_run_on_the_same_dir(echo, tmp_path, capsys, sigint_default):
     exp, hold = tmp_path / "exp", tmp_path / "hold"
-    proc = _start_held(echo, exp, "last.pt@2", hold)  # the second save (step 8) is half written; step 4's last.pt is on disk
+    proc = _start_held(
+        echo, exp, "last.pt@2", hold
+    )  # the second save (step 8) is half written; step 4's last.pt is on disk
     try:
         tmp = Path((hold / "ready").read_text())
         assert tmp.parent == exp and tmp.exists() and tmp.stat().st_size < (exp / "last.pt").stat().st_size
@@ -205,7 +227,11 @@ def test_sigkill_inside_the_last_pt_write_and_a_second_run_on_the_same_dir(echo,
 def test_run_lock_names_the_holder_and_dies_with_it(tmp_path):
     lock = tmp_path / "exp" / "train.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from asrkit.fsutil import RunLock; RunLock({str(lock)!r}, 'x'); print('held', flush=True); input()"],
+        [
+            sys.executable,
+            "-c",
+            f"from asrkit.fsutil import RunLock; RunLock({str(lock)!r}, 'x'); print('held', flush=True); input()",
+        ],
         stdout=subprocess.PIPE,
         stdin=subprocess.PIPE,
         text=True,
@@ -226,16 +252,26 @@ def test_run_lock_names_the_holder_and_dies_with_it(tmp_path):
 
 def _snapshot(folder: Path) -> dict[str, str]:
     """Every file of a data dir by its content, less a preparation's build (.partial, kept to resume) and its lock."""
+
     def kept(p: Path) -> bool:
         rel = p.relative_to(folder)
         return p.is_file() and rel.parts[0] not in (".partial", ".prepare.lock")
-    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if kept(p)}
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if kept(p)
+    }
 
 
 def _made(snap: dict[str, str]) -> dict[str, str]:
     """What a preparation makes the same every time: manifests, vocabulary, inputs, feature shards (not torch.save's
     files, which hold their temporary name, nor the stamp and the normalised copies training adds)."""
-    return {k: v for k, v in snap.items() if not k.endswith((".pt", "prepare.json")) and "/norm-" not in k and ".norm" not in k}
+    return {
+        k: v
+        for k, v in snap.items()
+        if not k.endswith((".pt", "prepare.json")) and "/norm-" not in k and ".norm" not in k
+    }
 
 
 def _enospc(after: int, match: str, real, failed: list[Path]):
@@ -272,7 +308,9 @@ def test_disk_full_during_prepare_keeps_the_earlier_preparation(echo, tmp_path, 
     line = _one_clean_line(err)
     assert "no space left on device while writing" in line
     assert len(failed) == 1
-    named = data / ".partial" / "feats" / "dev" / "shard-00000.npy" if where == "feature cache" else failed[0]  # not its temporary
+    named = (
+        data / ".partial" / "feats" / "dev" / "shard-00000.npy" if where == "feature cache" else failed[0]
+    )  # not its temporary
     assert f"while writing {named};" in line
     assert _snapshot(data) == before, "the failed re-run changed the earlier complete preparation"
     # the build stays for the next run to go on from, and that run completes it
@@ -309,7 +347,15 @@ def test_disk_full_on_a_real_tmpfs(echo, tmp_path, capsys):
 
 def test_train_refuses_a_missing_or_half_prepared_data_dir(echo, tmp_path, capsys, keep_threads):
     data = tmp_path / "data"
-    args = ["train", str(echo["recipe"]), "--quiet", "--set", f"data.out_dir={data}", "--set", f"train.exp_dir={tmp_path / 'exp'}"]
+    args = [
+        "train",
+        str(echo["recipe"]),
+        "--quiet",
+        "--set",
+        f"data.out_dir={data}",
+        "--set",
+        f"train.exp_dir={tmp_path / 'exp'}",
+    ]
 
     rc, err = _cli(capsys, *args)  # never prepared
     assert rc == 2 and f"{data} is not prepared" in _one_clean_line(err)
@@ -355,18 +401,27 @@ def test_ctrl_c_during_prepare_keeps_the_earlier_preparation(echo, tmp_path, cap
         raise KeyboardInterrupt
 
     monkeypatch.setattr(featstore, "_save_npy", ctrl_c)  # Ctrl-C while the first feature shard is written
-    rc, err = _cli(capsys, "prepare", str(echo["recipe"]), "--quiet", "--force", "--jobs", "1", "--set", f"data.out_dir={data}")
+    rc, err = _cli(
+        capsys, "prepare", str(echo["recipe"]), "--quiet", "--force", "--jobs", "1", "--set", f"data.out_dir={data}"
+    )
     monkeypatch.undo()
     assert rc == 130 and _one_clean_line(err) == "asrkit: interrupted"
-    assert _snapshot(data) == before and not list((data / ".partial" / "feats").rglob("shard-*")) and not list(data.rglob(".*.tmp"))
+    assert (
+        _snapshot(data) == before
+        and not list((data / ".partial" / "feats").rglob("shard-*"))
+        and not list(data.rglob(".*.tmp"))
+    )
 
 
 def test_an_unwritable_output_is_one_line_naming_it(echo, tmp_path, capsys):
     from asrkit.fsutil import atomic_write_text
 
     (tmp_path / "file").write_text("x")
-    cases = [(tmp_path / "file" / "out.hyp", f"{tmp_path / 'file'} is not a directory"), (tmp_path / "file" / "sub" / "out.hyp", "not a directory"),
-             (tmp_path, "is a directory")]
+    cases = [
+        (tmp_path / "file" / "out.hyp", f"{tmp_path / 'file'} is not a directory"),
+        (tmp_path / "file" / "sub" / "out.hyp", "not a directory"),
+        (tmp_path, "is a directory"),
+    ]
     for bad, why in cases:
         with pytest.raises(InputError, match=f"cannot write {bad}: {why}"):
             atomic_write_text(bad, "text")
@@ -375,6 +430,19 @@ def test_an_unwritable_output_is_one_line_naming_it(echo, tmp_path, capsys):
     # `asrkit decode --output` at a directory: exit 2 and its name, not an IsADirectoryError about a temporary file
     out = tmp_path / "hyps"
     out.mkdir()
-    rc, err = _cli(capsys, "decode", "--quiet", "--beam", "1", "--model", str(echo["ref"] / "best.pt"), "--output", str(out), str(echo["data"] / "dev.jsonl"))
-    line = _one_clean_line(err)  # decode checks its outputs before any work: "--output X is a directory; give a file path"
+    rc, err = _cli(
+        capsys,
+        "decode",
+        "--quiet",
+        "--beam",
+        "1",
+        "--model",
+        str(echo["ref"] / "best.pt"),
+        "--output",
+        str(out),
+        str(echo["data"] / "dev.jsonl"),
+    )
+    line = _one_clean_line(
+        err
+    )  # decode checks its outputs before any work: "--output X is a directory; give a file path"
     assert rc == 2 and str(out) in line and "is a directory" in line

@@ -28,8 +28,12 @@ from asrkit.features import LogMel, utterance_cmvn
 
 SR = 16000
 SHORT = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
-LONG = settings(max_examples=int(os.environ.get("ASRKIT_FUZZ_EXAMPLES", "4000")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow], database=None)
+LONG = settings(
+    max_examples=int(os.environ.get("ASRKIT_FUZZ_EXAMPLES", "4000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
 _EXTRACTOR = LogMel(SR, 40)
 
 

@@ -49,27 +49,52 @@ def _recipe_keys(cls: type = Recipe) -> list[str]:
 
 KEYS = _recipe_keys()
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from(["ctc", "gru", "logmel", "all", "12", "1e-3", "yes", "official", "speakers"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["ctc", "gru", "logmel", "all", "12", "1e-3", "yes", "official", "speakers"]),
 )
-_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False), st.text(max_size=12))
+_json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False), st.text(max_size=12)
+)
 _key = st.one_of(st.sampled_from(KEYS), st.text(max_size=8))
 
 
 def _nested(leaves: st.SearchStrategy, keys: st.SearchStrategy) -> st.SearchStrategy:
-    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5), max_leaves=20)
+    return st.recursive(
+        leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5), max_leaves=20
+    )
 
 
-_MANIFEST_KEYS = st.sampled_from([*(f.name for f in dataclasses.fields(Utterance)), "id", "audio", "x"]) | st.text(max_size=6)
+_MANIFEST_KEYS = st.sampled_from([*(f.name for f in dataclasses.fields(Utterance)), "id", "audio", "x"]) | st.text(
+    max_size=6
+)
 _manifest_obj = st.dictionaries(_MANIFEST_KEYS, _nested(_json_scalars, st.text(max_size=5)), max_size=8)
 _manifest_line = st.one_of(
     st.text(max_size=80),
     _manifest_obj.map(json.dumps),
-    st.fixed_dictionaries({"id": st.text(max_size=5), "audio": st.text(max_size=5)}, optional={
-        "duration": _json_scalars, "sample_rate": _json_scalars, "text": _json_scalars, "phonemes": _nested(_json_scalars, st.text(max_size=3)),
-        "features": _json_scalars, "speaker": _json_scalars, "label": _json_scalars,
-    }).map(json.dumps),
-    st.sampled_from(["NaN", '{"id": "a", "audio": "x", "duration": NaN}', '{"id": "a", "audio": "x", "duration": -Infinity}', "[" * 5000]),
+    st.fixed_dictionaries(
+        {"id": st.text(max_size=5), "audio": st.text(max_size=5)},
+        optional={
+            "duration": _json_scalars,
+            "sample_rate": _json_scalars,
+            "text": _json_scalars,
+            "phonemes": _nested(_json_scalars, st.text(max_size=3)),
+            "features": _json_scalars,
+            "speaker": _json_scalars,
+            "label": _json_scalars,
+        },
+    ).map(json.dumps),
+    st.sampled_from(
+        [
+            "NaN",
+            '{"id": "a", "audio": "x", "duration": NaN}',
+            '{"id": "a", "audio": "x", "duration": -Infinity}',
+            "[" * 5000,
+        ]
+    ),
 )
 _bytes_or_lines = st.one_of(
     st.binary(max_size=300),
@@ -77,22 +102,51 @@ _bytes_or_lines = st.one_of(
 )
 _trans_line = st.one_of(
     st.text(max_size=40),
-    st.builds(lambda a, b, c, t: f"{a}-{b}-{c} {t}", st.integers(0, 99), st.integers(0, 99), st.integers(0, 9), st.text(max_size=20)),
+    st.builds(
+        lambda a, b, c, t: f"{a}-{b}-{c} {t}",
+        st.integers(0, 99),
+        st.integers(0, 99),
+        st.integers(0, 9),
+        st.text(max_size=20),
+    ),
 )
-_trans_file = st.one_of(st.binary(max_size=300), st.lists(_trans_line, max_size=6).map(lambda ls: "\n".join(ls).encode("utf-8", "surrogatepass")))
+_trans_file = st.one_of(
+    st.binary(max_size=300),
+    st.lists(_trans_line, max_size=6).map(lambda ls: "\n".join(ls).encode("utf-8", "surrogatepass")),
+)
 _hyp_line = st.one_of(
     st.text(max_size=40),
     st.builds(lambda i, t: f"{i}\t{t}", st.text(max_size=6), st.text(max_size=20)),
     _manifest_obj.map(json.dumps),
-    st.fixed_dictionaries({"id": _json_scalars, "text": _json_scalars}, optional={"label": _json_scalars, "phonemes": _nested(_json_scalars, st.text(max_size=3))}).map(json.dumps),
+    st.fixed_dictionaries(
+        {"id": _json_scalars, "text": _json_scalars},
+        optional={"label": _json_scalars, "phonemes": _nested(_json_scalars, st.text(max_size=3))},
+    ).map(json.dumps),
 )
-_hyp_file = st.one_of(st.binary(max_size=300), st.lists(_hyp_line, max_size=6).map(lambda ls: "\n".join(ls).encode("utf-8", "surrogatepass")))
+_hyp_file = st.one_of(
+    st.binary(max_size=300),
+    st.lists(_hyp_line, max_size=6).map(lambda ls: "\n".join(ls).encode("utf-8", "surrogatepass")),
+)
 _recipe_dict = st.dictionaries(_key, _nested(_scalars, _key), max_size=6)
 _yaml_text = st.one_of(
     st.text(max_size=120),
-    st.lists(st.builds(lambda i, k, v: " " * i + f"{k}: {v}", st.integers(0, 4), _key, st.text(max_size=10) | st.sampled_from(["", "[1, 2]", "{a: 1}", "-3", "1e999", "2024-13-45", "&a [*a]", "!!python/object:os.system", ".nan"])), max_size=8).map("\n".join),
+    st.lists(
+        st.builds(
+            lambda i, k, v: " " * i + f"{k}: {v}",
+            st.integers(0, 4),
+            _key,
+            st.text(max_size=10)
+            | st.sampled_from(
+                ["", "[1, 2]", "{a: 1}", "-3", "1e999", "2024-13-45", "&a [*a]", "!!python/object:os.system", ".nan"]
+            ),
+        ),
+        max_size=8,
+    ).map("\n".join),
 )
-_override = st.one_of(st.text(max_size=20), st.builds(lambda k, v: f"{k}={v}", st.lists(_key, min_size=1, max_size=3).map(".".join), st.text(max_size=10)))
+_override = st.one_of(
+    st.text(max_size=20),
+    st.builds(lambda k, v: f"{k}={v}", st.lists(_key, min_size=1, max_size=3).map(".".join), st.text(max_size=10)),
+)
 
 
 def _only_input_error(fn: Callable[[Any], Any]) -> Callable[[Any], None]:
@@ -187,7 +241,9 @@ def _run(name: str, examples: int) -> tuple[int, float]:
         check(x)
 
     t0 = time.perf_counter()
-    test = settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))(given(strategy)(body))
+    test = settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))(
+        given(strategy)(body)
+    )
     test()
     return count[0], time.perf_counter() - t0
 

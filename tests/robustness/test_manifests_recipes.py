@@ -37,6 +37,7 @@ def _line(**d) -> str:
 
 # --- manifests ---------------------------------------------------------------------------------------------------
 
+
 def _manifest(tmp_path: Path, kind: str) -> Path:
     m = tmp_path / f"{kind}.jsonl"
     ok = _line(id="u1", audio="a.wav", text="abc")
@@ -71,7 +72,9 @@ MANIFEST_CASES = [
 
 @pytest.mark.parametrize("kind, needle", MANIFEST_CASES)
 @pytest.mark.parametrize("command", ["decode", "align"])
-def test_decode_and_align_refuse_a_bad_manifest(kit: Path, tmp_path: Path, command: str, kind: str, needle: str) -> None:
+def test_decode_and_align_refuse_a_bad_manifest(
+    kit: Path, tmp_path: Path, command: str, kind: str, needle: str
+) -> None:
     (tmp_path / "a.wav").symlink_to(kit / "a.wav")
     m = _manifest(tmp_path, kind)
     extra = ["--no-plots", "-o", str(tmp_path / "al")] if command == "align" else []
@@ -83,8 +86,13 @@ def test_decode_and_align_refuse_a_bad_manifest(kit: Path, tmp_path: Path, comma
 def test_decode_reads_every_good_line_of_a_manifest_and_names_each_bad_one(kit: Path, tmp_path: Path) -> None:
     (tmp_path / "a.wav").symlink_to(kit / "a.wav")
     m = tmp_path / "m.jsonl"
-    m.write_text("\n".join(_line(id=u, audio=a, text="abc") for u, a in
-                           (("u1", "a.wav"), ("u2", "nothere.wav"), ("u3", "a.wav"), ("u4", "gone.wav"))) + "\n")
+    m.write_text(
+        "\n".join(
+            _line(id=u, audio=a, text="abc")
+            for u, a in (("u1", "a.wav"), ("u2", "nothere.wav"), ("u3", "a.wav"), ("u4", "gone.wav"))
+        )
+        + "\n"
+    )
     out = tmp_path / "hyp.txt"
     r = cli("decode", "-q", "--model", kit / "good.pt", "-o", out, m)
     *skipped, last = r.err.strip().splitlines()
@@ -96,7 +104,10 @@ def test_decode_reads_every_good_line_of_a_manifest_and_names_each_bad_one(kit: 
     out.write_text("u0\tearlier result\n")
     m.write_text("\n".join(_line(id=u, audio=a) for u, a in (("u2", "nothere.wav"), ("u4", "gone.wav"))) + "\n")
     r = cli("decode", "-q", "--model", kit / "good.pt", "-o", out, m)
-    assert r.code == 2 and r.err.strip().splitlines()[-1] == "asrkit: error: none of the 2 inputs could be read (each named above)"
+    assert (
+        r.code == 2
+        and r.err.strip().splitlines()[-1] == "asrkit: error: none of the 2 inputs could be read (each named above)"
+    )
     assert out.read_text() == "u0\tearlier result\n"  # nothing decoded: the earlier output is kept
 
 
@@ -114,11 +125,16 @@ def test_decode_refuses_a_manifest_with_a_missing_feature_file(tmp_path: Path) -
 def test_decode_keeps_an_earlier_output_when_the_manifest_is_bad(kit: Path, tmp_path: Path) -> None:
     out = tmp_path / "hyp.txt"
     out.write_text("u0\tearlier result\n")
-    assert_one_line_error(cli("decode", "-q", "--model", kit / "good.pt", "-o", out, _manifest(tmp_path, "malformed")), ":3:")
+    assert_one_line_error(
+        cli("decode", "-q", "--model", kit / "good.pt", "-o", out, _manifest(tmp_path, "malformed")), ":3:"
+    )
     assert out.read_text() == "u0\tearlier result\n"
 
 
-@pytest.mark.parametrize("kind, needle", [c for c in MANIFEST_CASES if c[0] not in ("missing_audio", "bad_type")] + [("directory", "is a directory")])
+@pytest.mark.parametrize(
+    "kind, needle",
+    [c for c in MANIFEST_CASES if c[0] not in ("missing_audio", "bad_type")] + [("directory", "is a directory")],
+)
 def test_score_refuses_a_bad_manifest(tmp_path: Path, kind: str, needle: str) -> None:
     m = _manifest(tmp_path, kind)
     needle = "holds no transcripts" if kind == "empty" else needle
@@ -151,6 +167,7 @@ def test_read_manifest_api(tmp_path: Path) -> None:
 
 # --- hyp/ref files of `asrkit score` -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "ref, needle",
     [
@@ -169,9 +186,13 @@ def test_score_refuses_a_bad_reference_file(tmp_path: Path, ref: bytes, needle: 
 def test_score_refuses_a_bad_hypothesis_file(tmp_path: Path) -> None:
     (tmp_path / "ref.txt").write_text("u1\tabc\n")
     (tmp_path / "hyp.txt").write_text("u1\tabc\nu1\tabd\n")
-    assert_one_line_error(cli("score", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "hyp.txt"), "hyp.txt:2: duplicate")
+    assert_one_line_error(
+        cli("score", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "hyp.txt"), "hyp.txt:2: duplicate"
+    )
     assert_one_line_error(cli("score", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path), "is a directory")
-    assert_one_line_error(cli("score", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "nope.txt"), "nope.txt", "not found")
+    assert_one_line_error(
+        cli("score", "--ref", tmp_path / "ref.txt", "--hyp", tmp_path / "nope.txt"), "nope.txt", "not found"
+    )
 
 
 def test_score_reads_decode_json_output_as_hypotheses(kit: Path, tmp_path: Path) -> None:
@@ -186,6 +207,7 @@ def test_score_reads_decode_json_output_as_hypotheses(kit: Path, tmp_path: Path)
 
 
 # --- LibriSpeech *.trans.txt ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "data, needle",
@@ -208,6 +230,7 @@ def test_librispeech_transcript_reader(tmp_path: Path, data: bytes, needle: str)
 
 # --- recipes -------------------------------------------------------------------------------------------------------
 
+
 def _recipe(tmp_path: Path, text: str | bytes) -> Path:
     p = tmp_path / "r.yaml"
     p.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -219,7 +242,10 @@ def _recipe(tmp_path: Path, text: str | bytes) -> Path:
     [
         ("modle:\n  hidden: 3\n", "unknown recipe key 'modle'; did you mean 'model'?"),
         ("model:\n  hiden: 8\n", "unknown recipe key 'model.hiden'; did you mean 'model.hidden'?"),
-        ("data:\n  connected:\n    min_word: 2\n", "'data.connected.min_word'; did you mean 'data.connected.min_words'?"),
+        (
+            "data:\n  connected:\n    min_word: 2\n",
+            "'data.connected.min_word'; did you mean 'data.connected.min_words'?",
+        ),
         ("features:\n  specaugment:\n    freq_mask: 1\n", "did you mean 'features.specaugment.freq_masks'?"),
         ("model:\n  hidden: big\n", "model.hidden: expected an integer, got 'big'"),
         ("model:\n  hidden: 1.5\n", "model.hidden: expected an integer"),
@@ -239,7 +265,10 @@ def _recipe(tmp_path: Path, text: str | bytes) -> Path:
         ("model:\n  hidden: 8\n   layers: 2\n", "r.yaml line 3: invalid YAML"),
         ("data:\n  root: [unclosed\n", "r.yaml line 3: invalid YAML"),
         ("data:\n  root: 2024-13-45\n", "a value YAML cannot read"),
-        ("train:\n  epochs: 3\nmodel:\n  hidden: 8\ntrain:\n  lr: 0.1\n", "r.yaml line 5: key 'train' is given twice (first on line 1)"),
+        (
+            "train:\n  epochs: 3\nmodel:\n  hidden: 8\ntrain:\n  lr: 0.1\n",
+            "r.yaml line 5: key 'train' is given twice (first on line 1)",
+        ),
         ("model:\n  hidden: 8\n  hidden: 16\n", "line 3: key 'hidden' is given twice"),
         ("data:\n  root: \x1f\n", "invalid YAML (unacceptable character #x001f"),  # found by the fuzz pass
         ("", "is empty"),
@@ -294,6 +323,7 @@ def test_a_good_recipe_with_overrides_still_loads(tmp_path: Path) -> None:
 
 
 # --- audio named in a Kaldi data directory, at prepare ------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "segments, needle",

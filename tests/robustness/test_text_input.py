@@ -21,7 +21,9 @@ SR = 16000
 
 
 def _utts(split: str, texts: dict[str, str | None]) -> list[Utterance]:
-    return [Utterance(f"{split}-{k}", None, 1.0, SR, normalize_text(t) if t is not None else None) for k, t in texts.items()]
+    return [
+        Utterance(f"{split}-{k}", None, 1.0, SR, normalize_text(t) if t is not None else None) for k, t in texts.items()
+    ]
 
 
 # ---- Unicode normalisation ---------------------------------------------------------------------------------------
@@ -98,7 +100,10 @@ def test_oov_map_transliterates_and_drops_only_the_unmappable() -> None:
     assert [u.text for u in out["dev"]] == ["two", "naive"]
     text = log.getvalue()
     assert "prepare: train: mapped 2 characters" in text and "'é→e' ×1" in text and "'ß→ss' ×1" in text
-    assert "prepare: train: dropped 1 of 4 utterances with characters outside the vocabulary and no mapping ('中' ×1" in text
+    assert (
+        "prepare: train: dropped 1 of 4 utterances with characters outside the vocabulary and no mapping ('中' ×1"
+        in text
+    )
     assert "prepare: dev: mapped 1 characters" in text
 
 
@@ -107,7 +112,9 @@ def test_without_an_alphabet_the_train_texts_are_the_vocabulary() -> None:
     out = filter_transcripts(m, None, "drop", log=io.StringIO())
     assert len(out["train"]) == 4  # the train texts define the vocabulary: nothing is outside it
     assert [u.id for u in out["dev"]] == ["dev-a"]  # 'ï' and 'v' are in no train text
-    assert filter_transcripts(_manifests(), None, "error", log=io.StringIO())["dev"][1].id == "dev-b"  # training names it
+    assert (
+        filter_transcripts(_manifests(), None, "error", log=io.StringIO())["dev"][1].id == "dev-b"
+    )  # training names it
 
 
 def test_empty_transcripts_are_dropped_with_a_count() -> None:
@@ -128,7 +135,9 @@ def test_unknown_policy_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
-def _kaldi(tmp: Path, texts: dict[str, dict[str, str]], oov: str | None, alphabet: str | None = "abcdefghijklmnopqrstuvwxyz'") -> Path:
+def _kaldi(
+    tmp: Path, texts: dict[str, dict[str, str]], oov: str | None, alphabet: str | None = "abcdefghijklmnopqrstuvwxyz'"
+) -> Path:
     wav = tmp / "a.wav"
     sf.write(wav, (0.3 * np.sin(np.arange(8000) / 5)).astype(np.float32), SR)
     for split, utts in texts.items():
@@ -137,7 +146,7 @@ def _kaldi(tmp: Path, texts: dict[str, dict[str, str]], oov: str | None, alphabe
         (d / "wav.scp").write_text("".join(f"{u} {wav}\n" for u in utts), encoding="utf-8")
         (d / "text").write_text("".join(f"{u} {t}\n" for u, t in utts.items()), encoding="utf-8")
     data = f"corpus: kaldi, root: {tmp / 'kaldi'}, out_dir: {tmp / 'out'}, splits: {{train: [train], dev: [dev]}}"
-    data += f", alphabet: \"{alphabet}\"" if alphabet else ""
+    data += f', alphabet: "{alphabet}"' if alphabet else ""
     data += f", oov: {oov}" if oov else ""
     recipe = tmp / "r.yaml"
     recipe.write_text(f"name: k\ndata: {{{data}}}\nfeatures: {{n_mels: 40}}\n", encoding="utf-8")
@@ -164,7 +173,10 @@ def test_prepare_cli_oov_map_writes_mapped_manifests_and_vocab(tmp_path: Path, c
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "mapped 1 characters" in err and "dropped 1 of 3" in err
-    assert {u.id: u.text for u in read_manifest(tmp_path / "out" / "train.jsonl")} == {"t1": "one two", "t2": "cafe one"}
+    assert {u.id: u.text for u in read_manifest(tmp_path / "out" / "train.jsonl")} == {
+        "t1": "one two",
+        "t2": "cafe one",
+    }
     vocab = CharTokenizer.load(tmp_path / "out" / "vocab.txt")
     assert "é" not in vocab.symbols and "'" in vocab.symbols
 
@@ -180,7 +192,15 @@ def test_infeasible_ctc_targets_are_filtered_with_a_count_and_the_loss_stays_fin
     from asrkit.train.trainer import filter_utterances
 
     tok = CharTokenizer(sorted(set("abc ")))
-    cfg = {"name": "bigru", "frontend": "stack", "subsample": 3, "hidden": 16, "layers": 1, "n_feats": 8, "n_tokens": len(tok)}
+    cfg = {
+        "name": "bigru",
+        "frontend": "stack",
+        "subsample": 3,
+        "hidden": 16,
+        "layers": 1,
+        "n_feats": 8,
+        "n_tokens": len(tok),
+    }
     model = build_model(cfg)
     frames = {"fits": 30, "exact": 15, "repeats": 15, "too_long": 15}  # 10 / 5 / 5 / 5 output frames
     texts = {"fits": "abc", "exact": "abcab", "repeats": "aabb", "too_long": "abcabc"}  # "aabb" needs 4 + 2 blanks
@@ -193,11 +213,17 @@ def test_infeasible_ctc_targets_are_filtered_with_a_count_and_the_loss_stays_fin
     for i in range(len(ds)):
         x, y, _ = ds[i]
         lp, out_len = model(x[None], torch.tensor([x.shape[0]]))
-        loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1), torch.tensor([y]), out_len, torch.tensor([len(y)]), blank=0)
+        loss = torch.nn.functional.ctc_loss(
+            lp.transpose(0, 1), torch.tensor([y]), out_len, torch.tensor([len(y)]), blank=0
+        )
         assert math.isfinite(loss.item())
     # the dropped ones are exactly those whose loss would be infinite
     x = feats["too_long"]
     y = tok.encode(texts["too_long"])
     with torch.no_grad():
         lp, out_len = model(x[None], torch.tensor([x.shape[0]]))
-    assert not math.isfinite(torch.nn.functional.ctc_loss(lp.transpose(0, 1), torch.tensor([y]), out_len, torch.tensor([len(y)]), blank=0).item())
+    assert not math.isfinite(
+        torch.nn.functional.ctc_loss(
+            lp.transpose(0, 1), torch.tensor([y]), out_len, torch.tensor([len(y)]), blank=0
+        ).item()
+    )

@@ -154,12 +154,16 @@ def speech_commands_root(recipe: Recipe, allow_download: bool = False, quiet: bo
             return found
         if allow_download:
             return sc.download(root, quiet=quiet)
-        raise InputError(f"data.digits.speech_commands_root {root} holds no Speech Commands corpus (word folders and the lists)")
+        raise InputError(
+            f"data.digits.speech_commands_root {root} holds no Speech Commands corpus (word folders and the lists)"
+        )
     env = os.environ.get("ASRKIT_DATA")
     if env and (found := sc.find_root(Path(env) / "speech_commands")):
         return found
     if allow_download:
-        return sc.download(Path(env) / "speech_commands" if env else Path.home() / ".cache" / "asrkit" / "speech_commands", quiet=quiet)
+        return sc.download(
+            Path(env) / "speech_commands" if env else Path.home() / ".cache" / "asrkit" / "speech_commands", quiet=quiet
+        )
 
     return Path(embedded())
 
@@ -174,7 +178,11 @@ def speech_commands_recordings(recipe: Recipe, root: Path) -> dict[str, list[Rec
     for split, group in sc.split_clips(clips, root).items():
         for c in group:
             index = c.path.stem.rsplit("_nohash_", 1)[-1]
-            out[split].append(Recording(c.path, digits[c.word], f"sc-{c.speaker}", int(index) if index.isdigit() else 0, "speech_commands"))
+            out[split].append(
+                Recording(
+                    c.path, digits[c.word], f"sc-{c.speaker}", int(index) if index.isdigit() else 0, "speech_commands"
+                )
+            )
     cap = recipe.data.digits.speech_commands_max
     if len(out["train"]) > cap:
         keep = sorted(random.Random(recipe.data.seed).sample(range(len(out["train"])), cap))
@@ -182,12 +190,16 @@ def speech_commands_recordings(recipe: Recipe, root: Path) -> dict[str, list[Rec
     return out
 
 
-def tts_recordings(recipe: Recipe, cache: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Recording]]:
+def tts_recordings(
+    recipe: Recipe, cache: Path, progress: Callable[[int], None] | None = None
+) -> dict[str, list[Recording]]:
     """The digit words in data.digits.tts.voices synthetic voices (rendered once into `cache`); dev_voices of them for dev."""
     cfg = recipe.data.digits.tts
     voices = tts.voice_bank(cfg.voices, recipe.data.seed, cfg.engines, note=tts.note)
     if len(voices) < cfg.voices:
-        tts.note(f"TTS: {len(voices)} of the {cfg.voices} voices asked for could be drawn from the engines installed here")
+        tts.note(
+            f"TTS: {len(voices)} of the {cfg.voices} voices asked for could be drawn from the engines installed here"
+        )
     folders = tts.render(voices, list(WORDS), cache, progress=progress)
     order = sorted(voices, key=lambda v: random.Random(f"{recipe.data.seed}:{v.key}").random())
     dev = {v.key for v in order[: min(cfg.dev_voices, max(0, len(order) - 1))]}
@@ -248,8 +260,14 @@ def an4_audio(u: An4Utterance, sample_rate: int, f0: float, rng: np.random.Gener
     return wav if sample_rate == vocoder.SAMPLE_RATE else resample(wav, vocoder.SAMPLE_RATE, sample_rate)
 
 
-def _an4_connected(recipe: Recipe, utts: list[An4Utterance], audio_dir: Path, rng: random.Random,
-                   corrupt: Corruption | None, progress: Callable[[int], None] | None) -> list[Utterance]:
+def _an4_connected(
+    recipe: Recipe,
+    utts: list[An4Utterance],
+    audio_dir: Path,
+    rng: random.Random,
+    corrupt: Corruption | None,
+    progress: Callable[[int], None] | None,
+) -> list[Utterance]:
     """AN4's digit strings as training utterances, each in data.digits.an4_copies voices: the speaker's own pitch
     range (by the sex in its name) and a shift of up to two semitones per copy, at a random speed."""
     sr = recipe.data.sample_rate
@@ -267,8 +285,17 @@ def _an4_connected(recipe: Recipe, utts: list[An4Utterance], audio_dir: Path, rn
             uid = f"{u.uid}_v{k}"
             path = audio_dir / f"{uid}.flac"
             write_audio(path, wav, sr)
-            out.append(Utterance(uid, str(path.resolve()), len(wav) / sr, sr, u.text, u.speaker,
-                                 extra={"kind": "connected", "source": "an4"}))
+            out.append(
+                Utterance(
+                    uid,
+                    str(path.resolve()),
+                    len(wav) / sr,
+                    sr,
+                    u.text,
+                    u.speaker,
+                    extra={"kind": "connected", "source": "an4"},
+                )
+            )
         if progress:
             progress(1)
     return out
@@ -338,7 +365,9 @@ class Corruption:
         return torch.from_numpy(np.clip(x, -1.0, 1.0))
 
 
-def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None) -> dict[str, list[Recording]]:
+def gather_sources(
+    recipe: Recipe, out_dir: Path, root: Path, progress: Callable[[int], None] | None = None
+) -> dict[str, list[Recording]]:
     """Every recording per split from the recipe's sources: FSDD by its split rule, plus the extra voices
     (Speech Commands, TTS) for train and dev; checked so that no test speaker is heard in train or dev.
     AN4's digit strings, whole utterances rather than words, are gathered by `gather_an4`."""
@@ -349,12 +378,18 @@ def gather_sources(recipe: Recipe, out_dir: Path, root: Path, progress: Callable
         for split, recs in speech_commands_recordings(recipe, speech_commands_root(recipe)).items():
             splits["test_unseen" if split == "test" else split] += recs
     if "tts" in d.sources and d.tts.voices:
-        cache = Path(os.path.expandvars(os.path.expanduser(d.tts.cache))) if d.tts.cache else _final_dir(out_dir) / "tts-cache"
+        cache = (
+            Path(os.path.expandvars(os.path.expanduser(d.tts.cache)))
+            if d.tts.cache
+            else _final_dir(out_dir) / "tts-cache"
+        )
         if tts.available_engines():
             for split, recs in tts_recordings(recipe, cache, progress).items():
                 splits[split] += recs
         else:
-            tts.note("TTS: no engine installed (espeak-ng, flite, festival), so no synthetic voices; apt-get install espeak-ng flite festival")
+            tts.note(
+                "TTS: no engine installed (espeak-ng, flite, festival), so no synthetic voices; apt-get install espeak-ng flite festival"
+            )
     # one pass over the training audio: no test recording anywhere in it; the official split tests the training
     # speakers on other recordings, so only held-out FSDD speakers and Speech Commands' testing voices are unheard
     unheard = {r.speaker for r in splits["test_unseen"]}
@@ -390,7 +425,9 @@ def _final_dir(out_dir: Path) -> Path:
     return out_dir.parent if out_dir.name.startswith(".") else out_dir
 
 
-def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
+def prepare(
+    corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None
+) -> Manifests:
     """Resample every recording, build connected-digit utterances, write audio; returns utterances per manifest.
 
     Manifests: train and dev (isolated + connected), test (connected), test_isolated (FSDD: the official test
@@ -437,7 +474,9 @@ def _load_waves(recs: list[Recording], sr: int, trim_db: float, progress: Callab
     return waves
 
 
-def _isolated(recipe: Recipe, recs: list[Recording], variants: dict, audio_dir: Path, corrupt: Corruption | None = None) -> list[Utterance]:
+def _isolated(
+    recipe: Recipe, recs: list[Recording], variants: dict, audio_dir: Path, corrupt: Corruption | None = None
+) -> list[Utterance]:
     sr = recipe.data.sample_rate
     utts = []
     for r in recs:
@@ -447,7 +486,11 @@ def _isolated(recipe: Recipe, recs: list[Recording], variants: dict, audio_dir: 
                 wav = _endpointed(wav, recipe, corrupt.endpoint_rng)
             path = audio_dir / f"{uid}.flac"
             write_audio(path, corrupt(wav) if corrupt else wav, sr)
-            utts.append(Utterance(uid, str(path.resolve()), len(wav) / sr, sr, WORDS[r.digit], r.speaker, extra={"source": r.source}))
+            utts.append(
+                Utterance(
+                    uid, str(path.resolve()), len(wav) / sr, sr, WORDS[r.digit], r.speaker, extra={"source": r.source}
+                )
+            )
     return utts
 
 
@@ -460,9 +503,17 @@ def _voice_groups(recs: list[Recording]) -> dict[str, list[list[Recording]]]:
     return {src: [v for _, v in sorted(g.items())] for src, g in sorted(groups.items())}
 
 
-def _connected(recipe: Recipe, split: str, recs: list[Recording], variants: dict, audio_dir: Path,
-               rng: random.Random, gen: np.random.Generator, progress: Callable[[int], None] | None,
-               corrupt: Corruption | None = None) -> list[Utterance]:
+def _connected(
+    recipe: Recipe,
+    split: str,
+    recs: list[Recording],
+    variants: dict,
+    audio_dir: Path,
+    rng: random.Random,
+    gen: np.random.Generator,
+    progress: Callable[[int], None] | None,
+    corrupt: Corruption | None = None,
+) -> list[Utterance]:
     """Connected-digit utterances: one voice per utterance (a source drawn by data.digits.connected_mix), 2-7 of
     its words (each at its own speed in train) with short dithered pauses between them."""
     sr = recipe.data.sample_rate
@@ -493,7 +544,9 @@ def _connected(recipe: Recipe, split: str, recs: list[Recording], variants: dict
                 if recipe.data.speed_perturb:  # each word at its own speed: more voices than the training speakers have
                     wav = speed_perturb(wav, sr, rng.uniform(*recipe.data.speed_perturb))
             pieces.append(wav)
-        pieces.append(torch.from_numpy(gen.normal(0, DITHER, int(rng.uniform(0.0, c.gap_seconds[1]) * sr)).astype(np.float32)))
+        pieces.append(
+            torch.from_numpy(gen.normal(0, DITHER, int(rng.uniform(0.0, c.gap_seconds[1]) * sr)).astype(np.float32))
+        )
         wav = torch.cat(pieces)
         if corrupt:
             wav = corrupt(wav)
@@ -501,7 +554,11 @@ def _connected(recipe: Recipe, split: str, recs: list[Recording], variants: dict
         path = audio_dir / f"{uid}.flac"
         write_audio(path, wav, sr)
         text = " ".join(WORDS[r.digit] for r in chosen)
-        utts.append(Utterance(uid, str(path.resolve()), len(wav) / sr, sr, text, spk, extra={"kind": "connected", "source": source}))
+        utts.append(
+            Utterance(
+                uid, str(path.resolve()), len(wav) / sr, sr, text, spk, extra={"kind": "connected", "source": source}
+            )
+        )
         if progress:
             progress(1)
     return utts

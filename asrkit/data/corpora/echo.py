@@ -58,7 +58,9 @@ def check(recipe: Recipe) -> None:
     if recipe.features.type != "precomputed":
         raise InputError("the echo corpus has no audio: set features.type: precomputed")
     if recipe.features.n_mels != feature_dim(recipe):
-        raise InputError(f"echo inputs have {feature_dim(recipe)} dims per frame: set features.n_mels: {feature_dim(recipe)}")
+        raise InputError(
+            f"echo inputs have {feature_dim(recipe)} dims per frame: set features.n_mels: {feature_dim(recipe)}"
+        )
     if e.length < 1 or e.delay < 0 or e.max_delay < 0:
         raise InputError("data.echo: length must be >= 1, delay and max_delay >= 0")
     if not e.variable and e.delay >= e.length:
@@ -81,7 +83,9 @@ def count_work(corpus_dir: Path, recipe: Recipe) -> int:
     return sum(recipe.data.echo.per_split.values())
 
 
-def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
+def prepare(
+    corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None
+) -> Manifests:
     """Random letter strings per split, their one-hot inputs as .npy files and their delayed targets as text."""
     check(recipe)
     e = recipe.data.echo
@@ -97,7 +101,17 @@ def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callab
             uid = f"{split}{k:06d}_d{delay}"
             path = folder / f"{uid}.npy"
             np.save(path, input_frames(letters, delay if e.variable else None, e.max_delay))
-            utts.append(Utterance(uid, None, len(letters) * recipe.features.hop_ms / 1000, 0, echo_target(letters, delay), features=str(path.resolve()), extra={"input": letters, "delay": delay}))
+            utts.append(
+                Utterance(
+                    uid,
+                    None,
+                    len(letters) * recipe.features.hop_ms / 1000,
+                    0,
+                    echo_target(letters, delay),
+                    features=str(path.resolve()),
+                    extra={"input": letters, "delay": delay},
+                )
+            )
             if progress:
                 progress(1)
         result[split] = utts

@@ -45,7 +45,9 @@ def _table(path: Path, min_fields: int = 2) -> dict[str, list[str]]:
 def _dirs(recipe: Recipe, root: Path) -> dict[str, list[Path]]:
     if not recipe.data.splits.get("train") or not recipe.data.splits.get("dev"):
         raise InputError("data.splits must map train and dev (and any other manifest) to Kaldi data directories")
-    return {name: [d if d.is_absolute() else root / d for d in map(Path, dirs)] for name, dirs in recipe.data.splits.items()}
+    return {
+        name: [d if d.is_absolute() else root / d for d in map(Path, dirs)] for name, dirs in recipe.data.splits.items()
+    }
 
 
 def locate(recipe: Recipe, allow_download: bool = False, quiet: bool = False) -> Path:
@@ -70,7 +72,9 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
     segments = _table(folder / "segments", min_fields=4) if (folder / "segments").is_file() else None
     for rec, value in wav.items():
         if value[-1].endswith("|") or len(value) > 1 or ":" in value[0] and value[0].split(":")[-1].isdigit():
-            raise InputError(f"{folder / 'wav.scp'}: {rec}: only plain audio paths are supported, got {' '.join(value)[:60]!r}")
+            raise InputError(
+                f"{folder / 'wav.scp'}: {rec}: only plain audio paths are supported, got {' '.join(value)[:60]!r}"
+            )
     utts = []
     for uid, words in text.items():
         if segments is None:
@@ -81,7 +85,9 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
             if not path.is_file():
                 raise InputError(f"{folder / 'wav.scp'}: {uid}: audio file {path} not found")
             frames, rate = audio_info(path)  # a damaged file is an InputError naming it
-            utts.append(Utterance(uid, str(path.resolve()), frames / rate, rate, " ".join(words), spk.get(uid, [None])[0]))
+            utts.append(
+                Utterance(uid, str(path.resolve()), frames / rate, rate, " ".join(words), spk.get(uid, [None])[0])
+            )
             continue
         if uid not in segments:
             raise InputError(f"{folder / 'text'}: utterance {uid!r} has no entry in segments")
@@ -89,7 +95,9 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
         try:
             start, end = float(segments[uid][1]), float(segments[uid][2])
         except ValueError:
-            raise InputError(f"{folder / 'segments'}: {uid}: start and end must be seconds, got {' '.join(segments[uid][1:3])!r}") from None
+            raise InputError(
+                f"{folder / 'segments'}: {uid}: start and end must be seconds, got {' '.join(segments[uid][1:3])!r}"
+            ) from None
         if start < 0 or (end != -1 and end <= start):  # Kaldi: end -1 = to the end of the recording
             raise InputError(f"{folder / 'segments'}: {uid}: need 0 <= start < end (or end -1), got {start} {end}")
         if rec not in wav:
@@ -110,7 +118,9 @@ def read_data_dir(folder: Path, out_dir: Path, name: str) -> list[Utterance]:
     return utts
 
 
-def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
+def prepare(
+    corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None
+) -> Manifests:
     result: dict[str, list[Utterance]] = {}
     owner: dict[str, str] = {}
     for name, dirs in _dirs(recipe, corpus_dir).items():
@@ -118,7 +128,9 @@ def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callab
         for d in dirs:
             for u in read_data_dir(d, output_dir, name):
                 if u.id in owner:
-                    raise InputError(f"utterance {u.id} is in both the {owner[u.id]} and the {name} manifest; check data.splits")
+                    raise InputError(
+                        f"utterance {u.id} is in both the {owner[u.id]} and the {name} manifest; check data.splits"
+                    )
                 owner[u.id] = name
                 utts.append(u)
             if progress:
@@ -141,7 +153,9 @@ def export_data_dir(utts: list[Utterance], folder: str | Path) -> Path:
     spk2utt: dict[str, list[str]] = {}
     for u in utts:
         spk2utt.setdefault(u.speaker or u.id, []).append(u.id)
-    (folder / "spk2utt").write_text("".join(f"{s} {' '.join(ids)}\n" for s, ids in sorted(spk2utt.items())), encoding="utf-8")
+    (folder / "spk2utt").write_text(
+        "".join(f"{s} {' '.join(ids)}\n" for s, ids in sorted(spk2utt.items())), encoding="utf-8"
+    )
     return folder
 
 

@@ -32,7 +32,10 @@ CHECKSUMS = {
     "train-other-500": "ddb22f27f96ec163645d53215559df6aa36515f26e01dd70798188350adcb6d2",
 }
 # Mini LibriSpeech (OpenSLR 31): small subsets with the same layout; no published sha256
-MINI = {"dev-clean-2": "https://www.openslr.org/resources/31/", "train-clean-5": "https://www.openslr.org/resources/31/"}
+MINI = {
+    "dev-clean-2": "https://www.openslr.org/resources/31/",
+    "train-clean-5": "https://www.openslr.org/resources/31/",
+}
 DEFAULT_SPLITS = {"train": ["train-clean-100"], "dev": ["dev-clean"], "test": ["test-clean"]}
 _UTT = re.compile(r"(\d+)-(\d+)-(\d+)", re.ASCII)
 
@@ -42,7 +45,9 @@ def splits_of(recipe: Recipe) -> dict[str, list[str]]:
     splits = recipe.data.splits or DEFAULT_SPLITS
     for name in ("train", "dev"):
         if not splits.get(name):
-            raise InputError(f"data.splits needs a {name!r} entry (a list of LibriSpeech subsets, e.g. {DEFAULT_SPLITS[name]})")
+            raise InputError(
+                f"data.splits needs a {name!r} entry (a list of LibriSpeech subsets, e.g. {DEFAULT_SPLITS[name]})"
+            )
     return splits
 
 
@@ -136,7 +141,9 @@ def scan_subset(folder: Path) -> list[Utterance]:
                 raise InputError(f"{trans} lists {uid} but {audio.name} is not in {trans.parent}")
             frames, rate = audio_info(audio)  # a damaged file is an InputError naming it
             spk = uid.split("-")[0]
-            utts.append(Utterance(uid, str(audio.resolve()), frames / rate, rate, text, spk, extra={"subset": folder.name}))
+            utts.append(
+                Utterance(uid, str(audio.resolve()), frames / rate, rate, text, spk, extra={"subset": folder.name})
+            )
     if not utts:
         raise InputError(f"{folder} holds no <speaker>/<chapter>/*.trans.txt transcripts")
     return utts
@@ -146,7 +153,9 @@ def count_work(corpus_dir: Path, recipe: Recipe) -> int:
     return len(splits_of(recipe))
 
 
-def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
+def prepare(
+    corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None
+) -> Manifests:
     """One manifest per `data.splits` entry; the same utterance may not appear in two manifests."""
     result: dict[str, list[Utterance]] = {}
     owner: dict[str, str] = {}
@@ -155,7 +164,9 @@ def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callab
         for s in subsets:
             for u in scan_subset(corpus_dir / s):
                 if u.id in owner:
-                    raise InputError(f"utterance {u.id} is in both the {owner[u.id]} and the {name} manifest; check data.splits")
+                    raise InputError(
+                        f"utterance {u.id} is in both the {owner[u.id]} and the {name} manifest; check data.splits"
+                    )
                 owner[u.id] = name
                 utts.append(u)
         result[name] = utts

@@ -131,7 +131,9 @@ def resolve_splits(recipe: Recipe, root: Path) -> dict[str, Path]:
                     break
     for need in ("train", "dev"):
         if need not in out:
-            raise InputError(f"{root}: no {need} split ({' or '.join(DEFAULT_SPLITS[need])}/mfcc); name it in data.splits")
+            raise InputError(
+                f"{root}: no {need} split ({' or '.join(DEFAULT_SPLITS[need])}/mfcc); name it in data.splits"
+            )
     return out
 
 
@@ -170,7 +172,9 @@ def _speaker_of(stem: str) -> str | None:
     return parts[0] if all(p.isdigit() for p in parts) else parts[1]
 
 
-def read_hw3p2_split(folder: Path, dim: int | None = None, progress: Callable[[int], None] | None = None) -> list[Utterance]:
+def read_hw3p2_split(
+    folder: Path, dim: int | None = None, progress: Callable[[int], None] | None = None
+) -> list[Utterance]:
     """One split folder → utterances with `features` (the .npy) and `phonemes` (when `transcript/` exists)."""
     files = _order(folder, list((folder / "mfcc").glob("*.npy")))
     if not files:
@@ -183,7 +187,9 @@ def read_hw3p2_split(folder: Path, dim: int | None = None, progress: Callable[[i
         except (OSError, ValueError) as e:
             raise InputError(f"features {f}: not a readable .npy array ({e})") from None
         if len(shape) != 2 or (dim is not None and shape[1] != dim):
-            raise InputError(f"features {f}: shape {shape}, expected (frames, {dim or 'dim'}); features.n_mels is the dimension")
+            raise InputError(
+                f"features {f}: shape {shape}, expected (frames, {dim or 'dim'}); features.n_mels is the dimension"
+            )
         phones = None
         if tdir.is_dir():
             t = tdir / f.name
@@ -193,8 +199,18 @@ def read_hw3p2_split(folder: Path, dim: int | None = None, progress: Callable[[i
             if not phones:
                 raise InputError(f"transcript {t} holds no phonemes")
         speaker = _speaker_of(f.stem)
-        utts.append(Utterance(f.stem, None, round(shape[0] * FRAME_SHIFT, 3), 0, None, speaker, phonemes=phones,
-                              features=str(f.resolve())))
+        utts.append(
+            Utterance(
+                f.stem,
+                None,
+                round(shape[0] * FRAME_SHIFT, 3),
+                0,
+                None,
+                speaker,
+                phonemes=phones,
+                features=str(f.resolve()),
+            )
+        )
         if progress:
             progress(1)
     return utts
@@ -253,7 +269,9 @@ def hold_out(speakers: list[str], recipe: Recipe) -> dict[str, str]:
             target += order[:AUTO_HELD_OUT]
             order = order[AUTO_HELD_OUT:]
     if len(set(dev) | set(test)) >= len(known):
-        raise InputError(f"data.phonemes: holding out {len(dev)} dev and {len(test)} test speakers leaves none of the {len(known)} to train on")
+        raise InputError(
+            f"data.phonemes: holding out {len(dev)} dev and {len(test)} test speakers leaves none of the {len(known)} to train on"
+        )
     return {s: "dev" if s in dev else "test" if s in test else "train" for s in speakers}
 
 
@@ -304,8 +322,10 @@ def convert_an4(recipe: Recipe, root: Path, dest: Path, progress: Callable[[int]
                 progress(1)
     report["speakers"] = {k: sorted(v) for k, v in report["speakers"].items()}
     if report["dropped"]:
-        _note(f"AN4: dropped {report['dropped']} utterance(s): out-of-dictionary words {dict(report['oov'])}, "
-              f"phones outside the ARPAbet set {dict(report['unmapped'])}")
+        _note(
+            f"AN4: dropped {report['dropped']} utterance(s): out-of-dictionary words {dict(report['oov'])}, "
+            f"phones outside the ARPAbet set {dict(report['unmapped'])}"
+        )
     (dest / "conversion.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
 
@@ -313,7 +333,9 @@ def convert_an4(recipe: Recipe, root: Path, dest: Path, progress: Callable[[int]
 # ------------------------------------------------------------------ the corpus contract
 
 
-def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
+def prepare(
+    corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None
+) -> Manifests:
     """Manifests train, dev and test (+ an4_test) from the HW3P2 layout, converting AN4 into it first."""
     dim = recipe.features.n_mels
     if recipe.data.phonemes.layout == "an4":
@@ -321,7 +343,9 @@ def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callab
             raise InputError(f"AN4 features are 13 cepstra: set features.n_mels to 13 (it is {dim})")
         converted = output_dir / "hw3p2"
         convert_an4(recipe, corpus_dir, converted, progress)
-        splits = {name: converted / name for name in ("train", "dev", "test", "an4_test") if (converted / name).is_dir()}
+        splits = {
+            name: converted / name for name in ("train", "dev", "test", "an4_test") if (converted / name).is_dir()
+        }
     else:
         splits = resolve_splits(recipe, corpus_dir)
     return {name: read_hw3p2_split(folder, dim, progress) for name, folder in splits.items()}

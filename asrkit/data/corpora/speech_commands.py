@@ -28,8 +28,14 @@ log = logging.getLogger(__name__)
 
 # Archives and sha256 as published with torchaudio's SPEECHCOMMANDS dataset (and TensorFlow Datasets' checksums).
 ARCHIVES = {
-    "v0.01": ("http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz", "743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d"),
-    "v0.02": ("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"),
+    "v0.01": (
+        "http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz",
+        "743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d",
+    ),
+    "v0.02": (
+        "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+        "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
+    ),
 }
 NOISE_DIR = "_background_noise_"
 VALIDATION_LIST = "validation_list.txt"
@@ -239,7 +245,9 @@ def augment(wav: np.ndarray, recipe: Recipe, noise: NoiseSource, rng: np.random.
     return np.clip(out, -1.0, 1.0), info
 
 
-def prepare(corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None) -> Manifests:
+def prepare(
+    corpus_dir: Path, output_dir: Path, recipe: Recipe, progress: Callable[[int], None] | None = None
+) -> Manifests:
     """Fixed-length clips per split as FLAC under output_dir/audio/<split>/, `_silence_`/`_unknown_` as the class set
     asks, `augment_copies` augmented copies of each training clip; manifests train, dev, test."""
     sc = recipe.data.speech_commands
