@@ -5,10 +5,6 @@ from __future__ import annotations
 import sys
 from time import monotonic
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
-
 MIN_RATE_SECONDS = 1.0  # no rate or time left before this: a few items over a few milliseconds say nothing
 
 
@@ -34,6 +30,15 @@ class Progress:
     def __enter__(self) -> Progress:
         # a log file or a pipe gets no bar at all: even a transient rich display leaves a blank line there
         if not self.quiet and sys.stderr.isatty():
+            from rich.console import Console  # lazy: a quiet or piped run draws no bar
+            from rich.progress import (  # lazy: a quiet or piped run draws no bar
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import Progress as RichProgress  # lazy: a quiet or piped run draws no bar
+
             self._p = RichProgress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),

@@ -104,10 +104,17 @@ def test_the_check_sees_unmarked_imports_at_any_depth():
 
 
 @pytest.mark.parametrize(
-    ("module", "absent"), [("asrkit", HEAVY), ("asrkit.cli", HEAVY), ("asrkit.commands.score", ("torch", "matplotlib"))]
+    ("module", "absent"),
+    [
+        ("asrkit", HEAVY),
+        ("asrkit.cli", HEAVY),
+        ("asrkit.commands.score", ("torch", "matplotlib")),
+        ("asrkit.commands.decode", ("pyctcdecode", "kenlm", "rich", "matplotlib")),
+    ],
 )
 def test_the_lazy_imports_keep_heavy_libraries_out(module, absent):
-    """`import asrkit` and `asrkit --help` load none of HEAVY; `asrkit score` draws with matplotlib only for --confusion."""
+    """`import asrkit` and `asrkit --help` load none of HEAVY; `asrkit score` draws with matplotlib only for --confusion;
+    `asrkit decode` loads the LM decoder only for --lm and rich only to draw a bar."""
     code = f"import sys, {module}; print(sorted(m for m in {absent!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pyctcdecode import build_ctcdecoder
 
 from asrkit.config import DecodeOptions
 from asrkit.decode.ctc import Hypothesis, kernel_input
@@ -167,6 +166,8 @@ class LMDecoder:
                 raise InputError(
                     f"language model {self.lm_path}: none of its {len(words)} words can be spelled with the model's characters {chars!r}; it was built for another vocabulary{hint}"
                 )
+        from pyctcdecode import build_ctcdecoder  # lazy: pyctcdecode and kenlm load only when a run decodes with an LM
+
         try:
             with _quiet_build():
                 self._decoder = build_ctcdecoder(
