@@ -104,8 +104,9 @@ class Recognizer:
 
     # ---- inputs ------------------------------------------------------------------------------------------
 
-    def features(self, audio: Audio, sample_rate: int | None = None) -> torch.Tensor:
-        """Normalised (frames, dims) features of one input: a path, or mono samples at `sample_rate`."""
+    def features(self, audio: Audio, sample_rate: int | None = None, cmvn: str | None = None) -> torch.Tensor:
+        """Normalised (frames, dims) features of one input: a path, or mono samples at `sample_rate`; `cmvn`: another
+        normalisation than the model's (a features.cmvn mode)."""
         if isinstance(audio, (str, Path)):
             if sample_rate is not None:
                 raise InputError("sample_rate is for sample arrays; a file says its own rate")
@@ -116,9 +117,9 @@ class Recognizer:
                     f"or decode the folder with `asrkit decode {p}`"
                 )
             if p.suffix == ".npy":
-                return self.model.item_features(None, str(p))
-            return self.model.item_features(str(p), None)
-        return self.model.features(self._samples(audio, sample_rate))
+                return self.model.item_features(None, str(p), cmvn)
+            return self.model.item_features(str(p), None, cmvn)
+        return self.model.features(self._samples(audio, sample_rate), cmvn)
 
     def _samples(self, audio: np.ndarray | torch.Tensor, sample_rate: int | None) -> torch.Tensor:
         if sample_rate is None:
@@ -189,7 +190,7 @@ class Recognizer:
         o.check()
         many = isinstance(audio, (list, tuple))
         items = list(audio) if many else [audio]
-        feats = [self.features(a, sample_rate) for a in items]
+        feats = [self.features(a, sample_rate, o.cmvn) for a in items]
         nbests = self.decoder.decode(
             self.log_probs_features(feats, o.chunk_seconds, o.vtln), with_times=True, options=o
         )

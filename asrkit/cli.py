@@ -161,6 +161,14 @@ VTLN = Annotated[
         help="Read each input under its most probable of 7 frequency warps: voices never heard (7x the model's time).",
     ),
 ]
+CMVN = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cmvn",
+        metavar="MODE",
+        help="Normalise the inputs this way (a features.cmvn mode, e.g. prior_speech) instead of the model's own.",
+    ),
+]
 LexiconPath = Annotated[
     Optional[Path],
     typer.Option(
@@ -232,6 +240,7 @@ def decode(
     ] = None,
     workers: Workers = None,
     vtln: VTLN = None,
+    cmvn: CMVN = None,
     lexicon: LexiconPath = None,
     submission: Submission = None,
     stream: Stream = False,
@@ -254,8 +263,10 @@ def decode(
 
         if len(inputs) != 1:
             raise InputError(f"--stream reads one input (a file, or - for stdin), got {len(inputs)}")
-        if submission or vtln:
-            raise InputError("--stream decodes without --submission and --vtln (a whole-recording warp)")
+        if submission or vtln or cmvn:
+            raise InputError(
+                "--stream decodes without --submission, --vtln (a whole-recording warp) and --cmvn (the model's own)"
+            )
         stream_decode(
             model,
             inputs[0],

@@ -239,6 +239,9 @@ class TrainConfig:
     threads: int = 0
 
 
+CMVN_MODES = ("none", "utterance", "prior", "prior_level", "prior_speech", "global", "global_level", "online")
+
+
 @dataclass
 class DecodeOptions:
     """How to decode: the recipe's `decode:` section, `asrkit decode`'s options and the Python API's keywords alike.
@@ -258,6 +261,7 @@ class DecodeOptions:
     nbest: int = 1  # hypotheses per input returned by the Python API
     chunk_seconds: float = 20.0  # longer inputs run through the model in overlapping windows of this length
     vtln: bool = False  # read each input under its most probable frequency warp
+    cmvn: str | None = None  # how inputs are normalised (a features.cmvn mode); None: as the model was trained
     workers: int = 0  # processes for the LM beam search (0: in this process)
 
     def checks(self, name: Callable[[str], str] = str) -> list[tuple[bool, str]]:
@@ -267,6 +271,10 @@ class DecodeOptions:
             (self.beam >= 1, f"{n('beam')} must be at least 1, got {self.beam}"),
             (self.chunk_seconds >= 1.0, f"{n('chunk_seconds')} must be at least 1 second, got {self.chunk_seconds}"),
             (self.workers >= 0, f"{n('workers')} must be at least 0, got {self.workers}"),
+            (
+                self.cmvn is None or self.cmvn in CMVN_MODES,
+                f"{n('cmvn')} must be one of {', '.join(CMVN_MODES)}, got {self.cmvn}",
+            ),
             (
                 self.lm is None or self.lexicon is None,
                 f"{n('lm')} and {n('lexicon')} both restrict the words: give one of them",
@@ -589,11 +597,7 @@ def _data_and_feature_checks(r: Recipe) -> list[tuple[bool, str]]:
         *_specaugment_checks(r.features.specaugment),
         (r.features.type in ("logmel", "precomputed"), "features.type must be logmel or precomputed"),
         (r.features.n_mels > 0, "features.n_mels must be positive"),
-        (
-            r.features.cmvn
-            in ("none", "utterance", "prior", "prior_level", "prior_speech", "global", "global_level", "online"),
-            "features.cmvn must be none, utterance, prior, prior_level, prior_speech, global, global_level or online",
-        ),
+        (r.features.cmvn in CMVN_MODES, f"features.cmvn must be one of {', '.join(CMVN_MODES)}"),
         (r.features.hop_ms > 0 and r.features.win_ms >= r.features.hop_ms, "features: need win_ms >= hop_ms > 0"),
         (
             0 <= r.features.f_min < (r.features.f_max or r.data.sample_rate / 2) <= r.data.sample_rate / 2,

@@ -58,15 +58,17 @@ def fsdd_slice(tmp_path: Path) -> Path:
 
 
 def digits_recipe_dict() -> dict:
-    """recipes/digits.yaml as a dict, with the FSDD recordings as its only voices, no VTLP, per-utterance CMVN, no
-    consistency training and the stacked-frame front-end: the small pipeline tests' base (the extra voices and their
-    augmentation are tested in test_digit_voices.py, consistency training in test_train.py)."""
+    """recipes/digits.yaml as a dict, with the FSDD recordings as its only voices, no VTLP, per-utterance CMVN (in
+    training and decoding), no consistency training and the stacked-frame front-end: the small pipeline tests' base
+    (the extra voices and their augmentation are tested in test_digit_voices.py, consistency training in
+    test_train.py)."""
     import yaml
 
     base = yaml.safe_load((ROOT / "recipes" / "digits.yaml").read_text())
     base["data"]["digits"] = {"sources": ["fsdd"]}
     base["features"].pop("vtlp", None)
     base["features"]["cmvn"] = "utterance"
+    base["decode"].pop("cmvn", None)  # read as trained
     base["train"].pop("consistency", None)  # two views per batch would double the small tests' training time
     base["model"].update(
         frontend="stack", dropout=0.1

@@ -196,6 +196,41 @@ def test_vtln_decodes_through_the_api_and_the_cli(rec, joined, tiny_digits_model
     assert bad.returncode != 0 and "--vtln" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_decode_reads_with_another_normalisation_through_the_api_the_cli_and_the_recipe(
+    rec, joined, tiny_digits_model: Path, tmp_path: Path
+) -> None:
+    """`--cmvn` / `DecodeOptions.cmvn` / a trained recipe's `decode.cmvn` replace the model's own normalisation."""
+    from asrkit.config import DecodeOptions
+    from asrkit.decode.ctc import greedy_decode
+    from asrkit.models.acoustic import AcousticModel
+    from asrkit.models.checkpoint import load_checkpoint
+
+    wav, path = joined
+    assert rec.model.cmvn == "utterance"  # trained with it, and its recipe names nothing else to decode with
+    raw = rec.model.extractor(torch.from_numpy(wav).float())
+    assert torch.equal(rec.features(wav, sample_rate=8000, cmvn="none"), raw)
+    assert not torch.allclose(rec.features(wav, sample_rate=8000), raw, atol=0.1)
+    want = rec.tokenizer.decode(greedy_decode(rec.model.log_probs([raw])[0]).tokens)
+    assert rec.transcribe(wav, sample_rate=8000, beam=1, options=DecodeOptions(cmvn="none")).text == want
+    out = tmp_path / "none.txt"
+    run_cli("decode", "--model", str(tiny_digits_model), "--beam", "1", "--cmvn", "none", "-o", str(out), str(path))
+    assert out.read_text().split("\t", 1)[1].strip() == want
+    # a trained recipe's decode.cmvn is how the model reads by default, in every command
+    state = load_checkpoint(tiny_digits_model, "cpu")
+    state["recipe"] = {**state["recipe"], "decode": {**state["recipe"]["decode"], "cmvn": "none"}}
+    assert AcousticModel(state, "cpu").cmvn == "none"
+    assert torch.equal(asrkit.api.Recognizer(AcousticModel(state, "cpu")).features(wav, sample_rate=8000), raw)
+    for args, words in (
+        (["--cmvn", "prior_speech"], "needs the training set's statistics"),  # trained without them
+        (["--cmvn", "loud"], "--cmvn must be one of"),
+        (["--stream", "--cmvn", "none"], "--cmvn"),
+    ):
+        bad = run_cli("decode", "--model", str(tiny_digits_model), *args, str(path), check=False)
+        assert bad.returncode != 0 and words in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    with pytest.raises(InputError, match="statistics"):
+        rec.transcribe(wav, sample_rate=8000, options=DecodeOptions(cmvn="prior_level"))
+
+
 def test_small_api_edges(rec, joined, tmp_path: Path) -> None:
     wav, path = joined
     with pytest.raises(InputError, match="is a folder: give one audio file"):

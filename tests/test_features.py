@@ -291,3 +291,15 @@ def test_spec_augment_time_masks_follow_the_longest_utterance_not_the_padding():
 
     assert widest(spec_augment_batch(x, cfg, torch.Generator().manual_seed(1), frames=100)) <= 20
     assert widest(spec_augment_batch(x, cfg, torch.Generator().manual_seed(1))) > 20  # padded width: up to 80
+
+
+def test_speech_frames_keep_a_quiet_consonant_40_db_down_and_drop_a_pause_below_that():
+    """At 30 dB a quiet voice's consonants fell out of prior_speech's statistics; the threshold is 40 dB."""
+    from asrkit.features import SPEECH_DB, speech_frames
+
+    nats = math.log(10.0) / 10.0  # one dB of power in natural-log units
+    energy = [0.0] * 20 + [-35.0 * nats] * 5 + [-45.0 * nats] * 5  # vowels, a consonant 35 dB down, a pause 45 dB down
+    feats = torch.tensor(energy, dtype=torch.float64)[:, None].expand(-1, 8)
+    assert SPEECH_DB == 40.0
+    assert speech_frames(feats).tolist() == [True] * 25 + [False] * 5
+    assert speech_frames(feats, 30.0).tolist() == [True] * 20 + [False] * 10

@@ -85,12 +85,12 @@ def _duration(it: InputItem, hop: float) -> float:
     return 0.0
 
 
-def _item_features(model, it: InputItem):
+def _item_features(model, it: InputItem, cmvn: str | None = None):
     """Normalised features of one input; None for the audio of a CTC model that holds only silence (no sample above
     SILENCE_PEAK); the InputError itself for an input that cannot be read, so that the others still decode."""
     try:
         if it.audio is None or model.precomputed:
-            return model.item_features(it.audio, it.features)
+            return model.item_features(it.audio, it.features, cmvn)
         x, sr = read_audio(it.audio)
         missing = wav_shortfall(it.audio, len(x))
         if missing:
@@ -113,10 +113,12 @@ def _item_features(model, it: InputItem):
     if model.task == "ctc" and float(wav.abs().max()) < SILENCE_PEAK:
         print(f"decode: {it.audio} is silent (no sample above -60 dBFS): empty transcript", file=sys.stderr)
         return None
-    return model.features(wav)
+    return model.features(wav, cmvn)
 
 
-def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list[tuple[InputItem, object]]]:
+def _batches(
+    items: list[InputItem], model, max_seconds: float, cmvn: str | None = None
+) -> Iterator[list[tuple[InputItem, object]]]:
     """Featurised inputs in batches of similar length whose padded size stays under `max_seconds`.
 
     Inputs are sorted by their length from headers or manifests and read one batch at a time, so
@@ -129,12 +131,12 @@ def _batches(items: list[InputItem], model, max_seconds: float) -> Iterator[list
     longest = 0.0
     for d, _, it in order:
         if cur and max(longest, d) * (len(cur) + 1) > max_seconds:
-            yield [(x, _item_features(model, x)) for x in cur]
+            yield [(x, _item_features(model, x, cmvn)) for x in cur]
             cur, longest = [], 0.0
         cur.append(it)
         longest = max(longest, d)
     if cur:
-        yield [(x, _item_features(model, x)) for x in cur]
+        yield [(x, _item_features(model, x, cmvn)) for x in cur]
 
 
 # ---- one function per head type ------------------------------------------------------------------------------
@@ -261,6 +263,7 @@ def _check_model(am, path: Path, options: DecodeOptions, submission: str | Path 
         raise InputError("--vtln applies to CTC and frame models; this one is a classifier")
     if options.vtln:
         check_warpable(am.feature_settings)
+    am.check_cmvn(options.cmvn)
     if submission is not None and tok.kind != "phoneme":
         raise InputError(f"--submission writes phoneme strings; {path} was trained on {tok.kind} targets")
 
@@ -290,7 +293,7 @@ def _decode_all(
     """Every input through the model in batches; an unreadable one is skipped with one line (alone, it is the error)."""
     with Progress(quiet) as prog:
         task = prog.add("decode", total=len(items), unit="utt")
-        for batch in _batches(items, am, batch_seconds):
+        for batch in _batches(items, am, batch_seconds, options.cmvn):
             for it, err in [(it, f) for it, f in batch if isinstance(f, InputError)]:
                 if len(items) == 1:
                     raise err

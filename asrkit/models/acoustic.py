@@ -9,7 +9,7 @@ import torch
 from asrkit.audio import load_audio
 from asrkit.data.featfile import read_npy_features
 from asrkit.errors import InputError
-from asrkit.features import make_extractor, normalize
+from asrkit.features import CMVN_WITH_STATS, make_extractor, normalize
 from asrkit.models import build_model
 from asrkit.models.checkpoint import load_checkpoint
 from asrkit.text import tokenizer_from_dict
@@ -49,6 +49,8 @@ class AcousticModel:
         self.recipe: dict = (
             meta.get("recipe") or {}
         )  # the recipe it was trained with (its `decode:` section: decoding's defaults)
+        # how inputs are read: the trained recipe's `decode.cmvn` where it names one, else as the model was trained
+        self.cmvn: str = (self.recipe.get("decode") or {}).get("cmvn") or self.feature_settings["cmvn"]
         self.sample_rate = int(self.feature_settings["sample_rate"])
         self.precomputed = self.feature_settings.get("type") == "precomputed"
         self.extractor = None if self.precomputed else make_extractor(self.feature_settings)
@@ -71,25 +73,38 @@ class AcousticModel:
                 f"{path}: the checkpoint's model config, vocabulary or feature settings are incomplete ({type(e).__name__}: {e})"
             ) from None
 
-    def features(self, wav: torch.Tensor) -> torch.Tensor:
-        """(samples,) at the model's rate → normalised (frames, n_mels)."""
+    def check_cmvn(self, cmvn: str | None) -> str:
+        """The normalisation to read inputs with: `cmvn`, or None for the model's own (`self.cmvn`); refused where the
+        checkpoint lacks the training statistics it needs."""
+        mode = cmvn or self.cmvn
+        if mode in CMVN_WITH_STATS and self.cmvn_stats is None:
+            raise InputError(
+                f"cmvn {mode} needs the training set's statistics; this model was trained with cmvn "
+                f"{self.feature_settings['cmvn']} and has none"
+            )
+        return mode
+
+    def features(self, wav: torch.Tensor, cmvn: str | None = None) -> torch.Tensor:
+        """(samples,) at the model's rate → normalised (frames, n_mels); `cmvn`: another normalisation than the model's."""
         if self.extractor is None:
             raise InputError(
                 "this model was trained on precomputed features: give it .npy features or a feature manifest, not audio"
             )
+        mode = self.check_cmvn(cmvn)
         with torch.inference_mode():
-            return normalize(self.extractor(wav), self.feature_settings["cmvn"], self.cmvn_stats)
+            return normalize(self.extractor(wav), mode, self.cmvn_stats)
 
-    def item_features(self, audio: str | None, features: str | None) -> torch.Tensor:
+    def item_features(self, audio: str | None, features: str | None, cmvn: str | None = None) -> torch.Tensor:
         """Normalised features of one input: computed from its audio, or read from its precomputed .npy."""
         if features is not None and (self.precomputed or audio is None):
+            mode = self.check_cmvn(cmvn)
             with torch.inference_mode():
                 f = read_npy_features(features, int(self.feature_settings["n_mels"]))
-                return normalize(f, self.feature_settings["cmvn"], self.cmvn_stats)
+                return normalize(f, mode, self.cmvn_stats)
         if audio is None:
             raise InputError("an input has features but this model computes its own from audio")
 
-        return self.features(load_audio(audio, self.sample_rate))
+        return self.features(load_audio(audio, self.sample_rate), cmvn)
 
     @torch.inference_mode()
     def log_probs(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -39,7 +39,7 @@ def streamable_reason(am) -> str | None:
         return f"model {name} cannot stream; {TRAIN_ONE}"
     if not isinstance(model.frontend, (Identity, StackSubsample)):
         return f"the {am.config.get('frontend')} front-end convolves over future frames; {TRAIN_ONE}"
-    cmvn = am.feature_settings.get("cmvn")
+    cmvn = am.cmvn
     if cmvn in CMVN_PER_RECORDING:
         return f"this model normalises features over the whole recording (features.cmvn: {cmvn}); {TRAIN_ONE}"
     return None
@@ -120,7 +120,7 @@ class StreamingEncoder:
 
 def normalizer(am):
     """The chunk-by-chunk normalisation of `am`'s features (online, global or none): none needs future frames."""
-    mode, stats = am.feature_settings.get("cmvn", "none"), am.cmvn_stats
+    mode, stats = am.cmvn, am.cmvn_stats
     if mode == "online":
         return OnlineCMVN(stats).push  # running statistics carried from chunk to chunk
     return lambda f: normalize(f, mode, stats)

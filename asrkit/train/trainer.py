@@ -284,9 +284,10 @@ def setup(recipe: Recipe, d: distributed.Dist) -> Run:
     device = d.device
     seed_everything(cfg.seed)
     feats_cfg = feature_settings(recipe.features, recipe.data.sample_rate)
-    cmvn_stats = (
-        torch.load(recipe.data_dir / "cmvn.pt", weights_only=True) if recipe.features.cmvn in CMVN_WITH_STATS else None
-    )
+    # decoding may read with another normalisation than training's (decode.cmvn): the checkpoint keeps the statistics
+    # either one needs
+    needs_stats = recipe.features.cmvn in CMVN_WITH_STATS or recipe.decode.cmvn in CMVN_WITH_STATS
+    cmvn_stats = torch.load(recipe.data_dir / "cmvn.pt", weights_only=True) if needs_stats else None
     train_utts, train_feats = load_split(recipe.data_dir, "train")
     dev_utts, dev_feats = load_split(recipe.data_dir, "dev")
     tok = load_tokenizer(recipe, train_utts)
