@@ -20,7 +20,6 @@ import json
 import subprocess
 import sys
 import time
-
 from collections import defaultdict
 from pathlib import Path
 
