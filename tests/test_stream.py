@@ -338,9 +338,7 @@ def test_cli_stream_usage_errors_are_one_line(tmp_path: Path) -> None:
     from cli_inproc import assert_one_line_error, cli
 
     assert_one_line_error(cli("decode", "--stream", "a.wav", "b.wav"), "reads one input")
-    assert_one_line_error(
-        cli("decode", "--stream", "--vtln", "a.wav"), "--stream decodes without --submission, --vtln"
-    )
+    assert_one_line_error(cli("decode", "--stream", "--vtln", "a.wav"), "--stream decodes without --submission, --vtln")
     assert_one_line_error(
         cli("decode", "--stream", "--lm", "x.arpa", "--lexicon", "w.txt", "a.wav"), "give one of them"
     )
