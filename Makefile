@@ -28,7 +28,7 @@ help:
 	@echo "make bench     beam search vs pyctcdecode/flashlight -> bench/results/beam.json; decode real-time factor -> decode.json; training throughput -> train.json"
 	@echo "make bench-zoo every zoo entry trained on digits (~25 min on 2 cores) -> bench/results/zoo.json"
 	@echo "make bench-stream  train the streamable digits model (unidirectional GRU, ~10 min) and stream its test set -> bench/results/stream.json"
-	@echo "make bench-speakers  leave-one-speaker-out digits (4 folds, each prepare + train + decode, ~40 min on 2 cores) -> bench/results/speakers.json"
+	@echo "make bench-speakers  leave-one-speaker-out digits (4 folds, each prepare + train + decode, ~25 min on 2 cores) -> bench/results/speakers.json"
 	@echo "make bench-scale  prepare + 75 s of training on 2, 8 and 32 h LibriSpeech-layout corpora (and 2 torchrun ranks): peak private memory, speed, growth per hour; prepare --jobs 1 vs N and a killed, resumed prepare -> bench/results/scale.json"
 	@echo "make gpu-check    on a GPU machine: the CUDA tests, the LibriSpeech training step in fp32/bf16/fp16, decoding and alignment GPU vs CPU (< 8 min) -> bench/results/gpu_check.json"
 	@echo "make echo      the GRU echo memory task, fixed and variable delay (generated data, ~2 min each)"

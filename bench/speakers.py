@@ -9,7 +9,7 @@ once into a cache shared by the folds.
 Writes bench/results/speakers.json: WER per fold and the mean, the training sources with their hours and voices,
 the time of each stage, and a check that the held-out speaker is absent from the fold's training and dev material.
 
-    python bench/speakers.py                      # the four folds (about 40 min on 2 cores)
+    python bench/speakers.py                      # the four folds (about 25 min on 2 cores)
     python bench/speakers.py --speakers george --set data.digits.sources=[fsdd] --out /tmp/ablation.json
 """
 
