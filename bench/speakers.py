@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import torch
+from asrkit.models.acoustic import AcousticModel
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEAKERS = ("george", "jackson", "nicolas", "yweweler")
@@ -62,9 +62,9 @@ def decodings(exp: Path) -> list[tuple[str, list[str]]]:
     (`--vtln`, test-time VTLN); the fold's word trigram; and, where the recipe decodes with another normalisation than
     it trains with (`decode.cmvn`), open vocabulary read as trained (the ablation of that setting)."""
     out = [("open", []), ("open_vtln", ["--vtln"]), ("lm", ["--lm", str(exp / "lm.arpa"), "--alpha", "1.0"])]
-    ckpt = torch.load(exp / "best.pt", map_location="cpu", weights_only=False)
-    trained, read = ckpt["features"]["cmvn"], (ckpt.get("recipe") or {}).get("decode", {}).get("cmvn")
-    if read and read != trained:
+    am = AcousticModel.load(exp / "best.pt", "cpu")
+    trained = am.feature_settings["cmvn"]
+    if am.cmvn != trained:
         out.append(("open_as_trained", ["--cmvn", trained]))
     return out
 
