@@ -50,7 +50,9 @@ class AcousticModel:
             meta.get("recipe") or {}
         )  # the recipe it was trained with (its `decode:` section: decoding's defaults)
         # how inputs are read: the trained recipe's `decode.cmvn` where it names one, else as the model was trained
-        self.cmvn: str = (self.recipe.get("decode") or {}).get("cmvn") or self.feature_settings["cmvn"]
+        read = (self.recipe.get("decode") or {}).get("cmvn")
+        self.cmvn: str = read or self.feature_settings["cmvn"]
+        self.cmvn_setting = "decode.cmvn" if read else "features.cmvn"  # the recipe setting that names `cmvn`
         self.sample_rate = int(self.feature_settings["sample_rate"])
         self.precomputed = self.feature_settings.get("type") == "precomputed"
         self.extractor = None if self.precomputed else make_extractor(self.feature_settings)

@@ -41,8 +41,7 @@ def streamable_reason(am) -> str | None:
         return f"the {am.config.get('frontend')} front-end convolves over future frames; {TRAIN_ONE}"
     cmvn = am.cmvn
     if cmvn in CMVN_PER_RECORDING:
-        setting = "features.cmvn" if cmvn == am.feature_settings.get("cmvn") else "decode.cmvn"
-        return f"this model normalises features over the whole recording ({setting}: {cmvn}); {TRAIN_ONE}"
+        return f"this model normalises features over the whole recording ({am.cmvn_setting}: {cmvn}); {TRAIN_ONE}"
     return None
 
 
